@@ -1,0 +1,1 @@
+"""The speech library: audio, text, CTC models, decoding, selection, training. No Django."""

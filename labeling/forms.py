@@ -1,0 +1,81 @@
+import re
+import unicodedata
+
+from django import forms
+from django.contrib.auth.validators import UnicodeUsernameValidator
+
+from labeling.models import Project, Role
+
+LANGUAGE_CODE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+class ProjectForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ["name", "language_code", "alphabet", "lowercase", "strip_chars"]
+        labels = {
+            "language_code": "Language code",
+            "strip_chars": "Characters to strip",
+            "lowercase": "Lowercase transcripts",
+        }
+        widgets = {
+            "alphabet": forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+            "strip_chars": forms.TextInput(attrs={"spellcheck": "false"}),
+        }
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        if not name:
+            raise forms.ValidationError("Give the project a name.")
+        duplicates = Project.objects.filter(name__iexact=name)
+        if self.instance.pk:
+            duplicates = duplicates.exclude(pk=self.instance.pk)
+        if duplicates.exists():
+            raise forms.ValidationError(f"A project called “{name}” already exists.")
+        return name
+
+    def clean_language_code(self) -> str:
+        code = self.cleaned_data["language_code"].strip()
+        if not LANGUAGE_CODE_RE.match(code):
+            raise forms.ValidationError("Use a BCP 47 language tag such as sw, quz, gd or nds-NL.")
+        return code
+
+    def clean_alphabet(self) -> str:
+        text = unicodedata.normalize("NFC", self.cleaned_data["alphabet"])
+        chars = list(dict.fromkeys(ch for ch in text if not ch.isspace()))
+        if not chars:
+            raise forms.ValidationError(
+                "List the characters transcripts may use, e.g. abcdefghijklmnopqrstuvwxyz'."
+            )
+        return "".join(chars)
+
+    def clean_strip_chars(self) -> str:
+        text = unicodedata.normalize("NFC", self.cleaned_data["strip_chars"])
+        return "".join(dict.fromkeys(ch for ch in text if not ch.isspace()))
+
+    def clean(self):
+        cleaned = super().clean()
+        alphabet = set(cleaned.get("alphabet") or "")
+        both = sorted(alphabet & set(cleaned.get("strip_chars") or ""))
+        if both:
+            self.add_error(
+                "strip_chars",
+                "These are in the alphabet too, so they cannot be stripped: " + " ".join(both),
+            )
+        return cleaned
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(
+        max_length=150,
+        validators=[UnicodeUsernameValidator()],
+        help_text="An existing account, or a new one (you get its first password to hand over).",
+    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+    def clean_username(self) -> str:
+        return self.cleaned_data["username"].strip()
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

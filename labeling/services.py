@@ -1,0 +1,76 @@
+"""Writes to projects and memberships. Views call these; nothing else changes these rows."""
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from labeling.models import Membership, Project, Role
+
+
+@transaction.atomic
+def project_create(
+    *,
+    name: str,
+    language_code: str,
+    alphabet: str,
+    lowercase: bool = True,
+    strip_chars: str = "",
+    created_by,
+) -> Project:
+    project = Project.objects.create(
+        name=name,
+        language_code=language_code,
+        alphabet=alphabet,
+        lowercase=lowercase,
+        strip_chars=strip_chars,
+        created_by=created_by,
+    )
+    Membership.objects.create(project=project, user=created_by, role=Role.MANAGER)
+    return project
+
+
+@transaction.atomic
+def membership_add(*, project: Project, username: str, role: str) -> tuple[Membership, str | None]:
+    """Adds a user to the project, creating the account if it does not exist yet.
+
+    Returns the membership and, for a new account, its one-time initial password (there is
+    no e-mail in a self-hosted setup, so the manager hands it over).
+    """
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    initial_password = None
+    if user is None:
+        initial_password = secrets.token_urlsafe(9)
+        user = User.objects.create_user(username=username, password=initial_password)
+    if Membership.objects.filter(project=project, user=user).exists():
+        raise ValidationError(f"{username} is already a member of this project.")
+    membership = Membership.objects.create(project=project, user=user, role=role)
+    return membership, initial_password
+
+
+def _other_managers(membership: Membership) -> bool:
+    # Lock the project row so two managers demoting each other cannot both succeed.
+    Project.objects.select_for_update().filter(pk=membership.project_id).first()
+    return (
+        Membership.objects.filter(project_id=membership.project_id, role=Role.MANAGER)
+        .exclude(pk=membership.pk)
+        .exists()
+    )
+
+
+@transaction.atomic
+def membership_set_role(*, membership: Membership, role: str) -> Membership:
+    if membership.role == Role.MANAGER and role != Role.MANAGER and not _other_managers(membership):
+        raise ValidationError("A project needs at least one manager.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership) -> None:
+    if membership.role == Role.MANAGER and not _other_managers(membership):
+        raise ValidationError("A project needs at least one manager.")
+    membership.delete()

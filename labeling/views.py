@@ -1,0 +1,100 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from labeling import selectors, services
+from labeling.access import project_for
+from labeling.forms import MemberAddForm, MemberRoleForm, ProjectForm
+from labeling.models import Membership, Role
+
+
+def project_list(request):
+    memberships = selectors.projects_for_user(request.user)
+    return render(request, "labeling/project_list.html", {"memberships": memberships})
+
+
+def project_create(request):
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        project = services.project_create(**form.cleaned_data, created_by=request.user)
+        messages.success(request, f"Project “{project.name}” created. You are its manager.")
+        return redirect("project_detail", project.pk)
+    return render(request, "labeling/project_form.html", {"form": form})
+
+
+def project_detail(request, project_id: int):
+    project, membership = project_for(request.user, project_id)
+    context = {
+        "project": project,
+        "membership": membership,
+        "members": selectors.project_members(project),
+    }
+    return render(request, "labeling/project_detail.html", context)
+
+
+def project_settings(request, project_id: int):
+    project, membership = project_for(request.user, project_id, role=Role.MANAGER)
+    form = ProjectForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Settings saved.")
+        return redirect("project_detail", project.pk)
+    context = {"project": project, "membership": membership, "form": form}
+    return render(request, "labeling/project_form.html", context)
+
+
+def project_members(request, project_id: int):
+    project, membership = project_for(request.user, project_id, role=Role.MANAGER)
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            added, password = services.membership_add(project=project, **form.cleaned_data)
+        except ValidationError as error:
+            form.add_error("username", error)
+        else:
+            text = f"{added.user.username} added as {added.get_role_display().lower()}."
+            if password:
+                text += f" New account: their first password is {password} (shown once)."
+            messages.success(request, text)
+            return redirect("project_members", project.pk)
+    context = {
+        "project": project,
+        "membership": membership,
+        "members": selectors.project_members(project),
+        "form": form,
+        "roles": Role.choices,
+    }
+    return render(request, "labeling/project_members.html", context)
+
+
+@require_POST
+def member_role(request, project_id: int, membership_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    target = get_object_or_404(Membership, pk=membership_id, project=project)
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the listed roles.")
+        return redirect("project_members", project.pk)
+    try:
+        services.membership_set_role(membership=target, role=form.cleaned_data["role"])
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(
+            request, f"{target.user.username} is now {target.get_role_display().lower()}."
+        )
+    return redirect("project_members", project.pk)
+
+
+@require_POST
+def member_remove(request, project_id: int, membership_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    target = get_object_or_404(Membership, pk=membership_id, project=project)
+    try:
+        services.membership_remove(membership=target)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        messages.success(request, f"{target.user.username} removed from the project.")
+    return redirect("project_members", project.pk)

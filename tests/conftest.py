@@ -1,0 +1,267 @@
+"""The cast (owner, reviewer, annotator, outsider), and the real services the suite starts:
+a Redis server, a Celery worker and a headless Chromium. Nothing here is mocked."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from labeling import services
+from labeling.models import Role
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, *, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"Gave up waiting {timeout:.0f} s for {what}.")
+
+
+# --- people and projects -------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str, password: str = "correct horse battery staple"):
+        return django_user_model.objects.create_user(username=username, password=password)
+
+    return make
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user("olga")
+
+
+@pytest.fixture
+def reviewer(make_user):
+    return make_user("ravi")
+
+
+@pytest.fixture
+def annotator(make_user):
+    return make_user("amina")
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("oscar")
+
+
+@pytest.fixture
+def project(owner, reviewer, annotator):
+    project = services.project_create(
+        name="Kiswahili", language_code="sw", alphabet="abcdefghijklmnoprstuvwyz'", created_by=owner
+    )
+    services.membership_add(project=project, username=reviewer.username, role=Role.REVIEWER)
+    services.membership_add(project=project, username=annotator.username, role=Role.ANNOTATOR)
+    return project
+
+
+@pytest.fixture
+def other_project(outsider):
+    return services.project_create(
+        name="Gàidhlig", language_code="gd", alphabet="abcdefghilmnoprstuàèìòù", created_by=outsider
+    )
+
+
+@pytest.fixture
+def client_for():
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+# --- Redis and Celery ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A private redis-server on a free port; the app's Celery and settings point at it."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail(
+            "redis-server is not installed; `make test` installs it (scripts/system_deps.sh)."
+        )
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    def answers() -> bool:
+        try:
+            return redis.Redis.from_url(url).ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_until(answers, timeout=10, what="redis-server to start")
+
+    from django.conf import settings
+
+    from config.celery import app
+
+    settings.REDIS_URL = url
+    app.conf.broker_url = url
+    app.conf.result_backend = url
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+class Worker:
+    """A real `celery worker` process, as `make run` starts it."""
+
+    def __init__(self, *, redis_url: str, database_url: str, queues: str, name: str, log: Path):
+        env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url}
+        self.name = name
+        self.log = log
+        argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo"]
+        argv += ["-Q", queues, "-n", name, "-l", "info", "--without-gossip", "--without-mingle"]
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        from config.celery import app
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Worker exited early:\n{self.log.read_text()[-3000:]}")
+            return bool(app.control.ping(destination=[self.name], timeout=0.5))
+
+        wait_until(ready, timeout=timeout, what=f"celery worker {self.name}")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    params = connection.settings_dict
+    if params["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{params['NAME']}"
+    user = params["USER"]
+    password = f":{params['PASSWORD']}" if params["PASSWORD"] else ""
+    host = params["HOST"] or "localhost"
+    port = f":{params['PORT']}" if params["PORT"] else ""
+    return f"postgres://{user}{password}@{host}{port}/{params['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def start_worker(redis_url, django_db_setup, django_db_blocker, tmp_path_factory):
+    """Starts workers on the test database; all are stopped at the end of the session."""
+    workers: list[Worker] = []
+    logs = tmp_path_factory.mktemp("worker-logs")
+
+    def start(queues: str = "default,gpu", name: str | None = None) -> Worker:
+        name = name or f"test{len(workers)}@localhost"
+        with django_db_blocker.unblock():
+            database_url = _test_database_url()
+        worker = Worker(
+            redis_url=redis_url,
+            database_url=database_url,
+            queues=queues,
+            name=name,
+            log=logs / f"{name}.log",
+        )
+        workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(start_worker):
+    """One shared worker on both queues."""
+    return start_worker()
+
+
+# --- browser -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"No Chromium at {CHROMIUM}; `make test` installs Debian's chromium.")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # between page actions are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def pytest_report_header(config):
+    from django.db import connection
+
+    return f"database: {connection.vendor} ({connection.settings_dict['NAME']})"

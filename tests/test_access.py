@@ -1,0 +1,122 @@
+"""The access matrix: every URL the app has, for every kind of visitor.
+
+A new URL fails `test_every_url_is_in_the_matrix` until it is added here with its rule.
+"""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from labeling.models import Membership
+
+pytestmark = pytest.mark.django_db
+
+# name -> (method, minimum role; None = any logged-in user, not tied to a project)
+MATRIX = {
+    "project_list": ("get", None),
+    "project_create": ("get", None),
+    "system_status": ("get", None),
+    "project_detail": ("get", "annotator"),
+    "project_settings": ("get", "manager"),
+    "project_members": ("get", "manager"),
+    "member_role": ("post", "manager"),
+    "member_remove": ("post", "manager"),
+}
+# Served by Django itself: auth pages are tested in test_auth.py, admin needs staff.
+OUTSIDE_MATRIX = {"login", "logout", "password_change", "password_change_done"}
+RANK = {"annotator": 1, "reviewer": 2, "manager": 3}
+
+
+def app_url_names() -> set[str]:
+    names = set()
+
+    def walk(patterns):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                if entry.app_name != "admin":
+                    walk(entry.url_patterns)
+            elif isinstance(entry, URLPattern) and entry.name:
+                names.add(entry.name)
+
+    walk(get_resolver().url_patterns)
+    return names
+
+
+def url_for(name: str, project, annotator_membership: Membership) -> str:
+    values = {"project_id": project.pk, "membership_id": annotator_membership.pk}
+    possibilities = get_resolver().reverse_dict.getlist(name)[0][0]
+    params = possibilities[0][1]
+    return reverse(name, kwargs={param: values[param] for param in params})
+
+
+def request(client, method: str, url: str):
+    # A harmless body: the role form sets the annotator's role to what it already is.
+    return (
+        getattr(client, method)(url, {"role": "annotator"}) if method == "post" else client.get(url)
+    )
+
+
+def test_every_url_is_in_the_matrix():
+    assert app_url_names() - OUTSIDE_MATRIX == set(MATRIX)
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_anonymous_visitors_are_sent_to_login(client, name, project, annotator):
+    method, _ = MATRIX[name]
+    membership = project.memberships.get(user=annotator)
+    response = request(client, method, url_for(name, project, membership))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, role) in MATRIX.items() if role))
+def test_outsiders_get_404(client_for, name, project, annotator, outsider, other_project):
+    method, _ = MATRIX[name]
+    membership = project.memberships.get(user=annotator)
+    response = request(client_for(outsider), method, url_for(name, project, membership))
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+@pytest.mark.parametrize("who", ["annotator", "reviewer", "owner"])
+def test_each_role_gets_exactly_what_it_may(client_for, request_fixture, name, who, project):
+    method, needed = MATRIX[name]
+    user = request_fixture(who)
+    membership = project.memberships.get(user__username="amina")
+    response = request(client_for(user), method, url_for(name, project, membership))
+    role = project.memberships.get(user=user).role
+    if needed is None or RANK[role] >= RANK[needed]:
+        assert response.status_code == (302 if method == "post" else 200)
+    else:
+        assert response.status_code == 403
+
+
+@pytest.fixture
+def request_fixture(request):
+    return request.getfixturevalue
+
+
+@pytest.mark.parametrize("name", ["member_role", "member_remove"])
+def test_a_manager_cannot_touch_another_projects_members(
+    client_for, name, project, owner, other_project
+):
+    foreign = other_project.memberships.get()
+    url = reverse(name, kwargs={"project_id": project.pk, "membership_id": foreign.pk})
+    response = client_for(owner).post(url, {"role": "annotator"})
+    assert response.status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.role == "manager"
+
+
+def test_post_only_urls_refuse_get(client_for, project, owner, annotator):
+    membership = project.memberships.get(user=annotator)
+    url = reverse(
+        "member_remove", kwargs={"project_id": project.pk, "membership_id": membership.pk}
+    )
+    assert client_for(owner).get(url).status_code == 405
+    assert Membership.objects.filter(pk=membership.pk).exists()
+
+
+def test_project_list_shows_only_my_projects(client_for, project, other_project, annotator):
+    body = client_for(annotator).get(reverse("project_list")).content.decode()
+    assert "Kiswahili" in body
+    assert "Gàidhlig" not in body

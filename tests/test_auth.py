@@ -1,0 +1,70 @@
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from labeling.models import Project
+
+pytestmark = pytest.mark.django_db
+
+WRONG = "That username and password do not match an account."
+
+
+def test_logging_in_leads_to_my_projects(client, owner, project):
+    response = client.post(
+        reverse("login"),
+        {"username": "olga", "password": "correct horse battery staple"},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][0] == reverse("project_list")
+    assert "Kiswahili" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("username", "password"), [("olga", "wrong"), ("nobody", "correct horse battery staple")]
+)
+def test_a_wrong_login_does_not_say_which_part_was_wrong(client, owner, username, password):
+    response = client.post(reverse("login"), {"username": username, "password": password})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert WRONG in body
+    assert "_auth_user_id" not in client.session
+
+
+def test_logout_needs_a_post(client_for, owner):
+    client = client_for(owner)
+    assert client.get(reverse("logout")).status_code == 405
+    assert client.post(reverse("logout")).status_code == 302
+    assert "_auth_user_id" not in client.session
+
+
+def test_changing_the_password(client_for, owner):
+    client = client_for(owner)
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "correct horse battery staple",
+            "new_password1": "a much longer new secret",
+            "new_password2": "a much longer new secret",
+        },
+    )
+    assert response.status_code == 302
+    owner.refresh_from_db()
+    assert owner.check_password("a much longer new secret")
+
+
+def test_posts_without_a_csrf_token_are_refused(owner):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    data = {"name": "X", "language_code": "sw", "alphabet": "abc"}
+    response = client.post(reverse("project_create"), data)
+    assert response.status_code == 403
+    assert "security token" in response.content.decode()
+    assert not Project.objects.exists()
+
+
+def test_a_login_post_without_csrf_token_is_refused(owner):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        reverse("login"), {"username": "olga", "password": "correct horse battery staple"}
+    )
+    assert response.status_code == 403

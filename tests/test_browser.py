@@ -1,0 +1,72 @@
+"""What a person does in the page, in a real headless Chromium."""
+
+import pytest
+from playwright.sync_api import expect
+
+from labeling import services
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def demo(django_user_model):
+    user = django_user_model.objects.create_user(username="demo", password="s3cret-demo-pass")
+    services.project_create(
+        name="Demo: Swahili",
+        language_code="sw",
+        alphabet="abcdefghijklmnoprstuvwyz'",
+        created_by=user,
+    )
+    return user
+
+
+def log_in(page, live_server, username: str, password: str) -> None:
+    page.goto(live_server.url + "/")
+    expect(page).to_have_url(live_server.url + "/accounts/login/?next=/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_a_manager_logs_in_and_opens_the_demo_project(page, live_server, demo):
+    log_in(page, live_server, "demo", "s3cret-demo-pass")
+    expect(page.get_by_role("heading", name="Your projects")).to_be_visible()
+    page.get_by_role("link", name="Demo: Swahili").click()
+    expect(page.get_by_role("heading", name="Demo: Swahili")).to_be_visible()
+    expect(page.locator(".alphabet .char")).to_have_count(25)
+    expect(page.get_by_role("link", name="Settings")).to_be_visible()
+
+
+def test_a_wrong_password_shows_the_message_and_keeps_me_out(page, live_server, demo):
+    log_in(page, live_server, "demo", "not it")
+    expect(page.get_by_role("alert")).to_contain_text("do not match an account")
+    page.goto(live_server.url + "/")
+    expect(page).to_have_url(live_server.url + "/accounts/login/?next=/")
+
+
+def test_creating_a_project_with_an_empty_alphabet_shows_the_error_by_the_field(
+    page, live_server, demo
+):
+    log_in(page, live_server, "demo", "s3cret-demo-pass")
+    page.get_by_role("link", name="New project").click()
+    page.get_by_label("Name").fill("Gàidhlig")
+    page.get_by_label("Language code").fill("gd")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.locator("#id_alphabet_error")).to_contain_text("This field is required")
+    page.get_by_label("Alphabet").fill("a b c d e f g h i l m n o p r s t u à è ì ò ù")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Gàidhlig")).to_be_visible()
+    expect(page.locator(".alphabet .char")).to_have_count(23)
+
+
+@pytest.mark.celery
+def test_the_workers_page_rechecks_in_place(page, live_server, demo, celery_worker):
+    log_in(page, live_server, "demo", "s3cret-demo-pass")
+    page.get_by_role("link", name="Workers").click()
+    expect(page.locator(".status.ok")).to_have_count(2)
+    page.evaluate("document.querySelector('#checks').dataset.marker = 'before'")
+    page.get_by_role("link", name="Check again").click()
+    # htmx swapped the fragment: the marker is gone, the page itself did not reload.
+    expect(page.locator("#checks:not([data-marker])")).to_have_count(1)
+    expect(page.locator(".status.ok")).to_have_count(2)
+    assert page.evaluate("typeof htmx") == "object"

@@ -1,0 +1,37 @@
+"""Round trips through a real Redis and a real `celery worker` process (no eager mode)."""
+
+import pytest
+from django.urls import reverse
+
+from training import services
+from training.tasks import worker_echo
+
+pytestmark = pytest.mark.celery
+
+
+@pytest.mark.parametrize("queue", ["default", "gpu"])
+def test_a_task_goes_through_redis_to_a_worker_and_back(celery_worker, queue):
+    answer = worker_echo.apply_async(args=["k7"], queue=queue).get(timeout=20)
+    assert answer == {"token": "k7", "worker": celery_worker.name, "queue": queue}
+
+
+@pytest.mark.django_db
+def test_the_workers_page_shows_both_queues_up(celery_worker, client_for, owner):
+    body = client_for(owner).get(reverse("system_status")).content.decode()
+    assert body.count('<span class="status ok">up</span>') == 2
+    assert celery_worker.name in body
+
+
+@pytest.mark.django_db
+def test_the_workers_page_says_when_redis_is_down(client_for, owner, settings):
+    settings.REDIS_URL = "redis://:hunter2@127.0.0.1:1/0"
+    body = client_for(owner).get(reverse("system_status")).content.decode()
+    assert "Redis is not reachable at redis://:***@127.0.0.1:1/0" in body
+    assert "hunter2" not in body
+    assert body.count('<span class="status bad">down</span>') == 2
+
+
+def test_a_queue_without_worker_is_reported_down(redis_url):
+    check = services.queue_check("nobody-listens", timeout=1)
+    assert check.ok is False
+    assert "No worker answered" in check.detail

@@ -1,0 +1,30 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from labeling.models import Membership, Project
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_setup_creates_a_manager_and_a_project_and_a_second_run_changes_nothing(
+    settings, tmp_path, capsys
+):
+    settings.DATA_DIR = tmp_path
+    call_command("demo_setup")
+    first = capsys.readouterr().out
+    password = (tmp_path / "demo-password").read_text().strip()
+    user = get_user_model().objects.get(username="demo")
+    assert user.check_password(password)
+    assert f"Password    {password}" in first
+    project = Project.objects.get()
+    assert Membership.objects.get(project=project, user=user).role == "manager"
+
+    user.set_password("changed by the user")
+    user.save()
+    call_command("demo_setup")
+    second = capsys.readouterr().out
+    user.refresh_from_db()
+    assert user.check_password("changed by the user")
+    assert "unless you changed it" in second
+    assert Project.objects.count() == 1

@@ -1,0 +1,116 @@
+"""`make run` end to end, less the installs: migrate, demo account, then Redis, both workers
+and the web server under scripts/devstack.py; Ctrl-C stops everything; a second start
+finds the same data."""
+
+import http.cookiejar
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def manage(env: dict, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+class Browser:
+    """Just enough of a browser: cookies and form posts with the CSRF token."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.base + path, timeout=20) as response:
+            return response.read().decode()
+
+    def post(self, path: str, data: dict) -> str:
+        token = next(c.value for c in self.jar if c.name == "csrftoken")
+        body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": token}).encode()
+        request = urllib.request.Request(
+            self.base + path, data=body, headers={"Referer": self.base}
+        )
+        with self.opener.open(request, timeout=20) as response:
+            return response.read().decode()
+
+
+def start_stack(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "scripts/devstack.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        return True
+    except OSError:
+        return False
+
+
+def test_run_serves_the_demo_and_stops_cleanly_and_keeps_data(tmp_path):
+    web_port, redis_port = free_port(), free_port()
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env |= {
+        "VERNACULAR_DATA_DIR": str(tmp_path),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "VERNACULAR_ADDRESS": f"127.0.0.1:{web_port}",
+    }
+    base = f"http://127.0.0.1:{web_port}"
+    manage(env, "migrate", "--noinput")
+    printed = manage(env, "demo_setup")
+    password = re.search(r"Password\s+(\S+)", printed).group(1)
+
+    for attempt in ("first", "second"):
+        stack = start_stack(env)
+        try:
+            wait_until(
+                lambda: answers(base + "/accounts/login/"), timeout=60, what="the web server"
+            )
+            browser = Browser(base)
+            browser.get("/accounts/login/")
+            projects = browser.post("/accounts/login/", {"username": "demo", "password": password})
+            assert "Demo: Swahili" in projects, attempt
+            status = browser.get("/status/")
+            assert status.count('<span class="status ok">up</span>') == 2, status
+        finally:
+            stack.send_signal(signal.SIGINT)
+            output, _ = stack.communicate(timeout=60)
+        assert stack.returncode == 0, output
+        assert "Stopped." in output
+        assert not answers(base + "/accounts/login/")
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", redis_port)) != 0, "Redis still runs"
+        if attempt == "first":
+            # A second `make run` re-runs the set-up steps: they must change nothing.
+            manage(env, "migrate", "--noinput")
+            assert "unless you changed it" in manage(env, "demo_setup")

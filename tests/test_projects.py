@@ -1,0 +1,92 @@
+import pytest
+from django.urls import reverse
+
+from labeling.models import Membership, Project
+
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "name": "Runa Simi",
+    "language_code": "quz",
+    "alphabet": "a c h i k l m n ñ p q r s t u w y '",
+    "lowercase": "on",
+    "strip_chars": ".,?!",
+}
+
+
+def test_creating_a_project_makes_me_its_manager(client_for, owner):
+    response = client_for(owner).post(reverse("project_create"), VALID)
+    project = Project.objects.get(name="Runa Simi")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("project_detail", args=[project.pk])
+    assert Membership.objects.get(project=project, user=owner).role == "manager"
+    # Whitespace between the characters is for legibility; the stored alphabet is deduplicated.
+    assert project.alphabet == "achiklmnñpqrstuwy'"
+    assert project.lowercase is True
+
+
+def test_the_alphabet_is_nfc_normalized(client_for, owner):
+    decomposed = "a" + "e\u0301"  # é as e + combining acute
+    client_for(owner).post(reverse("project_create"), {**VALID, "alphabet": decomposed})
+    assert Project.objects.get().alphabet_chars() == ["a", "\u00e9"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("name", "   ", "This field is required."),
+        ("alphabet", "  \n ", "This field is required."),
+        ("language_code", "Swahili!", "BCP 47"),
+    ],
+)
+def test_it_rejects_bad_fields_next_to_the_field(client_for, owner, field, value, message):
+    response = client_for(owner).post(reverse("project_create"), {**VALID, field: value})
+    assert response.status_code == 200
+    assert not Project.objects.exists()
+    assert message in " ".join(response.context["form"].errors[field])
+    assert f'id="id_{field}_error"' in response.content.decode()
+
+
+def test_it_rejects_a_duplicate_name_whatever_its_case(client_for, owner, project):
+    response = client_for(owner).post(reverse("project_create"), {**VALID, "name": "kiSWAhili"})
+    assert response.status_code == 200
+    assert "already exists" in " ".join(response.context["form"].errors["name"])
+    assert Project.objects.count() == 1
+
+
+def test_it_rejects_stripping_a_character_of_the_alphabet(client_for, owner):
+    response = client_for(owner).post(reverse("project_create"), {**VALID, "strip_chars": "'."})
+    assert "cannot be stripped: '" in " ".join(response.context["form"].errors["strip_chars"])
+    assert not Project.objects.exists()
+
+
+def test_a_manager_edits_settings(client_for, owner, project):
+    url = reverse("project_settings", args=[project.pk])
+    data = {**VALID, "name": "Kiswahili (Pwani)", "lowercase": ""}
+    response = client_for(owner).post(url, data)
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.name == "Kiswahili (Pwani)"
+    assert project.lowercase is False
+
+
+def test_settings_keep_the_same_name_without_calling_it_a_duplicate(client_for, owner, project):
+    url = reverse("project_settings", args=[project.pk])
+    response = client_for(owner).post(url, {**VALID, "name": "Kiswahili"})
+    assert response.status_code == 302
+
+
+def test_the_overview_shows_alphabet_and_members(client_for, annotator, project):
+    body = client_for(annotator).get(reverse("project_detail", args=[project.pk])).content.decode()
+    assert '<span class="char">ñ</span>' not in body
+    assert '<span class="char">w</span>' in body
+    assert "ravi" in body and "olga" in body
+    # Annotators do not see the manager's tabs.
+    assert reverse("project_settings", args=[project.pk]) not in body
+
+
+def test_names_are_escaped(client_for, owner):
+    client_for(owner).post(reverse("project_create"), {**VALID, "name": "<script>x()</script>"})
+    body = client_for(owner).get(reverse("project_list")).content.decode()
+    assert "<script>x()" not in body
+    assert "&lt;script&gt;x()" in body

@@ -1,0 +1,68 @@
+"""Settings come from the environment; production refuses unsafe defaults."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Variables the rest of the suite may set in this process, which a deployment would not have.
+NOT_INHERITED = ("SECRET_KEY", "DATABASE_URL", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+PRINT = "from django.conf import settings as s; print(s.SECRET_KEY, s.DEBUG, s.DATABASES['default']['ENGINE'])"
+
+
+def run(code: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+    base["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_development_generates_a_secret_key_once_and_keeps_it(tmp_path):
+    first = run(PRINT, VERNACULAR_DATA_DIR=str(tmp_path))
+    second = run(PRINT, VERNACULAR_DATA_DIR=str(tmp_path))
+    key = (tmp_path / "secret_key").read_text().strip()
+    assert first.stdout.split()[0] == second.stdout.split()[0] == key
+    assert len(key) >= 50
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert first.stdout.split()[1:] == ["True", "django.db.backends.sqlite3"]
+
+
+def test_production_requires_a_secret_key(tmp_path):
+    result = run(PRINT, VERNACULAR_DATA_DIR=str(tmp_path), VERNACULAR_PRODUCTION="1")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_turns_debug_off_and_passes_the_deploy_check(tmp_path):
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in NOT_INHERITED},
+        "VERNACULAR_DATA_DIR": str(tmp_path),
+        "VERNACULAR_PRODUCTION": "1",
+        "SECRET_KEY": "x" * 20 + "9s8d7f6g5h4j3k2l1qwertyuiopasdfghjklzxcvbnm",
+        "ALLOWED_HOSTS": "asr.example.org",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+    debug = run("from django.conf import settings as s; print(s.DEBUG)", **env)
+    assert debug.stdout.strip() == "False"
+
+
+def test_database_url_selects_postgresql(tmp_path):
+    result = run(PRINT, VERNACULAR_DATA_DIR=str(tmp_path), DATABASE_URL="postgres://u:p@db:5432/v")
+    assert result.stdout.split()[2] == "django.db.backends.postgresql"

@@ -1,0 +1,66 @@
+"""Checks on the task machinery: Redis and one live worker per queue."""
+
+import secrets
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from celery.exceptions import TimeoutError as CeleryTimeout
+from django.conf import settings
+from kombu.exceptions import OperationalError
+
+from training.tasks import worker_echo
+
+# ingest and light work on "default"; training and scoring on "gpu" (solo pool).
+QUEUES = ("default", "gpu")
+
+
+@dataclass(frozen=True)
+class QueueCheck:
+    queue: str
+    ok: bool
+    detail: str
+    worker: str = ""
+    millis: int | None = None
+
+
+def redis_url_for_display(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def redis_check(url: str | None = None) -> str | None:
+    """None when Redis answers, else a sentence saying what is wrong."""
+    url = url or settings.REDIS_URL
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+    except redis.RedisError as error:
+        return f"Redis is not reachable at {redis_url_for_display(url)} ({error})."
+    return None
+
+
+def queue_check(queue: str, *, timeout: float = 5.0) -> QueueCheck:
+    token = secrets.token_hex(4)
+    started = time.monotonic()
+    try:
+        result = worker_echo.apply_async(args=[token], queue=queue)
+        answer = result.get(timeout=timeout)
+    except CeleryTimeout:
+        return QueueCheck(queue, False, f"No worker answered within {timeout:.0f} s.")
+    except (OperationalError, redis.RedisError) as error:
+        return QueueCheck(queue, False, f"Could not reach the broker ({error}).")
+    millis = round((time.monotonic() - started) * 1000)
+    if answer.get("token") != token:
+        return QueueCheck(queue, False, "A worker answered with the wrong token.")
+    return QueueCheck(queue, True, "Answered.", worker=answer["worker"], millis=millis)
+
+
+def workers_check(*, timeout: float = 5.0) -> tuple[str | None, list[QueueCheck]]:
+    redis_error = redis_check()
+    if redis_error:
+        return redis_error, [QueueCheck(q, False, "Redis is down.") for q in QUEUES]
+    return None, [queue_check(queue, timeout=timeout) for queue in QUEUES]

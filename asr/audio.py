@@ -128,7 +128,7 @@ def decode_audio(
     if result.returncode != 0:
         raise AudioUnreadable(f"{path.name}: not readable as audio ({_last_line(result.stderr)})")
 
-    samples = np.frombuffer(result.stdout, dtype=np.float32).copy()  # (n,)
+    samples = np.frombuffer(result.stdout, dtype=np.float32)  # (n,), read-only view
     if samples.size == 0:
         raise AudioEmpty(f"{path.name}: contains no audio samples")
     if samples.size > max_seconds * SAMPLE_RATE:

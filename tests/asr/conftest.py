@@ -21,7 +21,7 @@ def _real_speech_dir() -> Path | None:
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_speech() -> list[tuple[Path, str]]:
     """(wav path, transcript) for the BSD-2 pocketsphinx test recordings in shared/."""
     directory = _real_speech_dir()

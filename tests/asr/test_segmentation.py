@@ -26,7 +26,7 @@ def spans_for(probs: np.ndarray, config: SegmentConfig | None = None):
     return spans_from_probabilities(probs, len(probs) * FRAME_SAMPLES, config or SegmentConfig())
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def utterances_with_pauses(real_speech):
     """Ten real utterances with 1 s of silence between them, and where each one lies (seconds)."""
     pieces, truth, position = [], [], 0

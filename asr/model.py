@@ -88,15 +88,18 @@ def ctc_model_from_encoder(
     Raises ModelNotAvailable instead of waiting on a network that is not there.
     """
     local_directory = _resolve(source, allow_download)
-    network = AutoModelForCTC.from_pretrained(
-        local_directory or str(source),
-        vocab_size=len(vocabulary),
-        pad_token_id=vocabulary.pad_id,
-        ctc_loss_reduction="mean",
-        ctc_zero_infinity=True,  # silences the inf losses of clips shorter than their labels
-        ignore_mismatched_sizes=True,
-        local_files_only=local_directory is not None,
-    )
+    try:
+        network = AutoModelForCTC.from_pretrained(
+            local_directory or str(source),
+            vocab_size=len(vocabulary),
+            pad_token_id=vocabulary.pad_id,
+            ctc_loss_reduction="mean",
+            ctc_zero_infinity=True,  # silences the inf losses of clips shorter than their labels
+            ignore_mismatched_sizes=True,
+            local_files_only=local_directory is not None,
+        )
+    except (OSError, ValueError) as error:  # missing files, no connection, unknown model type
+        raise ModelNotAvailable(f"{source}: could not be loaded ({error})") from error
     if network.main_input_name != "input_values":
         raise ValueError(f"{source}: reads {network.main_input_name}, not raw waveforms")
     head = network.lm_head
@@ -130,7 +133,8 @@ def save_ctc_model(model: CtcModel, directory: str | Path) -> None:
 
 
 def load_ctc_model(directory: str | Path) -> CtcModel:
-    """Load what save_ctc_model wrote (or any local fine-tuned CTC dir with a vocab.json)."""
+    """Load what save_ctc_model wrote. Other CTC models' vocabularies (`<pad>`, `<s>`...) are
+    not ours: start from their encoder with ctc_model_from_encoder instead."""
     directory = Path(directory)
     if not (directory / "vocab.json").is_file():
         raise ModelNotAvailable(f"{directory}: no vocab.json; not a saved CTC model")

@@ -214,3 +214,10 @@ def test_a_recording_is_transcribed_clip_by_clip_with_offsets(vocabulary, real_s
     assert all(isinstance(transcript.text, str) for _, transcript in results)
     for (span, _), start in zip(results, starts, strict=True):
         assert abs(span.start_seconds - start) < 0.5
+
+
+def test_a_directory_that_is_not_a_checkpoint_is_reported_as_unavailable(tmp_path, vocabulary):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not a model")
+    with pytest.raises(ModelNotAvailable, match="could not be loaded"):
+        ctc_model_from_encoder(tmp_path / "notes", vocabulary)

@@ -203,6 +203,8 @@ class SegmentConfig:
     def __post_init__(self) -> None:
         if not (self.min_seconds > 0 and 2 * self.min_seconds <= self.max_seconds):
             raise ValueError("need 0 < min_seconds and 2 * min_seconds <= max_seconds")
+        if self.vad not in ("silero", "energy"):
+            raise ValueError(f"vad is 'silero' or 'energy', not {self.vad!r}")
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,8 @@ def test_bounds_that_cannot_be_met_are_refused():
         SegmentConfig(min_seconds=10, max_seconds=15)
     with pytest.raises(ValueError):
         SegmentConfig(min_seconds=0)
+    with pytest.raises(ValueError, match="vad"):
+        SegmentConfig(vad="webrtc")
 
 
 def test_audio_shorter_than_a_frame_gives_no_clips():

@@ -148,6 +148,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Ingest stays on "default"; scoring and training go to "gpu" (solo pool, one at a time).
+CELERY_TASK_ROUTES = {"labeling.*": {"queue": "default"}}
 # A web request that queues work fails fast with a clear message when Redis is down.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_TASK_ACKS_LATE = True
@@ -176,3 +178,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# Uploads: each file is checked against these before it is stored.
+VERNACULAR_MAX_UPLOAD_MB = env_int("VERNACULAR_MAX_UPLOAD_MB", 1024)
+VERNACULAR_MAX_RECORDING_MINUTES = env_int("VERNACULAR_MAX_RECORDING_MINUTES", 240)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads spool to a temporary file

@@ -1,8 +1,16 @@
+import random
+import re
 import unicodedata
+import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
+
+from asr.text import TextRules
+
+SAMPLE_RATE = 16_000  # every clip is stored as 16 kHz mono, as asr.audio decodes it
 
 
 class Role(models.TextChoices):
@@ -34,6 +42,23 @@ class Project(models.Model):
         default='.,;:!?"“”«»()[]',
         help_text="Characters removed from transcripts before training, e.g. punctuation.",
     )
+    test_minutes_target = models.FloatField(
+        default=10.0,
+        help_text="Minutes of randomly chosen clips labeled first and kept out of training, "
+        "to measure every model on the same ground.",
+    )
+    dev_minutes_target = models.FloatField(
+        default=5.0, help_text="Minutes of random clips for choosing when to stop training."
+    )
+    clip_min_seconds = models.FloatField(default=1.0)
+    clip_max_seconds = models.FloatField(default=15.0)
+    lease_minutes = models.PositiveIntegerField(
+        default=20, help_text="How long a clip stays reserved for the annotator who opened it."
+    )
+    train_on_accepted_only = models.BooleanField(
+        default=False,
+        help_text="Train only on transcripts a reviewer accepted (otherwise on all submitted).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -47,6 +72,15 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def text_rules(self) -> TextRules:
+        return TextRules(
+            lowercase=self.lowercase, strip_characters=self.strip_chars, alphabet=self.alphabet
+        )
+
+    def alphabet_display(self) -> list[str]:
+        """The alphabet for showing: a combining mark sits on a dotted circle, as in print."""
+        return [f"\u25cc{ch}" if unicodedata.combining(ch) else ch for ch in self.alphabet_chars()]
 
     def alphabet_chars(self) -> list[str]:
         """The allowed characters, NFC-normalized, in the order the manager typed them."""
@@ -73,3 +107,165 @@ class Membership(models.Model):
 
     def has_role(self, role: str) -> bool:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(role)]
+
+    @property
+    def can_review(self) -> bool:
+        return self.has_role(Role.REVIEWER)
+
+    @property
+    def can_manage(self) -> bool:
+        return self.has_role(Role.MANAGER)
+
+
+def random_key() -> float:
+    return random.random()
+
+
+def recording_upload_path(recording: "Recording", filename: str) -> str:
+    # Never a user path part: a generated name, the extension only as a hint for ffmpeg.
+    suffix = Path(filename).suffix.lower()
+    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
+    return f"recordings/{recording.project_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class Recording(models.Model):
+    """One uploaded file, as it came, before it is cut into clips."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a worker"
+        INGESTING = "ingesting", "Cutting into clips"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="recordings")
+    original_name = models.CharField(max_length=255)
+    audio = models.FileField(upload_to=recording_upload_path, max_length=255)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    duration_seconds = models.FloatField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    ingested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="recording_unique_content"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.READY, self.Status.FAILED)
+
+
+class Clip(models.Model):
+    """A 1-15 s stretch of a recording: the unit that is transcribed, scored and trained on."""
+
+    class Split(models.TextChoices):
+        UNASSIGNED = "", "Not yet"
+        TEST = "test", "Test"
+        DEV = "dev", "Dev"
+        TRAIN = "train", "Train"
+
+    class Status(models.TextChoices):
+        UNLABELED = "unlabeled", "Unlabeled"
+        SUBMITTED = "submitted", "Submitted"
+        ACCEPTED = "accepted", "Accepted"
+        FLAGGED = "flagged", "Flagged"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="clips")
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="clips")
+    start_sample = models.BigIntegerField()
+    end_sample = models.BigIntegerField()
+    audio = models.FileField(max_length=255)
+    split = models.CharField(max_length=10, choices=Split.choices, default="", blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNLABELED)
+    # A stable random order: the random test/dev picks and the cold-start queue use it.
+    random_key = models.FloatField(default=random_key, db_index=True)
+    # Filled by the latest scoring run (training app): higher = more worth labeling next.
+    selection_score = models.FloatField(null=True, blank=True, db_index=True)
+    draft_text = models.TextField(blank=True)
+    lease_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    skipped_by = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recording", "start_sample"], name="clip_unique_span"),
+        ]
+        indexes = [models.Index(fields=["project", "status", "split"])]
+        ordering = ["recording_id", "start_sample"]
+
+    def __str__(self) -> str:
+        return f"{self.recording} {self.start_seconds:.1f}-{self.end_seconds:.1f}s"
+
+    @property
+    def start_seconds(self) -> float:
+        return self.start_sample / SAMPLE_RATE
+
+    @property
+    def end_seconds(self) -> float:
+        return self.end_sample / SAMPLE_RATE
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.end_sample - self.start_sample) / SAMPLE_RATE
+
+
+class Transcript(models.Model):
+    """One submission for a clip. Never overwritten: edits, undos and reviews add state."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        WITHDRAWN = "withdrawn", "Withdrawn (undone)"
+        SUPERSEDED = "superseded", "Superseded by a reviewer's edit"
+
+    class Flag(models.TextChoices):
+        NONE = "", "None"
+        NOISE = "noise", "Noise or music"
+        OTHER_LANGUAGE = "other_language", "Other language"
+        UNINTELLIGIBLE = "unintelligible", "Unintelligible"
+        NO_SPEECH = "no_speech", "No speech"
+
+    clip = models.ForeignKey(Clip, on_delete=models.CASCADE, related_name="transcripts")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="transcripts"
+    )
+    # The lease it was written under: a double submit of the same lease stores one transcript.
+    lease_token = models.UUIDField()
+    text = models.TextField(blank=True)
+    draft_text = models.TextField(blank=True)
+    flag = models.CharField(max_length=20, choices=Flag.choices, default="", blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUBMITTED)
+    # Another submission for the same clip exists: a reviewer decides.
+    conflict = models.BooleanField(default=False)
+    seconds_spent = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clip", "lease_token"], name="transcript_once_per_lease"
+            ),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.clip}: {self.text[:40]}"

@@ -1,6 +1,11 @@
-from django.db.models import Count, QuerySet
+from dataclasses import dataclass
+from datetime import timedelta
 
-from labeling.models import Membership, Project
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from asr.metrics import clip_errors
+from labeling.models import Clip, Membership, Project, Transcript
 
 
 def projects_for_user(user) -> QuerySet[Membership]:
@@ -15,3 +20,148 @@ def projects_for_user(user) -> QuerySet[Membership]:
 
 def project_members(project: Project) -> QuerySet[Membership]:
     return project.memberships.select_related("user").order_by("user__username")
+
+
+def project_recordings(project: Project):
+    return project.recordings.annotate(clip_count=Count("clips")).order_by("-created_at")
+
+
+def clip_prefill(clip: Clip, user) -> tuple[str, bool]:
+    """(text for the box, whether it is the model's draft). An undone submission of the user's
+    comes back as they left it; else the model's draft, if there is one."""
+    withdrawn = (
+        clip.transcripts.filter(author=user, status=Transcript.Status.WITHDRAWN)
+        .order_by("-created_at")
+        .first()
+    )
+    if withdrawn:
+        return withdrawn.text, False
+    return clip.draft_text, bool(clip.draft_text)
+
+
+def review_items(project: Project):
+    """Submitted transcripts waiting for a reviewer, disagreements first, oldest first."""
+    return (
+        Transcript.objects.filter(clip__project=project, status=Transcript.Status.SUBMITTED)
+        .select_related("clip", "author")
+        .order_by("-conflict", "created_at")
+    )
+
+
+def last_undoable(project: Project, user) -> Transcript | None:
+    last = (
+        Transcript.objects.filter(clip__project=project, author=user)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    return last if last and last.status == Transcript.Status.SUBMITTED else None
+
+
+@dataclass
+class AnnotatorStats:
+    username: str
+    clips: int = 0
+    flagged: int = 0
+    labeled_seconds: float = 0.0
+    audio_seconds: float = 0.0
+    work_seconds: float = 0.0
+    drafts: int = 0
+    draft_edits: int = 0
+    draft_characters: int = 0
+
+    @property
+    def labeled_minutes(self) -> float:
+        return self.labeled_seconds / 60
+
+    @property
+    def clips_per_hour(self) -> float | None:
+        return self.clips / (self.work_seconds / 3600) if self.work_seconds else None
+
+    @property
+    def work_per_audio(self) -> float | None:
+        """Seconds of the annotator's time per second of audio they handled."""
+        return self.work_seconds / self.audio_seconds if self.audio_seconds else None
+
+    @property
+    def draft_changed(self) -> float | None:
+        """Character edits needed to turn the model's drafts into the submitted texts, per
+        draft character: 0 = drafts taken as they were, 1 = rewritten."""
+        return self.draft_edits / self.draft_characters if self.draft_characters else None
+
+
+def project_stats(project: Project) -> tuple[AnnotatorStats, list[AnnotatorStats]]:
+    """(whole project, one row per annotator), over submissions that were not undone."""
+    rules = project.text_rules()
+    total = AnnotatorStats(username="All annotators")
+    rows: dict[str, AnnotatorStats] = {}
+    transcripts = (
+        Transcript.objects.filter(clip__project=project)
+        .exclude(status=Transcript.Status.WITHDRAWN)
+        .select_related("clip", "author")
+    )
+    for transcript in transcripts:
+        name = transcript.author.username if transcript.author else "(deleted user)"
+        row = rows.setdefault(name, AnnotatorStats(username=name))
+        for stats in (row, total):
+            _count(stats, transcript, rules)
+    return total, sorted(rows.values(), key=lambda r: -r.labeled_seconds)
+
+
+def _count(stats: AnnotatorStats, transcript: Transcript, rules) -> None:
+    seconds = transcript.clip.duration_seconds
+    stats.clips += 1
+    stats.audio_seconds += seconds
+    stats.work_seconds += transcript.seconds_spent
+    if transcript.flag:
+        stats.flagged += 1
+    elif transcript.status in (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED):
+        stats.labeled_seconds += seconds
+    if transcript.draft_text and not transcript.flag:
+        errors = clip_errors(transcript.draft_text, transcript.text, rules)
+        stats.drafts += 1
+        stats.draft_edits += errors.character_edits
+        stats.draft_characters += max(errors.reference_characters, 1)
+
+
+def allowed_characters(project: Project) -> str:
+    """Every character the browser may let through unflagged: the alphabet, its uppercase
+    forms when the project lowercases, the stripped characters, and the space."""
+    alphabet = "".join(project.alphabet_chars())
+    extra = alphabet.upper() if project.lowercase else ""
+    return "".join(dict.fromkeys(alphabet + extra + project.strip_chars + " "))
+
+
+@dataclass(frozen=True)
+class QueueState:
+    test_minutes: float
+    dev_minutes: float
+    test_target: float
+    dev_target: float
+    open_clips: int
+
+    def filling(self) -> str:
+        if self.test_minutes < self.test_target:
+            return "test"
+        if self.dev_minutes < self.dev_target:
+            return "dev"
+        return "train"
+
+
+def queue_state(project: Project) -> QueueState:
+    from labeling.queue import split_minutes
+
+    return QueueState(
+        test_minutes=split_minutes(project, Clip.Split.TEST),
+        dev_minutes=split_minutes(project, Clip.Split.DEV),
+        test_target=project.test_minutes_target,
+        dev_target=project.dev_minutes_target,
+        open_clips=project.clips.filter(status=Clip.Status.UNLABELED).count(),
+    )
+
+
+def seconds_on_lease(clip: Clip, lease_token, project: Project) -> float:
+    """How long the annotator had the clip open: from the lease start to now."""
+    if clip.lease_token != lease_token or clip.lease_expires_at is None:
+        return 0.0
+    started = clip.lease_expires_at - timedelta(minutes=project.lease_minutes)
+    return max(0.0, (timezone.now() - started).total_seconds())

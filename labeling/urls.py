@@ -1,5 +1,6 @@
 from django.urls import path
 
+from labeling import annotation_views as annotation
 from labeling import views
 
 urlpatterns = [
@@ -18,4 +19,41 @@ urlpatterns = [
         views.member_remove,
         name="member_remove",
     ),
+    path("projects/<int:project_id>/recordings/", annotation.recording_list, name="recording_list"),
+    path(
+        "projects/<int:project_id>/recordings/upload/",
+        annotation.recording_upload,
+        name="recording_upload",
+    ),
+    path(
+        "projects/<int:project_id>/recordings/<int:recording_id>/retry/",
+        annotation.recording_retry,
+        name="recording_retry",
+    ),
+    path(
+        "projects/<int:project_id>/clips/<int:clip_id>/audio/",
+        annotation.clip_audio,
+        name="clip_audio",
+    ),
+    path("projects/<int:project_id>/annotate/", annotation.annotate, name="annotate"),
+    path(
+        "projects/<int:project_id>/annotate/<int:clip_id>/submit/",
+        annotation.annotate_submit,
+        name="annotate_submit",
+    ),
+    path(
+        "projects/<int:project_id>/annotate/<int:clip_id>/skip/",
+        annotation.annotate_skip,
+        name="annotate_skip",
+    ),
+    path(
+        "projects/<int:project_id>/annotate/undo/", annotation.annotate_undo, name="annotate_undo"
+    ),
+    path("projects/<int:project_id>/review/", annotation.review, name="review"),
+    path(
+        "projects/<int:project_id>/review/<int:transcript_id>/",
+        annotation.review_decide,
+        name="review_decide",
+    ),
+    path("projects/<int:project_id>/stats/", annotation.stats, name="stats"),
 ]

@@ -6,9 +6,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.test import Client
 
@@ -16,6 +19,9 @@ from labeling import services
 from labeling.models import Role
 
 ROOT = Path(__file__).resolve().parent.parent
+# Until a test asks for the `redis_url` fixture, nothing talks to a developer's own Redis:
+# the app points at a port where nothing listens (and says so, as it would in production).
+NO_REDIS = "redis://127.0.0.1:1/0"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -36,6 +42,106 @@ def wait_until(predicate, *, timeout: float, what: str) -> None:
 
 
 # --- people and projects -------------------------------------------------------------------
+
+
+def point_app_at_redis(url: str) -> None:
+    """Settings and the Celery app of this process use `url` from now on."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    settings.REDIS_URL = url
+    app.conf.broker_url = url
+    app.conf.result_backend = url
+    # Connections made for the old URL are cached: drop them, as Celery does after a fork.
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._after_fork()
+    app._backend_cache = None
+    app._local.__dict__.pop("backend", None)
+
+
+def pytest_configure(config):
+    point_app_at_redis(NO_REDIS)
+    # One media folder for this run, shared with the worker processes the suite starts.
+    from django.conf import settings
+
+    media = Path(tempfile.mkdtemp(prefix="vernacular-test-media-"))
+    os.environ["MEDIA_ROOT"] = str(media)
+    settings.MEDIA_ROOT = media
+
+
+def real_speech_dir() -> Path | None:
+    """shared/fixtures/real-speech: inside the checkout on some machines, beside it in CI."""
+    for shared in (ROOT / "shared", ROOT.parent / "shared"):
+        candidate = shared / "fixtures" / "real-speech"
+        if (candidate / "manifest.jsonl").is_file():
+            return candidate
+    return None
+
+
+def write_wav(path: Path, samples: np.ndarray) -> Path:
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_recording(tmp_path_factory) -> Path:
+    """About 50 s of real English speech: the ten fixture utterances, 0.8 s of quiet between."""
+    directory = real_speech_dir()
+    if directory is None:
+        pytest.fail("shared/fixtures/real-speech is missing beside or inside the checkout.")
+    from asr.audio import decode_audio
+
+    rng = np.random.default_rng(0)
+    pieces = []
+    for wav in sorted(directory.glob("*.wav")):
+        pieces.append(decode_audio(wav))
+        pieces.append(rng.normal(0, 0.001, 12_800).astype(np.float32))
+    return write_wav(
+        tmp_path_factory.mktemp("speech") / "long-recording.wav", np.concatenate(pieces)
+    )
+
+
+@pytest.fixture
+def make_clips(tmp_path):
+    """Clips made directly (no ingest), each a short tone: for queue and page tests."""
+    from django.core.files.base import ContentFile
+
+    from labeling.models import Clip, Recording
+
+    def make(project, count: int = 3, seconds: float = 2.0) -> list:
+        recording = Recording.objects.create(
+            project=project,
+            original_name="field-recording.wav",
+            sha256=f"{project.pk}-{Recording.objects.count()}",
+            size_bytes=1,
+            duration_seconds=count * seconds,
+        )
+        length = int(seconds * 16_000)
+        tone = 0.3 * np.sin(np.arange(length) * 2 * np.pi * 220 / 16_000).astype(np.float32)
+        clips = []
+        for index in range(count):
+            clip = Clip(
+                project=project,
+                recording=recording,
+                start_sample=index * length,
+                end_sample=(index + 1) * length,
+            )
+            path = write_wav(tmp_path / f"clip-{recording.pk}-{index}.wav", tone)
+            clip.audio.save(
+                f"clips/test/{recording.pk}-{index}.wav", ContentFile(path.read_bytes()), save=False
+            )
+            clip.save()
+            clips.append(clip)
+        return clips
+
+    return make
 
 
 @pytest.fixture(autouse=True)
@@ -126,13 +232,7 @@ def redis_url(tmp_path_factory):
 
     wait_until(answers, timeout=10, what="redis-server to start")
 
-    from django.conf import settings
-
-    from config.celery import app
-
-    settings.REDIS_URL = url
-    app.conf.broker_url = url
-    app.conf.result_backend = url
+    point_app_at_redis(url)
     yield url
     proc.terminate()
     proc.wait(timeout=10)

@@ -3,10 +3,12 @@
 A new URL fails `test_every_url_is_in_the_matrix` until it is added here with its rule.
 """
 
+import uuid
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from labeling.models import Membership
+from labeling.models import Membership, Transcript
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +22,17 @@ MATRIX = {
     "project_members": ("get", "manager"),
     "member_role": ("post", "manager"),
     "member_remove": ("post", "manager"),
+    "recording_list": ("get", "manager"),
+    "recording_upload": ("post", "manager"),
+    "recording_retry": ("post", "manager"),
+    "clip_audio": ("get", "annotator"),
+    "annotate": ("get", "annotator"),
+    "annotate_submit": ("post", "annotator"),
+    "annotate_skip": ("post", "annotator"),
+    "annotate_undo": ("post", "annotator"),
+    "review": ("get", "reviewer"),
+    "review_decide": ("post", "reviewer"),
+    "stats": ("get", "annotator"),
 }
 # Served by Django itself: auth pages are tested in test_auth.py, admin needs staff.
 OUTSIDE_MATRIX = {"login", "logout", "password_change", "password_change_done"}
@@ -41,15 +54,31 @@ def app_url_names() -> set[str]:
     return names
 
 
-def url_for(name: str, project, annotator_membership: Membership) -> str:
-    values = {"project_id": project.pk, "membership_id": annotator_membership.pk}
+@pytest.fixture
+def objects(project, annotator, make_clips):
+    """One of each object a URL can name, all in `project`."""
+    clip = make_clips(project, count=1)[0]
+    transcript = Transcript.objects.create(
+        clip=clip, author=annotator, lease_token=uuid.uuid4(), text="x"
+    )
+    return {
+        "project_id": project.pk,
+        "membership_id": project.memberships.get(user=annotator).pk,
+        "recording_id": clip.recording_id,
+        "clip_id": clip.pk,
+        "transcript_id": transcript.pk,
+    }
+
+
+def url_for(name: str, values: dict) -> str:
     possibilities = get_resolver().reverse_dict.getlist(name)[0][0]
     params = possibilities[0][1]
     return reverse(name, kwargs={param: values[param] for param in params})
 
 
 def request(client, method: str, url: str):
-    # A harmless body: the role form sets the annotator's role to what it already is.
+    # A harmless body: the role form sets the annotator's role to what it already is, and
+    # the other forms refuse it (no lease token, no action) with a redirect and a message.
     return (
         getattr(client, method)(url, {"role": "annotator"}) if method == "post" else client.get(url)
     )
@@ -60,29 +89,28 @@ def test_every_url_is_in_the_matrix():
 
 
 @pytest.mark.parametrize("name", sorted(MATRIX))
-def test_anonymous_visitors_are_sent_to_login(client, name, project, annotator):
+def test_anonymous_visitors_are_sent_to_login(client, name, objects):
     method, _ = MATRIX[name]
-    membership = project.memberships.get(user=annotator)
-    response = request(client, method, url_for(name, project, membership))
+    response = request(client, method, url_for(name, objects))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, role) in MATRIX.items() if role))
-def test_outsiders_get_404(client_for, name, project, annotator, outsider, other_project):
+def test_outsiders_get_404(client_for, name, objects, outsider, other_project):
     method, _ = MATRIX[name]
-    membership = project.memberships.get(user=annotator)
-    response = request(client_for(outsider), method, url_for(name, project, membership))
+    response = request(client_for(outsider), method, url_for(name, objects))
     assert response.status_code == 404
 
 
 @pytest.mark.parametrize("name", sorted(MATRIX))
 @pytest.mark.parametrize("who", ["annotator", "reviewer", "owner"])
-def test_each_role_gets_exactly_what_it_may(client_for, request_fixture, name, who, project):
+def test_each_role_gets_exactly_what_it_may(
+    client_for, request_fixture, name, who, project, objects
+):
     method, needed = MATRIX[name]
     user = request_fixture(who)
-    membership = project.memberships.get(user__username="amina")
-    response = request(client_for(user), method, url_for(name, project, membership))
+    response = request(client_for(user), method, url_for(name, objects))
     role = project.memberships.get(user=user).role
     if needed is None or RANK[role] >= RANK[needed]:
         assert response.status_code == (302 if method == "post" else 200)

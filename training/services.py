@@ -52,7 +52,10 @@ def queue_check(queue: str, *, timeout: float = 5.0) -> QueueCheck:
     except CeleryTimeout:
         return QueueCheck(queue, False, f"No worker answered within {timeout:.0f} s.")
     except (OperationalError, redis.RedisError) as error:
-        return QueueCheck(queue, False, f"Could not reach the broker ({error}).")
+        return QueueCheck(queue, False, f"Could not reach Redis ({error}).")
+    except RuntimeError:
+        # Celery's result consumer gives up this way when Redis went away mid-wait.
+        return QueueCheck(queue, False, "Lost the connection to Redis while waiting.")
     millis = round((time.monotonic() - started) * 1000)
     if answer.get("token") != token:
         return QueueCheck(queue, False, "A worker answered with the wrong token.")

@@ -1,0 +1,245 @@
+"""Recordings, the transcription page, review and stats: the pages of a labeling afternoon."""
+
+import uuid
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from asr.text import validate_text
+from labeling import ingest, queue, selectors
+from labeling.access import project_for
+from labeling.models import Clip, Recording, Role, Transcript
+
+MAX_FILES_PER_REQUEST = 50
+
+
+# --- recordings --------------------------------------------------------------------------
+
+
+def recording_list(request, project_id: int):
+    project, membership = project_for(request.user, project_id, role=Role.MANAGER)
+    recordings = selectors.project_recordings(project)
+    context = {
+        "project": project,
+        "membership": membership,
+        "recordings": recordings,
+        "polling": any(not r.is_finished() for r in recordings),
+        "limits": ingest.UploadLimits.from_settings(),
+    }
+    template = "labeling/recordings.html"
+    if request.htmx:
+        template += "#recording-table"
+    return render(request, template, context)
+
+
+@require_POST
+def recording_upload(request, project_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    limits = ingest.UploadLimits.from_settings()
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > limits.max_bytes * MAX_FILES_PER_REQUEST + 1_000_000 or (
+        wants_json and length > limits.max_bytes + 1_000_000
+    ):
+        message = f"Too large: the limit is {limits.max_bytes // 2**20} MB per file."
+        if wants_json:
+            return JsonResponse({"results": [{"ok": False, "message": message}]}, status=413)
+        messages.error(request, message)
+        return redirect("recording_list", project.pk)
+
+    results = []
+    files = request.FILES.getlist("files")
+    if not files:
+        results.append({"ok": False, "message": "Choose one or more audio files first."})
+    for uploaded in files:
+        try:
+            recording = ingest.recording_upload(
+                project=project, uploaded=uploaded, user=request.user, limits=limits
+            )
+        except ingest.UploadRejected as error:
+            results.append({"name": uploaded.name, "ok": False, "message": str(error)})
+        else:
+            text = f"{recording.original_name}: uploaded, {recording.duration_seconds / 60:.1f} min; cutting into clips."
+            results.append({"name": uploaded.name, "ok": True, "message": text})
+    if wants_json:
+        return JsonResponse({"results": results})
+    for result in results:
+        (messages.success if result["ok"] else messages.error)(request, result["message"])
+    return redirect("recording_list", project.pk)
+
+
+@require_POST
+def recording_retry(request, project_id: int, recording_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    recording = get_object_or_404(Recording, pk=recording_id, project=project)
+    if ingest.recording_retry(recording=recording):
+        messages.success(request, f"{recording.original_name}: queued again.")
+    else:
+        messages.error(request, f"{recording.original_name} is not failed; nothing to retry.")
+    return redirect("recording_list", project.pk)
+
+
+def clip_audio(request, project_id: int, clip_id: int):
+    project, _ = project_for(request.user, project_id)
+    clip = get_object_or_404(Clip, pk=clip_id, project=project)
+    response = FileResponse(clip.audio.open("rb"), content_type="audio/wav")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+# --- transcription -----------------------------------------------------------------------
+
+
+def _workspace(request, project, membership, *, clip=None, text=None, errors=None, saved=None):
+    clip = clip or queue.clip_lease_next(project=project, user=request.user)
+    is_draft = False
+    if clip and text is None:
+        text, is_draft = selectors.clip_prefill(clip, request.user)
+    context = {
+        "project": project,
+        "membership": membership,
+        "clip": clip,
+        "text": text or "",
+        "is_draft": is_draft,
+        "errors": errors or [],
+        "saved": saved,
+        "undoable": selectors.last_undoable(project, request.user),
+        "flags": [choice for choice in Transcript.Flag.choices if choice[0]],
+        "allowed_characters": selectors.allowed_characters(project),
+        "queue_state": selectors.queue_state(project),
+    }
+    template = "labeling/annotate.html"
+    if request.htmx:
+        template += "#workspace"
+    return render(request, template, context, status=400 if errors and not request.htmx else 200)
+
+
+def annotate(request, project_id: int):
+    project, membership = project_for(request.user, project_id)
+    return _workspace(request, project, membership)
+
+
+@require_POST
+def annotate_submit(request, project_id: int, clip_id: int):
+    project, membership = project_for(request.user, project_id)
+    clip = get_object_or_404(Clip, pk=clip_id, project=project)
+    try:
+        lease_token = uuid.UUID(request.POST.get("lease_token", ""))
+    except ValueError:
+        messages.error(request, "This form is broken (no lease); the clip was reloaded.")
+        return redirect("annotate", project.pk)
+    text = request.POST.get("text", "")
+    flag = request.POST.get("flag", "")
+    if flag not in Transcript.Flag.values:
+        flag = ""
+    errors = []
+    if not flag:
+        offending = validate_text(text, project.text_rules())
+        if offending:
+            shown = " ".join(offending)
+            errors.append(f"Not in this project's alphabet: {shown}  (fix them, or flag the clip)")
+        elif not text.strip():
+            errors.append("Type what you hear, or flag the clip if there is nothing to type.")
+    if errors:
+        return _workspace(request, project, membership, clip=clip, text=text, errors=errors)
+
+    submission = queue.transcript_submit(
+        clip=clip,
+        user=request.user,
+        lease_token=lease_token,
+        text=text,
+        flag=flag,
+        seconds_spent=selectors.seconds_on_lease(clip, lease_token, project),
+    )
+    if not submission.created:
+        saved = "Already saved (sent twice); nothing was stored twice."
+    elif submission.conflict:
+        saved = "Saved. Someone else also transcribed this clip; both are kept for a reviewer."
+    elif flag:
+        saved = f"Flagged as “{Transcript.Flag(flag).label.lower()}”; kept out of training."
+    else:
+        saved = "Saved."
+    if not request.htmx:
+        messages.success(request, saved)
+        return redirect("annotate", project.pk)
+    return _workspace(request, project, membership, saved=saved)
+
+
+@require_POST
+def annotate_skip(request, project_id: int, clip_id: int):
+    project, membership = project_for(request.user, project_id)
+    clip = get_object_or_404(Clip, pk=clip_id, project=project)
+    try:
+        lease_token = uuid.UUID(request.POST.get("lease_token", ""))
+    except ValueError:
+        lease_token = None
+    queue.clip_skip(clip=clip, user=request.user, lease_token=lease_token)
+    if not request.htmx:
+        return redirect("annotate", project.pk)
+    return _workspace(request, project, membership, saved="Skipped; you will not get it again.")
+
+
+@require_POST
+def annotate_undo(request, project_id: int):
+    project, membership = project_for(request.user, project_id)
+    try:
+        clip, undone = queue.transcript_undo_last(project=project, user=request.user)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect("annotate", project.pk)
+    if not request.htmx:
+        return redirect("annotate", project.pk)
+    return _workspace(
+        request,
+        project,
+        membership,
+        clip=clip,
+        text=undone.text,
+        saved="Undone: edit and send again.",
+    )
+
+
+# --- review and stats --------------------------------------------------------------------
+
+
+def review(request, project_id: int):
+    project, membership = project_for(request.user, project_id, role=Role.REVIEWER)
+    items = selectors.review_items(project)[:50]
+    context = {"project": project, "membership": membership, "items": items}
+    return render(request, "labeling/review.html", context)
+
+
+@require_POST
+def review_decide(request, project_id: int, transcript_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.REVIEWER)
+    transcript = get_object_or_404(Transcript, pk=transcript_id, clip__project=project)
+    action = request.POST.get("action")
+    text = request.POST.get("text", transcript.text)
+    if action not in ("accept", "reject"):
+        messages.error(request, "Choose accept or reject.")
+        return redirect("review", project.pk)
+    if action == "accept" and not transcript.flag:
+        offending = validate_text(text, project.text_rules())
+        if offending or not text.strip():
+            messages.error(request, "Not accepted: not in the alphabet: " + " ".join(offending))
+            return redirect("review", project.pk)
+    try:
+        queue.transcript_review(
+            transcript=transcript, reviewer=request.user, action=action, text=text
+        )
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    else:
+        verb = {"accept": "Accepted", "reject": "Rejected; the clip goes back to the queue"}[action]
+        messages.success(request, f"{verb}.")
+    return redirect("review", project.pk)
+
+
+def stats(request, project_id: int):
+    project, membership = project_for(request.user, project_id)
+    total, rows = selectors.project_stats(project)
+    context = {"project": project, "membership": membership, "total": total, "rows": rows}
+    return render(request, "labeling/stats.html", context)

@@ -1,0 +1,202 @@
+"""Recordings in: validate an upload by decoding it, store it, and cut it into clips.
+
+The web request decodes every upload once (extension and content type are never trusted),
+so a bad file is refused while the uploader still looks at the page. The ingest task on the
+`default` queue decodes again and segments; its clips are keyed by (recording, start
+sample), so a re-run never duplicates them.
+"""
+
+import hashlib
+import io
+import logging
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from asr.audio import SAMPLE_RATE, AudioError, SegmentConfig, decode_audio, segment_speech
+from labeling.models import Clip, Project, Recording
+
+log = logging.getLogger(__name__)
+
+
+class UploadRejected(Exception):
+    """The message says which file and why, in words for the uploader."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int
+    max_seconds: float
+
+    @classmethod
+    def from_settings(cls) -> "UploadLimits":
+        return cls(
+            max_bytes=settings.VERNACULAR_MAX_UPLOAD_MB * 1024 * 1024,
+            max_seconds=settings.VERNACULAR_MAX_RECORDING_MINUTES * 60.0,
+        )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _spooled(uploaded) -> Path:
+    """A path on disk holding the upload (ffmpeg reads files, not Django's upload objects)."""
+    if hasattr(uploaded, "temporary_file_path"):
+        return Path(uploaded.temporary_file_path())
+    with tempfile.NamedTemporaryFile(delete=False, suffix=".upload") as handle:
+        for chunk in uploaded.chunks():
+            handle.write(chunk)
+    return Path(handle.name)
+
+
+def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) -> Recording:
+    name = Path(uploaded.name or "upload").name[:200]
+    if uploaded.size > limits.max_bytes:
+        raise UploadRejected(
+            f"{name}: {uploaded.size / 2**20:.1f} MB is over the limit of "
+            f"{limits.max_bytes / 2**20:.0f} MB per file."
+        )
+    path = _spooled(uploaded)
+    try:
+        sha256 = _sha256(path)
+        twin = Recording.objects.filter(project=project, sha256=sha256).first()
+        if twin:
+            raise UploadRejected(
+                f"{name}: the same audio as “{twin.original_name}”, uploaded before; skipped."
+            )
+        try:
+            samples = decode_audio(path, max_seconds=limits.max_seconds)
+        except AudioError as error:
+            raise UploadRejected(_without_temp_name(str(error), path, name)) from error
+        with path.open("rb") as handle, transaction.atomic():
+            recording = Recording(
+                project=project,
+                original_name=name,
+                sha256=sha256,
+                size_bytes=uploaded.size,
+                duration_seconds=len(samples) / SAMPLE_RATE,
+                uploaded_by=user,
+            )
+            recording.audio.save(name, File(handle), save=False)
+            recording.save()
+            _queue_ingest(recording)
+    finally:
+        if not hasattr(uploaded, "temporary_file_path"):
+            path.unlink(missing_ok=True)
+    return recording
+
+
+def _without_temp_name(message: str, path: Path, name: str) -> str:
+    # ffmpeg names the temporary file it read; the uploader knows the file by its own name.
+    message = message.replace(f"({path}: ", "(").replace(str(path), name)
+    return message.replace(path.name, name)
+
+
+def _queue_ingest(recording: Recording) -> None:
+    from labeling.tasks import recording_ingest_task
+
+    recording_id = recording.pk
+    transaction.on_commit(lambda: recording_ingest_task.delay(recording_id))
+
+
+@transaction.atomic
+def recording_retry(*, recording: Recording) -> bool:
+    """Queues a failed (or stuck) ingest again. False if it is running normally."""
+    updated = Recording.objects.filter(
+        pk=recording.pk, status__in=[Recording.Status.FAILED, Recording.Status.INGESTING]
+    ).update(status=Recording.Status.QUEUED, error="", progress=0.0)
+    if updated:
+        _queue_ingest(recording)
+    return bool(updated)
+
+
+def _wav_bytes(samples: np.ndarray) -> bytes:
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def recording_ingest(*, recording_id: int) -> None:
+    """Decode, segment, store clips. Claims the row first: one ingest per recording at a time."""
+    claimed = Recording.objects.filter(pk=recording_id, status=Recording.Status.QUEUED).update(
+        status=Recording.Status.INGESTING, progress=0.0
+    )
+    if not claimed:
+        log.info("recording %s is not queued; nothing to do", recording_id)
+        return
+    recording = Recording.objects.select_related("project").get(pk=recording_id)
+    Recording.objects.filter(pk=recording_id).update(attempts=recording.attempts + 1)
+    project = recording.project
+    try:
+        with recording.audio.open("rb") as source, tempfile.NamedTemporaryFile() as local:
+            # Storage may be remote (S3): ffmpeg gets a local copy.
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                local.write(chunk)
+            local.flush()
+            samples = decode_audio(local.name, max_seconds=recording.duration_seconds + 60)
+        config = SegmentConfig(
+            min_seconds=project.clip_min_seconds, max_seconds=project.clip_max_seconds
+        )
+        spans = segment_speech(samples, config)
+        if not spans:
+            raise AudioError("no speech found in it")
+        existing = set(recording.clips.values_list("start_sample", flat=True))
+        for index, span in enumerate(spans):
+            if span.start not in existing:
+                _clip_store(recording, samples, span.start, span.end)
+            if index % 10 == 0:
+                Recording.objects.filter(pk=recording_id).update(progress=index / len(spans))
+    except AudioError as error:
+        _fail(recording_id, f"Could not cut it into clips: {error}")
+        return
+    except Exception as error:
+        _fail(
+            recording_id,
+            f"Ingest crashed ({type(error).__name__}: {error}). Retry, or tell your admin.",
+        )
+        raise
+    Recording.objects.filter(pk=recording_id).update(
+        status=Recording.Status.READY, progress=1.0, error="", ingested_at=timezone.now()
+    )
+
+
+def _clip_store(recording: Recording, samples: np.ndarray, start: int, end: int) -> None:
+    name = f"clips/{recording.project_id}/{recording.pk}/{start}.wav"
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    stored = default_storage.save(name, ContentFile(_wav_bytes(samples[start:end])))
+    Clip.objects.bulk_create(
+        [
+            Clip(
+                project_id=recording.project_id,
+                recording=recording,
+                start_sample=start,
+                end_sample=end,
+                audio=stored,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _fail(recording_id: int, message: str) -> None:
+    Recording.objects.filter(pk=recording_id).update(status=Recording.Status.FAILED, error=message)

@@ -1,0 +1,220 @@
+"""The annotation queue: lease the next clip, submit, skip, undo, review.
+
+Labels are never lost: a submission is a new Transcript row keyed by the lease it was written
+under (a double submit stores one), a late submission is kept even when someone else took
+the clip meanwhile (both are kept and marked for review), and every write happens in one
+transaction with the clip row locked.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from labeling.models import SAMPLE_RATE, Clip, Project, Transcript
+
+ACTIVE = (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED)
+CLAIM_ATTEMPTS = 8
+
+
+def _lease_free(now) -> Q:
+    return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+
+
+def split_minutes(project: Project, split: str, now=None) -> float:
+    """Minutes of clips in a split that are labeled, or being labeled right now."""
+    now = now or timezone.now()
+    labeled_or_open = Q(status__in=[Clip.Status.SUBMITTED, Clip.Status.ACCEPTED]) | Q(
+        status=Clip.Status.UNLABELED, lease_expires_at__gte=now
+    )
+    total = (
+        Clip.objects.filter(project=project, split=split)
+        .filter(labeled_or_open)
+        .aggregate(samples=Sum(F("end_sample") - F("start_sample")))["samples"]
+    )
+    return (total or 0) / SAMPLE_RATE / 60
+
+
+def queue_candidates(project: Project, user, now=None):
+    """(split the clip joins, candidates in serving order).
+
+    Random test clips first, then random dev clips, until each reaches its target minutes;
+    then the clips the latest scoring run rates most worth labeling; random before any
+    scoring run exists.
+    """
+    now = now or timezone.now()
+    open_clips = (
+        Clip.objects.filter(project=project, status=Clip.Status.UNLABELED)
+        .filter(_lease_free(now))
+        .exclude(skipped_by=user)
+    )
+    for split, target in (
+        (Clip.Split.TEST, project.test_minutes_target),
+        (Clip.Split.DEV, project.dev_minutes_target),
+    ):
+        if split_minutes(project, split, now) < target:
+            # Clips drawn for this split earlier but never labeled come first ("test" > "").
+            pool = open_clips.filter(split__in=[split, Clip.Split.UNASSIGNED])
+            return split, pool.order_by("-split", "random_key")
+    pool = open_clips.filter(split__in=[Clip.Split.TRAIN, Clip.Split.UNASSIGNED])
+    return Clip.Split.TRAIN, pool.order_by(F("selection_score").desc(nulls_last=True), "random_key")
+
+
+def clip_lease_next(*, project: Project, user) -> Clip | None:
+    """The clip this user should transcribe now, leased to them; None when the queue is empty.
+
+    A user who already holds a live lease gets the same clip back (a reload loses nothing).
+    Two users never hold the same clip: each claim is a conditional UPDATE that only one wins.
+    """
+    now = timezone.now()
+    held = Clip.objects.filter(
+        project=project, status=Clip.Status.UNLABELED, lease_user=user, lease_expires_at__gte=now
+    ).first()
+    if held:
+        return held
+    split, candidates = queue_candidates(project, user, now)
+    for clip_id in candidates.values_list("pk", flat=True)[:CLAIM_ATTEMPTS]:
+        claimed = (
+            Clip.objects.filter(pk=clip_id, status=Clip.Status.UNLABELED)
+            .filter(_lease_free(now))
+            .update(
+                lease_user=user,
+                lease_token=uuid.uuid4(),
+                lease_expires_at=now + timedelta(minutes=project.lease_minutes),
+                split=split,
+            )
+        )
+        if claimed:
+            return Clip.objects.get(pk=clip_id)
+    return None
+
+
+@dataclass(frozen=True)
+class Submission:
+    transcript: Transcript
+    created: bool  # False: this lease was already submitted (a double submit)
+    conflict: bool  # someone else's transcript for the clip exists too; both are kept
+
+
+@transaction.atomic
+def transcript_submit(
+    *,
+    clip: Clip,
+    user,
+    lease_token: uuid.UUID,
+    text: str,
+    flag: str = "",
+    seconds_spent: float = 0.0,
+) -> Submission:
+    clip = Clip.objects.select_for_update().get(pk=clip.pk)
+    existing = Transcript.objects.filter(clip=clip, lease_token=lease_token).first()
+    if existing:
+        return Submission(existing, created=False, conflict=existing.conflict)
+
+    others = clip.transcripts.filter(status__in=ACTIVE)
+    conflict = others.exists()
+    transcript = Transcript.objects.create(
+        clip=clip,
+        author=user,
+        lease_token=lease_token,
+        text=text.strip(),
+        draft_text=clip.draft_text,
+        flag=flag,
+        seconds_spent=max(0.0, min(seconds_spent, 3600.0)),
+        conflict=conflict,
+    )
+    if conflict:
+        others.update(conflict=True)
+    else:
+        clip.status = Clip.Status.FLAGGED if flag else Clip.Status.SUBMITTED
+    if clip.lease_token == lease_token:
+        clip.lease_user, clip.lease_token, clip.lease_expires_at = None, None, None
+    clip.save()
+    return Submission(transcript, created=True, conflict=conflict)
+
+
+@transaction.atomic
+def clip_skip(*, clip: Clip, user, lease_token: uuid.UUID) -> None:
+    """Gives the clip back to the queue, and never serves it to this user again."""
+    clip = Clip.objects.select_for_update().get(pk=clip.pk)
+    if clip.lease_token == lease_token:
+        clip.lease_user, clip.lease_token, clip.lease_expires_at = None, None, None
+        clip.save(update_fields=["lease_user", "lease_token", "lease_expires_at"])
+    clip.skipped_by.add(user)
+
+
+@transaction.atomic
+def transcript_undo_last(*, project: Project, user) -> tuple[Clip, Transcript]:
+    """Withdraws the user's latest unreviewed submission and leases its clip back to them."""
+    last = (
+        Transcript.objects.select_for_update()
+        .filter(clip__project=project, author=user)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if last is None or last.status != Transcript.Status.SUBMITTED:
+        raise ValidationError("There is no submission of yours to undo (reviewed ones stay).")
+    last.status = Transcript.Status.WITHDRAWN
+    last.save(update_fields=["status"])
+    clip = Clip.objects.select_for_update().get(pk=last.clip_id)
+    if not clip.transcripts.filter(status__in=ACTIVE).exists():
+        clip.status = Clip.Status.UNLABELED
+    now = timezone.now()
+    clip.lease_user = user
+    clip.lease_token = uuid.uuid4()
+    clip.lease_expires_at = now + timedelta(minutes=project.lease_minutes)
+    clip.save()
+    return clip, last
+
+
+@transaction.atomic
+def transcript_review(
+    *, transcript: Transcript, reviewer, action: str, text: str = ""
+) -> Transcript:
+    """Accept (as it is, or with the reviewer's edit) or reject a submitted transcript.
+
+    An edit is stored as the reviewer's own accepted transcript; the annotator's original
+    stays, marked superseded. A rejected clip goes back to the queue unless another
+    transcript of it is still standing.
+    """
+    transcript = Transcript.objects.select_for_update().get(pk=transcript.pk)
+    if transcript.status != Transcript.Status.SUBMITTED:
+        raise ValidationError("Someone reviewed this transcript already.")
+    clip = Clip.objects.select_for_update().get(pk=transcript.clip_id)
+    now = timezone.now()
+    text = text.strip()
+    if action == "reject":
+        transcript.status = Transcript.Status.REJECTED
+    elif text and text != transcript.text:
+        transcript.status = Transcript.Status.SUPERSEDED
+        Transcript.objects.create(
+            clip=clip,
+            author=reviewer,
+            lease_token=uuid.uuid4(),
+            text=text,
+            draft_text=transcript.text,
+            status=Transcript.Status.ACCEPTED,
+            reviewed_by=reviewer,
+            reviewed_at=now,
+        )
+    else:
+        transcript.status = Transcript.Status.ACCEPTED
+    transcript.reviewed_by, transcript.reviewed_at = reviewer, now
+    transcript.save()
+
+    standing = clip.transcripts.filter(status__in=ACTIVE)
+    if not standing.exists():
+        clip.status = Clip.Status.UNLABELED
+    elif action == "accept":
+        clip.status = Clip.Status.FLAGGED if transcript.flag else Clip.Status.ACCEPTED
+        # The reviewer settled the disagreement: the others no longer stand.
+        standing.filter(status=Transcript.Status.SUBMITTED).exclude(pk=transcript.pk).update(
+            status=Transcript.Status.SUPERSEDED, conflict=False
+        )
+        standing.update(conflict=False)
+    clip.save(update_fields=["status"])
+    return transcript

@@ -1,0 +1,277 @@
+"""The annotation queue: order, leases, and never losing a label."""
+
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.utils import timezone
+
+from labeling import queue, selectors
+from labeling.models import Clip, Transcript
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def small_targets(project):
+    # 2 s clips: two fill the test set (4 s >= 3 s), one the dev set.
+    project.test_minutes_target = 3 / 60
+    project.dev_minutes_target = 1 / 60
+    project.save()
+    return project
+
+
+def submit(clip, user, text="habari yako"):
+    clip.refresh_from_db()
+    return queue.transcript_submit(clip=clip, user=user, lease_token=clip.lease_token, text=text)
+
+
+def test_test_clips_come_first_then_dev_then_the_best_scored(small_targets, make_clips, annotator):
+    make_clips(small_targets, count=6)
+    splits = []
+    for _ in range(3):
+        clip = queue.clip_lease_next(project=small_targets, user=annotator)
+        splits.append(clip.split)
+        submit(clip, annotator)
+    assert splits == ["test", "test", "dev"]
+    # Test and dev are full: the clip the latest scoring run rates highest comes next.
+    remaining = list(Clip.objects.filter(status="unlabeled").order_by("random_key"))
+    for score, clip in enumerate(remaining):
+        Clip.objects.filter(pk=clip.pk).update(selection_score=score)
+    best = queue.clip_lease_next(project=small_targets, user=annotator)
+    assert best.pk == remaining[-1].pk
+    assert best.split == "train"
+
+
+def test_before_any_model_the_order_is_random_but_stable(project, make_clips, annotator):
+    make_clips(project, count=5)
+    project.test_minutes_target = project.dev_minutes_target = 0
+    project.save()
+    expected = Clip.objects.order_by("random_key").first()
+    assert queue.clip_lease_next(project=project, user=annotator).pk == expected.pk
+
+
+def test_a_reload_gives_back_the_same_clip(project, make_clips, annotator):
+    make_clips(project, count=3)
+    first = queue.clip_lease_next(project=project, user=annotator)
+    again = queue.clip_lease_next(project=project, user=annotator)
+    assert first.pk == again.pk
+    assert first.lease_token == again.lease_token
+
+
+def test_two_annotators_never_get_the_same_clip(project, make_clips, annotator, reviewer):
+    make_clips(project, count=2)
+    mine = queue.clip_lease_next(project=project, user=annotator)
+    theirs = queue.clip_lease_next(project=project, user=reviewer)
+    assert mine.pk != theirs.pk
+    assert queue.clip_lease_next(project=project, user=reviewer).pk == theirs.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_for_the_last_clip_gives_it_to_one(project, make_clips, annotator, reviewer, owner):
+    make_clips(project, count=1)
+    users = [annotator, reviewer, owner]
+    results: dict[str, Clip | None] = {}
+    barrier = threading.Barrier(len(users))
+
+    def take(user):
+        barrier.wait()
+        try:
+            results[user.username] = queue.clip_lease_next(project=project, user=user)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=take, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    winners = [name for name, clip in results.items() if clip is not None]
+    assert len(results) == 3
+    assert len(winners) == 1
+    assert Clip.objects.get().lease_user.username == winners[0]
+
+
+def test_an_expired_lease_returns_the_clip_to_the_queue(project, make_clips, annotator, reviewer):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    assert queue.clip_lease_next(project=project, user=reviewer) is None
+    Clip.objects.filter(pk=clip.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert queue.clip_lease_next(project=project, user=reviewer).pk == clip.pk
+
+
+def test_a_double_submit_stores_one_transcript(project, make_clips, annotator):
+    make_clips(project, count=2)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    token = clip.lease_token
+    first = queue.transcript_submit(clip=clip, user=annotator, lease_token=token, text="moja")
+    second = queue.transcript_submit(clip=clip, user=annotator, lease_token=token, text="moja")
+    assert first.created and not second.created
+    assert second.transcript.pk == first.transcript.pk
+    assert Transcript.objects.count() == 1
+
+
+def test_a_late_submit_is_kept_when_nobody_else_took_the_clip(project, make_clips, annotator):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    Clip.objects.filter(pk=clip.pk).update(lease_expires_at=timezone.now() - timedelta(hours=1))
+    result = submit(clip, annotator, "chelewa")
+    clip.refresh_from_db()
+    assert result.created and not result.conflict
+    assert clip.status == "submitted"
+    assert clip.transcripts.get().text == "chelewa"
+
+
+def test_a_late_submit_after_someone_else_labeled_it_keeps_both(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=1)
+    late = queue.clip_lease_next(project=project, user=annotator)
+    late_token = late.lease_token
+    Clip.objects.filter(pk=late.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    other = queue.clip_lease_next(project=project, user=reviewer)
+    submit(other, reviewer, "ya kwanza")
+    result = queue.transcript_submit(
+        clip=late, user=annotator, lease_token=late_token, text="ya pili"
+    )
+    assert result.created and result.conflict
+    texts = set(Transcript.objects.filter(conflict=True).values_list("text", flat=True))
+    assert texts == {"ya kwanza", "ya pili"}
+    # Disagreements come first for reviewers.
+    assert list(selectors.review_items(project))[0].conflict is True
+
+
+def test_a_crash_inside_submit_leaves_the_previous_state(
+    project, make_clips, annotator, monkeypatch
+):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+
+    def crash(self, *args, **kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(Clip, "save", crash)
+    with pytest.raises(RuntimeError):
+        submit(clip, annotator)
+    monkeypatch.undo()
+    clip.refresh_from_db()
+    assert Transcript.objects.count() == 0
+    assert clip.status == "unlabeled"
+    assert clip.lease_user == annotator
+    # The same lease can still be submitted afterwards.
+    assert submit(clip, annotator).created
+
+
+def test_a_flagged_clip_is_recorded_and_kept_out(project, make_clips, annotator):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    queue.transcript_submit(
+        clip=clip, user=annotator, lease_token=clip.lease_token, text="", flag="no_speech"
+    )
+    clip.refresh_from_db()
+    assert clip.status == "flagged"
+    assert clip.transcripts.get().flag == "no_speech"
+    assert queue.clip_lease_next(project=project, user=annotator) is None
+
+
+def test_a_skipped_clip_is_not_served_to_me_again_but_to_others(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    queue.clip_skip(clip=clip, user=annotator, lease_token=clip.lease_token)
+    assert queue.clip_lease_next(project=project, user=annotator) is None
+    assert queue.clip_lease_next(project=project, user=reviewer).pk == clip.pk
+
+
+def test_undo_gives_me_the_clip_back_with_my_text(project, make_clips, annotator):
+    make_clips(project, count=2)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    submit(clip, annotator, "nimekosea")
+    queue.clip_lease_next(project=project, user=annotator)  # moved on to the next clip
+    undone_clip, undone = queue.transcript_undo_last(project=project, user=annotator)
+    assert undone_clip.pk == clip.pk
+    assert undone.status == "withdrawn"
+    assert undone_clip.status == "unlabeled"
+    assert undone_clip.lease_user == annotator
+    assert selectors.clip_prefill(undone_clip, annotator) == ("nimekosea", False)
+
+
+def test_undo_refuses_a_reviewed_submission(project, make_clips, annotator, reviewer):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    transcript = submit(clip, annotator).transcript
+    queue.transcript_review(transcript=transcript, reviewer=reviewer, action="accept")
+    with pytest.raises(ValidationError):
+        queue.transcript_undo_last(project=project, user=annotator)
+
+
+def test_review_accept_edit_and_reject(project, make_clips, annotator, reviewer):
+    make_clips(project, count=3)
+    transcripts = []
+    for _ in range(3):
+        clip = queue.clip_lease_next(project=project, user=annotator)
+        transcripts.append(submit(clip, annotator, "sawa").transcript)
+    accepted, edited, rejected = transcripts
+    queue.transcript_review(transcript=accepted, reviewer=reviewer, action="accept", text="sawa")
+    queue.transcript_review(transcript=edited, reviewer=reviewer, action="accept", text="sawa sawa")
+    queue.transcript_review(transcript=rejected, reviewer=reviewer, action="reject")
+    for t in transcripts:
+        t.refresh_from_db()
+    accepted.clip.refresh_from_db()
+    assert accepted.status == "accepted" and accepted.clip.status == "accepted"
+    assert edited.status == "superseded"
+    fixed = edited.clip.transcripts.get(status="accepted")
+    assert (fixed.text, fixed.author, fixed.draft_text) == ("sawa sawa", reviewer, "sawa")
+    rejected.clip.refresh_from_db()
+    assert rejected.status == "rejected" and rejected.clip.status == "unlabeled"
+    # The rejected clip is back in the queue.
+    assert queue.clip_lease_next(project=project, user=annotator).pk == rejected.clip.pk
+    with pytest.raises(ValidationError):
+        queue.transcript_review(transcript=accepted, reviewer=reviewer, action="reject")
+
+
+def test_stats_count_minutes_speed_and_draft_changes(project, make_clips, annotator):
+    clips = make_clips(project, count=2, seconds=3.0)
+    Clip.objects.filter(pk=clips[0].pk).update(draft_text="habari yako")
+    for _ in range(2):
+        clip = queue.clip_lease_next(project=project, user=annotator)
+        Clip.objects.filter(pk=clip.pk).update(
+            lease_expires_at=timezone.now()
+            + timedelta(minutes=project.lease_minutes)
+            - timedelta(seconds=30)
+        )
+        clip.refresh_from_db()
+        queue.transcript_submit(
+            clip=clip,
+            user=annotator,
+            lease_token=clip.lease_token,
+            text=clip.draft_text or "asante",  # the draft is sent as it was
+            seconds_spent=selectors.seconds_on_lease(clip, clip.lease_token, project),
+        )
+    total, rows = selectors.project_stats(project)
+    (row,) = rows
+    assert row.username == "amina"
+    assert row.labeled_minutes == pytest.approx(0.1)
+    assert row.work_per_audio == pytest.approx(10.0, rel=0.05)  # 30 s of work per 3 s clip
+    assert row.clips_per_hour == pytest.approx(120, rel=0.05)
+    assert row.draft_changed == 0.0
+    assert total.clips == 2
+
+
+def test_a_changed_draft_counts_its_edits(project, make_clips, annotator):
+    (clip,) = make_clips(project, count=1)
+    Clip.objects.filter(pk=clip.pk).update(draft_text="abcd")
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    queue.transcript_submit(clip=clip, user=annotator, lease_token=clip.lease_token, text="abzz")
+    _, (row,) = selectors.project_stats(project)
+    assert row.draft_changed == pytest.approx(0.5)
+
+
+def test_an_unknown_lease_token_is_still_stored(project, make_clips, annotator):
+    (clip,) = make_clips(project, count=1)
+    result = queue.transcript_submit(clip=clip, user=annotator, lease_token=uuid.uuid4(), text="x")
+    assert result.created

@@ -1,15 +1,18 @@
 """Recordings, the transcription page, review and stats: the pages of a labeling afternoon."""
 
+import tempfile
 import uuid
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, JsonResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from asr.text import validate_text
-from labeling import ingest, queue, selectors
+from labeling import exchange, ingest, queue, selectors
 from labeling.access import project_for
 from labeling.models import Clip, Recording, Role, Transcript
 
@@ -243,3 +246,53 @@ def stats(request, project_id: int):
     total, rows = selectors.project_stats(project)
     context = {"project": project, "membership": membership, "total": total, "rows": rows}
     return render(request, "labeling/stats.html", context)
+
+
+# --- import and export -------------------------------------------------------------------
+
+
+def export_manifest(request, project_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    # FileResponse closes it once sent, which deletes it.
+    archive = tempfile.TemporaryFile()  # noqa: SIM115
+    exchange.export_manifest_zip(project, archive)
+    archive.seek(0)
+    name = f"{slugify(project.name) or 'project'}-labeled.zip"
+    return FileResponse(archive, as_attachment=True, filename=name, content_type="application/zip")
+
+
+def export_csv(request, project_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{slugify(project.name) or "project"}-labeled.csv"'
+    )
+    exchange.export_csv(project, response)
+    return response
+
+
+@require_POST
+def import_manifest(request, project_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    uploaded = request.FILES.get("archive")
+    if uploaded is None:
+        messages.error(request, "Choose a zip with a manifest.jsonl and its audio.")
+        return redirect("recording_list", project.pk)
+    limits = ingest.UploadLimits.from_settings()
+    if uploaded.size > limits.max_bytes:
+        messages.error(
+            request, f"{uploaded.name}: over the limit of {limits.max_bytes // 2**20} MB."
+        )
+        return redirect("recording_list", project.pk)
+    report = exchange.zip_import(
+        project=project, archive_file=uploaded, user=request.user, limits=limits
+    )
+    if report.imported:
+        messages.success(
+            request, f"Imported {report.imported} labeled clip{pluralize(report.imported)}."
+        )
+    for problem in report.problems[:20]:
+        messages.error(request, f"Not imported: {problem}")
+    if len(report.problems) > 20:
+        messages.error(request, f"… and {len(report.problems) - 20} more rows not imported.")
+    return redirect("recording_list", project.pk)

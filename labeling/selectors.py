@@ -165,3 +165,31 @@ def seconds_on_lease(clip: Clip, lease_token, project: Project) -> float:
         return 0.0
     started = clip.lease_expires_at - timedelta(minutes=project.lease_minutes)
     return max(0.0, (timezone.now() - started).total_seconds())
+
+
+def labeled_set(project: Project) -> list[Transcript]:
+    """The transcript that stands for each labeled clip: what training and export use.
+
+    Per clip: the accepted transcript, else (unless the project trains on accepted ones
+    only) the latest submitted one. Flagged clips and unresolved disagreements are left out.
+    """
+    statuses = [Transcript.Status.ACCEPTED]
+    if not project.train_on_accepted_only:
+        statuses.append(Transcript.Status.SUBMITTED)
+    standing = (
+        Transcript.objects.filter(
+            clip__project=project, status__in=statuses, flag="", conflict=False
+        )
+        .exclude(clip__status=Clip.Status.FLAGGED)
+        .select_related("clip", "clip__recording", "author")
+        .order_by("clip_id", "-created_at")
+    )
+    chosen: dict[int, Transcript] = {}
+    for transcript in standing:
+        current = chosen.get(transcript.clip_id)
+        if current is None or (
+            transcript.status == Transcript.Status.ACCEPTED
+            and current.status != Transcript.Status.ACCEPTED
+        ):
+            chosen[transcript.clip_id] = transcript
+    return list(chosen.values())

@@ -56,4 +56,11 @@ urlpatterns = [
         name="review_decide",
     ),
     path("projects/<int:project_id>/stats/", annotation.stats, name="stats"),
+    path(
+        "projects/<int:project_id>/export/labeled.zip",
+        annotation.export_manifest,
+        name="export_manifest",
+    ),
+    path("projects/<int:project_id>/export/labeled.csv", annotation.export_csv, name="export_csv"),
+    path("projects/<int:project_id>/import/", annotation.import_manifest, name="import_manifest"),
 ]

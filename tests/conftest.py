@@ -124,9 +124,10 @@ def make_clips(tmp_path):
             duration_seconds=count * seconds,
         )
         length = int(seconds * 16_000)
-        tone = 0.3 * np.sin(np.arange(length) * 2 * np.pi * 220 / 16_000).astype(np.float32)
         clips = []
         for index in range(count):
+            pitch = 220 + 20 * index + 200 * Recording.objects.count()  # every clip sounds different
+            tone = 0.3 * np.sin(np.arange(length) * 2 * np.pi * pitch / 16_000).astype(np.float32)
             clip = Clip(
                 project=project,
                 recording=recording,

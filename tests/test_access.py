@@ -33,6 +33,9 @@ MATRIX = {
     "review": ("get", "reviewer"),
     "review_decide": ("post", "reviewer"),
     "stats": ("get", "annotator"),
+    "export_manifest": ("get", "manager"),
+    "export_csv": ("get", "manager"),
+    "import_manifest": ("post", "manager"),
 }
 # Served by Django itself: auth pages are tested in test_auth.py, admin needs staff.
 OUTSIDE_MATRIX = {"login", "logout", "password_change", "password_change_done"}

@@ -1,0 +1,239 @@
+"""Labeled data in and out: NeMo-style JSONL manifests (audio_filepath, duration, text) with
+their audio, and CSV. Imports validate every row and report the ones they skip."""
+
+import csv
+import io
+import json
+import shutil
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from asr.audio import SAMPLE_RATE, AudioError, decode_audio
+from asr.text import validate_text
+from labeling.ingest import UploadLimits, _sha256, _wav_bytes
+from labeling.models import Clip, Project, Recording, Transcript
+from labeling.selectors import labeled_set
+
+CSV_COLUMNS = [
+    "clip_id",
+    "recording",
+    "start_seconds",
+    "end_seconds",
+    "duration",
+    "split",
+    "text",
+    "author",
+    "status",
+    "audio_filepath",
+]
+
+
+def _rows(project: Project) -> Iterable[dict]:
+    for transcript in labeled_set(project):
+        clip = transcript.clip
+        yield {
+            "audio_filepath": f"audio/{clip.pk}.wav",
+            "duration": round(clip.duration_seconds, 3),
+            "text": transcript.text,
+            "clip_id": clip.pk,
+            "recording": clip.recording.original_name,
+            "start_seconds": round(clip.start_seconds, 3),
+            "end_seconds": round(clip.end_seconds, 3),
+            "split": clip.split or "train",
+            "author": transcript.author.username if transcript.author else "",
+            "status": transcript.status,
+        }
+
+
+def export_manifest_zip(project: Project, target) -> int:
+    """Writes manifest.jsonl and audio/<clip>.wav into a zip; returns the number of clips."""
+    count = 0
+    clips = {t.clip_id: t.clip for t in labeled_set(project)}
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        lines = []
+        for row in _rows(project):
+            with clips[row["clip_id"]].audio.open("rb") as audio:
+                archive.writestr(row["audio_filepath"], audio.read())
+            lines.append(json.dumps(row, ensure_ascii=False))
+            count += 1
+        archive.writestr("manifest.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+    return count
+
+
+def export_csv(project: Project, target: io.TextIOBase) -> None:
+    writer = csv.DictWriter(target, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in _rows(project):
+        writer.writerow(row)
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def manifest_import(
+    *,
+    project: Project,
+    lines: Iterable[str],
+    open_audio: Callable[[str], AbstractContextManager[Path]],
+    user,
+    limits: UploadLimits,
+) -> ImportReport:
+    """Imports each manifest line as one clip with an accepted transcript, in the train split.
+
+    `open_audio(relative_path)` yields a local file. Imported clips never join the test or
+    dev set: those are drawn at random from the project's own recordings, so every model is
+    measured on the same kind of audio.
+    """
+    report = ImportReport()
+    rules = project.text_rules()
+    max_seconds = max(project.clip_max_seconds, 30.0)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            relative = str(row["audio_filepath"])
+            text = str(row.get("text", ""))
+        except (ValueError, KeyError, TypeError):
+            report.problems.append(f"line {number}: not a JSON object with audio_filepath and text")
+            continue
+        where = f"line {number} ({relative})"
+        path = PurePosixPath(relative)
+        if path.is_absolute() or ".." in path.parts:
+            report.problems.append(f"{where}: the path must stay inside the manifest's folder")
+            continue
+        offending = validate_text(text, rules)
+        if not text.strip() or offending:
+            reason = (
+                "empty text" if not text.strip() else "not in the alphabet: " + " ".join(offending)
+            )
+            report.problems.append(f"{where}: {reason}")
+            continue
+        try:
+            with open_audio(relative) as local:
+                problem = _import_one(project, local, relative, text, user, limits, max_seconds)
+        except FileNotFoundError:
+            problem = "no such file next to the manifest"
+        except AudioError as error:
+            problem = str(error).split(": ", 1)[-1]
+        if problem:
+            report.problems.append(f"{where}: {problem}")
+        else:
+            report.imported += 1
+    return report
+
+
+def _import_one(
+    project, local: Path, name: str, text: str, user, limits, max_seconds
+) -> str | None:
+    sha256 = _sha256(local)
+    if Recording.objects.filter(project=project, sha256=sha256).exists():
+        return "the same audio is in the project already; skipped"
+    samples = decode_audio(local, max_seconds=limits.max_seconds)
+    if len(samples) > max_seconds * SAMPLE_RATE:
+        return f"{len(samples) / SAMPLE_RATE:.0f} s is too long for one clip (at most {max_seconds:.0f} s)"
+    with transaction.atomic(), local.open("rb") as handle:
+        recording = Recording(
+            project=project,
+            original_name=name[:255],
+            sha256=sha256,
+            size_bytes=local.stat().st_size,
+            duration_seconds=len(samples) / SAMPLE_RATE,
+            status=Recording.Status.READY,
+            progress=1.0,
+            uploaded_by=user,
+            ingested_at=timezone.now(),
+        )
+        recording.audio.save(Path(name).name, File(handle), save=False)
+        recording.save()
+        clip = Clip(
+            project=project,
+            recording=recording,
+            start_sample=0,
+            end_sample=len(samples),
+            split=Clip.Split.TRAIN,
+            status=Clip.Status.ACCEPTED,
+        )
+        clip.audio.save(
+            f"clips/{project.pk}/{recording.pk}/0.wav", ContentFile(_wav_bytes(samples)), save=False
+        )
+        clip.save()
+        Transcript.objects.create(
+            clip=clip,
+            author=user,
+            lease_token=uuid.uuid4(),
+            text=text.strip(),
+            status=Transcript.Status.ACCEPTED,
+            reviewed_by=user,
+            reviewed_at=timezone.now(),
+        )
+    return None
+
+
+def zip_import(*, project: Project, archive_file, user, limits: UploadLimits) -> ImportReport:
+    """A zip with a manifest (*.jsonl or *.json, one JSON object a line) and its audio."""
+    try:
+        archive = zipfile.ZipFile(archive_file)
+    except zipfile.BadZipFile:
+        return ImportReport(problems=["This is not a zip file."])
+    with archive, tempfile.TemporaryDirectory() as scratch:
+        manifests = [n for n in archive.namelist() if n.endswith((".jsonl", ".json"))]
+        if not manifests:
+            return ImportReport(problems=["The zip holds no manifest (a .jsonl file)."])
+        manifest = sorted(manifests, key=lambda n: (n.count("/"), n))[0]
+        base = PurePosixPath(manifest).parent
+
+        @contextmanager
+        def open_member(relative: str):
+            try:
+                info = archive.getinfo(str(base / relative))
+            except KeyError as error:
+                raise FileNotFoundError(relative) from error
+            if info.file_size > limits.max_bytes:
+                raise AudioError(f"{relative}: over the limit of {limits.max_bytes // 2**20} MB")
+            path = Path(scratch) / uuid.uuid4().hex
+            with archive.open(info) as source, path.open("wb") as out:
+                shutil.copyfileobj(source, out)
+            try:
+                yield path
+            finally:
+                path.unlink(missing_ok=True)
+
+        text = archive.read(manifest).decode("utf-8", errors="replace")
+        return manifest_import(
+            project=project,
+            lines=text.splitlines(),
+            open_audio=open_member,
+            user=user,
+            limits=limits,
+        )
+
+
+def folder_import(*, project: Project, manifest: Path, user, limits: UploadLimits) -> ImportReport:
+    """A manifest on disk; audio paths are relative to the manifest's folder."""
+    base = manifest.resolve().parent
+
+    @contextmanager
+    def open_file(relative: str):
+        path = (base / relative).resolve()
+        if not path.is_file() or base not in path.parents:
+            raise FileNotFoundError(relative)
+        yield path
+
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    return manifest_import(
+        project=project, lines=lines, open_audio=open_file, user=user, limits=limits
+    )

@@ -1,0 +1,148 @@
+"""Labeled data out (manifest zip, CSV) and in (zip, folder), and back again."""
+
+import csv
+import io
+import json
+import zipfile
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.urls import reverse
+
+from labeling import queue
+from labeling.models import Clip, Recording, Transcript
+from tests.conftest import real_speech_dir
+
+pytestmark = pytest.mark.django_db
+
+ENGLISH = "abcdefghijklmnopqrstuvwxyz'"
+
+
+@pytest.fixture
+def english(project):
+    project.alphabet = ENGLISH
+    project.save()
+    return project
+
+
+def label(project, user, texts):
+    for text in texts:
+        clip = queue.clip_lease_next(project=project, user=user)
+        queue.transcript_submit(clip=clip, user=user, lease_token=clip.lease_token, text=text)
+
+
+def test_export_zip_and_csv_hold_the_labeled_set(client_for, owner, annotator, project, make_clips):
+    make_clips(project, count=3)
+    label(project, annotator, ["moja", "mbili"])
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    queue.transcript_submit(
+        clip=clip, user=annotator, lease_token=clip.lease_token, text="", flag="noise"
+    )
+    client = client_for(owner)
+
+    response = client.get(reverse("export_manifest", args=[project.pk]))
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    rows = [json.loads(line) for line in archive.read("manifest.jsonl").decode().splitlines()]
+    assert sorted(r["text"] for r in rows) == ["mbili", "moja"]  # the flagged clip is left out
+    for row in rows:
+        assert archive.read(row["audio_filepath"])[:4] == b"RIFF"
+        assert row["duration"] == 2.0 and row["author"] == "amina"
+
+    text = client.get(reverse("export_csv", args=[project.pk])).content.decode()
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert sorted(r["text"] for r in table) == ["mbili", "moja"]
+
+
+def test_an_accepted_edit_is_what_gets_exported(owner, annotator, reviewer, project, make_clips):
+    from labeling.selectors import labeled_set
+
+    make_clips(project, count=1)
+    label(project, annotator, ["sawa"])
+    queue.transcript_review(
+        transcript=Transcript.objects.get(), reviewer=reviewer, action="accept", text="sawa sana"
+    )
+    assert [t.text for t in labeled_set(project)] == ["sawa sana"]
+
+
+def make_import_zip(tmp_path, rows, files):
+    path = tmp_path / "import.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("data/manifest.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+        for name, content in files.items():
+            archive.writestr(f"data/{name}", content)
+    return SimpleUploadedFile("import.zip", path.read_bytes(), content_type="application/zip")
+
+
+def test_importing_a_zip_keeps_good_rows_and_names_the_bad_ones(
+    client_for, owner, english, tmp_path
+):
+    speech = real_speech_dir()
+    manifest = [json.loads(line) for line in (speech / "manifest.jsonl").read_text().splitlines()][
+        :3
+    ]
+    files = {
+        row["audio_filepath"]: (speech / row["audio_filepath"]).read_bytes() for row in manifest
+    }
+    manifest.append({"audio_filepath": "missing.wav", "text": "gone"})
+    manifest.append({"audio_filepath": manifest[0]["audio_filepath"], "text": "costs 5 pounds"})
+    manifest.append({"audio_filepath": "../../etc/passwd", "text": "no"})
+    upload = make_import_zip(tmp_path, manifest, files)
+
+    response = client_for(owner).post(
+        reverse("import_manifest", args=[english.pk]), {"archive": upload}, follow=True
+    )
+    body = response.content.decode()
+    assert "Imported 3 labeled clips." in body
+    assert "line 4 (missing.wav): no such file next to the manifest" in body
+    assert "line 5" in body and "not in the alphabet: 5" in body
+    assert "line 6 (../../etc/passwd): the path must stay inside" in body
+    clips = Clip.objects.filter(project=english)
+    assert clips.count() == 3
+    assert set(clips.values_list("split", "status")) == {("train", "accepted")}
+    assert Transcript.objects.filter(status="accepted").count() == 3
+
+
+def test_importing_something_that_is_not_a_zip(client_for, owner, english):
+    junk = SimpleUploadedFile("data.zip", b"not a zip")
+    response = client_for(owner).post(
+        reverse("import_manifest", args=[english.pk]), {"archive": junk}, follow=True
+    )
+    assert "Not imported: This is not a zip file." in response.content.decode()
+    assert not Recording.objects.exists()
+
+
+def test_export_then_import_round_trips(
+    client_for, owner, annotator, english, other_project, make_clips
+):
+    make_clips(english, count=2)
+    label(english, annotator, ["one", "two"])
+    response = client_for(owner).get(reverse("export_manifest", args=[english.pk]))
+    exported = SimpleUploadedFile("x.zip", b"".join(response.streaming_content))
+    other_project.alphabet = ENGLISH
+    other_project.save()
+    outsider = other_project.memberships.get().user
+    client_for(outsider).post(
+        reverse("import_manifest", args=[other_project.pk]), {"archive": exported}
+    )
+    texts = Transcript.objects.filter(clip__project=other_project).values_list("text", flat=True)
+    assert sorted(texts) == ["one", "two"]
+
+
+def test_the_folder_import_command(owner, english, capsys):
+    call_command(
+        "import_manifest",
+        str(real_speech_dir() / "manifest.jsonl"),
+        project=english.pk,
+        user=owner.username,
+    )
+    assert "Imported 10 clips" in capsys.readouterr().out
+    call_command(
+        "import_manifest",
+        str(real_speech_dir() / "manifest.jsonl"),
+        project=english.pk,
+        user=owner.username,
+    )
+    captured = capsys.readouterr()
+    assert "Imported 0 clips" in captured.out
+    assert "already; skipped" in captured.err

@@ -126,7 +126,9 @@ def make_clips(tmp_path):
         length = int(seconds * 16_000)
         clips = []
         for index in range(count):
-            pitch = 220 + 20 * index + 200 * Recording.objects.count()  # every clip sounds different
+            pitch = (
+                220 + 20 * index + 200 * Recording.objects.count()
+            )  # every clip sounds different
             tone = 0.3 * np.sin(np.arange(length) * 2 * np.pi * pitch / 16_000).astype(np.float32)
             clip = Clip(
                 project=project,

@@ -35,10 +35,20 @@ class ProjectForm(forms.ModelForm):
         return name
 
     def clean_language_code(self) -> str:
-        code = self.cleaned_data["language_code"].strip()
+        code = self.cleaned_data["language_code"].strip().replace("_", "-")
         if not LANGUAGE_CODE_RE.match(code):
             raise forms.ValidationError("Use a BCP 47 language tag such as sw, quz, gd or nds-NL.")
-        return code
+        # BCP 47's usual case: language lowercase, script titlecase, region uppercase.
+        primary, *rest = code.split("-")
+        parts = [primary.lower()]
+        for part in rest:
+            if len(part) == 2:
+                parts.append(part.upper())
+            elif len(part) == 4 and part.isalpha():
+                parts.append(part.title())
+            else:
+                parts.append(part.lower())
+        return "-".join(parts)
 
     def clean_alphabet(self) -> str:
         text = unicodedata.normalize("NFC", self.cleaned_data["alphabet"])
@@ -56,6 +66,15 @@ class ProjectForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         alphabet = set(cleaned.get("alphabet") or "")
+        if cleaned.get("lowercase"):
+            upper = [ch for ch in cleaned.get("alphabet", "") if ch != ch.lower()]
+            if upper:
+                self.add_error(
+                    "alphabet",
+                    "Transcripts are lowercased, so these can never occur: "
+                    + " ".join(upper)
+                    + ". Remove them, or turn lowercasing off.",
+                )
         both = sorted(alphabet & set(cleaned.get("strip_chars") or ""))
         if both:
             self.add_error(

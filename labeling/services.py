@@ -31,6 +31,17 @@ def project_create(
     return project
 
 
+# No look-alikes (0/O, 1/l/I): these passwords are read aloud or copied from paper.
+HANDOVER_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def handover_password(groups: int = 3) -> str:
+    """e.g. 'kq7m-x3vd-9pwe': 60 bits, easy to read out and type on a phone."""
+    return "-".join(
+        "".join(secrets.choice(HANDOVER_ALPHABET) for _ in range(4)) for _ in range(groups)
+    )
+
+
 @transaction.atomic
 def membership_add(*, project: Project, username: str, role: str) -> tuple[Membership, str | None]:
     """Adds a user to the project, creating the account if it does not exist yet.
@@ -42,7 +53,7 @@ def membership_add(*, project: Project, username: str, role: str) -> tuple[Membe
     user = User.objects.filter(username=username).first()
     initial_password = None
     if user is None:
-        initial_password = secrets.token_urlsafe(9)
+        initial_password = handover_password()
         user = User.objects.create_user(username=username, password=initial_password)
     if Membership.objects.filter(project=project, user=user).exists():
         raise ValidationError(f"{username} is already a member of this project.")

@@ -72,6 +72,35 @@ def stop(name: str, proc: subprocess.Popen, grace: float) -> None:
         pass
 
 
+def print_banner(host: str, port: int) -> None:
+    """Once the web server answers, say where to log in: last, so it does not scroll away."""
+    for _ in range(600):
+        if not port_free(host, port):
+            break
+        time.sleep(0.1)
+    else:
+        return
+    time.sleep(1.0)
+    password_file = DATA_DIR / "demo-password"
+    lines = [f"Vernacular is running: open http://{host}:{port}"]
+    if password_file.exists():
+        lines.append(f"Log in as demo, password {password_file.read_text().strip()}")
+        lines.append(f"(kept in {password_file}; changed and forgotten it? run")
+        lines.append(" .venv/bin/python manage.py changepassword demo)")
+    lines.append("Press Ctrl-C to stop everything.")
+    width = max(len(line) for line in lines) + 4
+    print(
+        "\n"
+        + "=" * width
+        + "\n"
+        + "\n".join(f"  {line}" for line in lines)
+        + "\n"
+        + "=" * width
+        + "\n",
+        flush=True,
+    )
+
+
 def main() -> int:
     redis = urlsplit(REDIS_URL)
     redis_host, redis_port = redis.hostname or "127.0.0.1", redis.port or 6379
@@ -124,6 +153,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    threading.Thread(target=print_banner, args=(web_host, int(web_port)), daemon=True).start()
     exit_code = 0
     while not stopping.is_set():
         for name, proc in children:

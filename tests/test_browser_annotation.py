@@ -67,6 +67,7 @@ def test_upload_ingest_transcribe_flag_review(
     expect(text).to_be_focused()
     first_clip = page.locator("#workspace").get_attribute("data-clip")
     page.keyboard.type("he was not an ill disposed young man")
+    expect(page.locator('#waveform[data-drawn="true"]')).to_have_count(1)
     shot(page, "2-transcribe")
     page.keyboard.press("Control+Enter")
     expect(page.locator(".saved-note")).to_contain_text("Saved.")

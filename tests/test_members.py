@@ -73,3 +73,12 @@ def test_an_unknown_role_is_refused(client_for, owner, annotator, project):
     client_for(owner).post(reverse("member_role", args=[project.pk, theirs.pk]), {"role": "god"})
     theirs.refresh_from_db()
     assert theirs.role == "annotator"
+
+
+def test_handover_passwords_avoid_look_alike_characters():
+    from labeling.services import handover_password
+
+    passwords = {handover_password() for _ in range(200)}
+    assert len(passwords) == 200
+    assert not set("".join(passwords)) & set("0O1lI")
+    assert all(len(p) == 14 and p.count("-") == 2 for p in passwords)

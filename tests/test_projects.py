@@ -90,3 +90,26 @@ def test_names_are_escaped(client_for, owner):
     body = client_for(owner).get(reverse("project_list")).content.decode()
     assert "<script>x()" not in body
     assert "&lt;script&gt;x()" in body
+
+
+def test_an_uppercase_alphabet_with_lowercasing_on_is_refused(client_for, owner):
+    response = client_for(owner).post(reverse("project_create"), {**VALID, "alphabet": "ABCabc"})
+    assert "can never occur: A B C" in " ".join(response.context["form"].errors["alphabet"])
+    assert not Project.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"), [("SW", "sw"), ("nds_nl", "nds-NL"), ("sr-latn-rs", "sr-Latn-RS")]
+)
+def test_language_tags_get_their_usual_case(client_for, owner, typed, stored):
+    client_for(owner).post(reverse("project_create"), {**VALID, "language_code": typed})
+    assert Project.objects.get().language_code == stored
+
+
+def test_combining_marks_show_on_a_dotted_circle(owner):
+    from labeling import services
+
+    project = services.project_create(
+        name="Yorùbá", language_code="yo", alphabet="aẹ\u0301", created_by=owner
+    )
+    assert project.alphabet_display() == ["a", "ẹ", "\u25cc\u0301"]

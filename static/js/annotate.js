@@ -77,7 +77,7 @@
     fetch(document.getElementById("player").dataset.audioUrl, { credentials: "same-origin" })
       .then((r) => r.arrayBuffer())
       .then((bytes) => new (window.AudioContext || window.webkitAudioContext)().decodeAudioData(bytes))
-      .then((buffer) => { ws.peaks = peaksOf(buffer, canvas.width); redraw(); })
+      .then((buffer) => { ws.peaks = peaksOf(buffer, canvas.width); redraw(); canvas.dataset.drawn = "true"; })
       .catch(() => { /* the waveform is a nicety; playback still works */ });
 
     let frame = null;

@@ -1,13 +1,12 @@
 """Creates the demo manager account and demo project; safe to run again (changes nothing)."""
 
-import secrets
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from labeling import services
 from labeling.models import Project
+from labeling.services import handover_password
 
 DEMO_USERNAME = "demo"
 DEMO_PROJECT = {
@@ -27,7 +26,7 @@ class Command(BaseCommand):
         password_file = settings.DATA_DIR / "demo-password"
         user = User.objects.filter(username=DEMO_USERNAME).first()
         if user is None:
-            password = secrets.token_urlsafe(9)
+            password = handover_password()
             user = User.objects.create_user(username=DEMO_USERNAME, password=password)
             password_file.parent.mkdir(parents=True, exist_ok=True)
             password_file.write_text(password + "\n")
@@ -41,9 +40,4 @@ class Command(BaseCommand):
         if not Project.objects.filter(name__iexact=DEMO_PROJECT["name"]).exists():
             services.project_create(**DEMO_PROJECT, created_by=user)
 
-        self.stdout.write(
-            "\n"
-            "  Vernacular is starting on http://127.0.0.1:8000\n"
-            f"  Log in as   {DEMO_USERNAME}\n"
-            f"  Password    {password}{note}\n"
-        )
+        self.stdout.write(f"\n  Demo account: {DEMO_USERNAME}\n  Password    {password}{note}\n")

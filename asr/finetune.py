@@ -69,6 +69,13 @@ class FinetuneConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA
     eval_batch_seconds: float = 160.0  # padded audio per dev-inference batch
 
+    def __post_init__(self) -> None:
+        counts = (self.max_steps, self.batch_size, self.gradient_accumulation_steps)
+        if min(counts) < 1 or self.eval_every < 1:
+            raise ValueError("max_steps, batch_size, accumulation and eval_every must be >= 1")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision is auto, fp32, bf16 or fp16, not {self.precision!r}")
+
 
 @dataclass(frozen=True)
 class Progress:

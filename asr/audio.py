@@ -10,6 +10,7 @@ import math
 import re
 import shutil
 import subprocess
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -137,6 +138,16 @@ def decode_audio(
     if peak == 0.0 or 20.0 * math.log10(peak) < silence_dbfs:
         raise AudioSilent(f"{path.name}: silent (no sample above {silence_dbfs:g} dBFS)")
     return np.clip(samples, -1.0, 1.0)
+
+
+def write_wav(path: str | Path, samples: np.ndarray) -> None:
+    """Write samples (n,) in [-1, 1] as 16 kHz mono 16-bit PCM WAV: what every tool reads."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with wave.open(str(path), "wb") as output:
+        output.setnchannels(1)
+        output.setsampwidth(2)
+        output.setframerate(SAMPLE_RATE)
+        output.writeframes(pcm.tobytes())
 
 
 def _last_line(stderr: bytes) -> str:

@@ -1,0 +1,419 @@
+"""`python -m asr`: the speech library from a shell.
+
+    python -m asr segment long.mp3 --out clips/          long audio -> clip wavs + manifest
+    python -m asr transcribe clips/manifest.jsonl --model m/ --out drafts.jsonl
+    python -m asr finetune --train train.jsonl --dev dev.jsonl --model base/ --out run/
+    python -m asr evaluate --model run/model --manifest test.jsonl --out errors.jsonl
+
+Manifests are NeMo-style JSONL (asr.manifest). Texts in manifests are taken as normalized.
+Mistakes (a missing file, unreadable audio, a directory without a model) end with one line on
+stderr and exit status 2; `--traceback` shows the whole story. Long work draws a progress bar
+with an ETA on stderr.
+
+A new subcommand is a `Subcommand(name, help, add_arguments, run)` appended to SUBCOMMANDS;
+`run(args)` returns the exit status and raises CliError for the user's mistakes. Heavy
+imports (torch, transformers) go inside `run`, so `--help` stays instant.
+"""
+
+import argparse
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from asr.audio import SAMPLE_RATE, AudioError, SegmentConfig, decode_audio
+from asr.manifest import ManifestEntry, ManifestError, read_manifest, write_manifest
+
+MAX_CLIP_SECONDS = 120.0  # transcribe/evaluate/finetune read clips, not recordings
+CHUNK_CLIPS = 32  # clips decoded and transcribed at a time: bounds memory, paces the bar
+
+
+class CliError(Exception):
+    """A mistake in what the user asked for; printed as one line, exit status 2."""
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# --- progress bar -----------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """`label [#####-----] 12/40 30% ETA 1:05` on one line of stderr, redrawn at most 10 times
+    a second; where stderr is not a terminal (logs), a plain line every 10 seconds."""
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+        self.label, self.total = label, max(total, 1)
+        self.stream = stream or sys.stderr
+        self.interactive = self.stream.isatty()
+        self.started = time.monotonic()
+        self.drawn_at = -math.inf
+
+    def update(self, done: int, *, eta_seconds: float | None = None, note: str = "") -> None:
+        now = time.monotonic()
+        if now - self.drawn_at < (0.1 if self.interactive else 10.0) and done < self.total:
+            return
+        self.drawn_at = now
+        if eta_seconds is None and done > 0:
+            eta_seconds = (now - self.started) / done * (self.total - done)
+        filled = int(20 * min(done / self.total, 1.0))
+        line = (
+            f"{self.label} [{'#' * filled}{'-' * (20 - filled)}] {done}/{self.total} "
+            f"{100 * done // self.total}% ETA {_clock(eta_seconds)}"
+        )
+        line += f" {note}" if note else ""
+        if self.interactive:
+            self.stream.write("\r" + line + "\033[K")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.interactive:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    whole = int(round(seconds))
+    hours, minutes = divmod(whole // 60, 60)
+    return f"{hours}:{minutes:02d}:{whole % 60:02d}" if hours else f"{minutes}:{whole % 60:02d}"
+
+
+# --- shared steps -----------------------------------------------------------------------------
+
+
+def _entries(inputs: Sequence[str]) -> list[ManifestEntry]:
+    """Manifests (*.jsonl, *.json) and audio files, in the order given, as manifest entries."""
+    entries = []
+    for name in inputs:
+        path = Path(name)
+        if path.suffix in (".jsonl", ".json"):
+            entries += read_manifest(path)
+        elif path.is_file():
+            entries.append(ManifestEntry(path))
+        else:
+            raise CliError(f"{path}: no such file")
+    for entry in entries:
+        if not entry.audio_filepath.is_file():
+            raise CliError(f"{entry.audio_filepath}: no such audio file")
+    return entries
+
+
+def _decode(entry: ManifestEntry):
+    return decode_audio(entry.audio_filepath, max_seconds=MAX_CLIP_SECONDS)
+
+
+def _load_model(directory: str):
+    """A model written by save_ctc_model (or `finetune`), with weights."""
+    from asr.model import load_ctc_model
+
+    path = Path(directory)
+    if not path.is_dir():
+        raise CliError(f"{path}: no such model directory")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise CliError(f"{path}: no model weights (*.safetensors) in this directory")
+    return load_ctc_model(path)
+
+
+def _quiet_transformers() -> None:
+    # its own progress bars and load reports would scramble ours
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _transcribe_with_progress(model, entries: list[ManifestEntry], label: str, args):
+    """Decode and transcribe CHUNK_CLIPS clips at a time -> (transcripts, durations)."""
+    from asr.model import InferenceConfig, transcribe_clips
+
+    config = InferenceConfig(device=_device(args.device))
+    bar = ProgressBar(label, len(entries))
+    transcripts, durations = [], []
+    for start in range(0, len(entries), CHUNK_CLIPS):
+        clips = [_decode(entry) for entry in entries[start : start + CHUNK_CLIPS]]
+        transcripts += transcribe_clips(model, clips, config)
+        durations += [len(clip) / SAMPLE_RATE for clip in clips]
+        bar.update(len(transcripts))
+    bar.close()
+    return transcripts, durations
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+# --- segment ----------------------------------------------------------------------------------
+
+
+def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("audio", nargs="+", help="recordings in any format ffmpeg reads")
+    parser.add_argument("--out", required=True, help="directory for clips/ and manifest.jsonl")
+    parser.add_argument("--vad", choices=("silero", "energy"), default="silero")
+    parser.add_argument("--min-seconds", type=float, default=SegmentConfig.min_seconds)
+    parser.add_argument("--max-seconds", type=float, default=SegmentConfig.max_seconds)
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from asr.audio import segment_speech, write_wav
+
+    recordings = [Path(name) for name in args.audio]
+    for path in recordings:
+        if not path.is_file():
+            raise CliError(f"{path}: no such file")
+    try:
+        config = SegmentConfig(args.min_seconds, args.max_seconds, vad=args.vad)
+    except ValueError as error:
+        raise CliError(str(error)) from error
+    out = Path(args.out)
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    entries, used_stems = [], set()
+    bar = ProgressBar("segment", len(recordings))
+    for done, path in enumerate(recordings, start=1):
+        samples = decode_audio(path)
+        stem = path.stem
+        while stem in used_stems:  # two recordings with one name, from different folders
+            stem += "_"
+        used_stems.add(stem)
+        for number, span in enumerate(segment_speech(samples, config), start=1):
+            clip_path = out / "clips" / f"{stem}-{number:04d}.wav"
+            write_wav(clip_path, samples[span.start : span.end])
+            extra = {"source": str(path), "offset": round(span.start_seconds, 3)}
+            entries.append(ManifestEntry(clip_path, span.duration_seconds, "", extra))
+        bar.update(done)
+    bar.close()
+    write_manifest(entries, out / "manifest.jsonl")
+    print(f"{len(entries)} clips, {sum(e.duration for e in entries):.1f} s -> {out}/manifest.jsonl")
+    return 0
+
+
+# --- transcribe -------------------------------------------------------------------------------
+
+
+def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", help="manifests (*.jsonl) and/or audio clips")
+    parser.add_argument("--model", required=True, help="a saved CTC model directory")
+    parser.add_argument("--out", required=True, help="manifest to write, with text filled in")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1...")
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    entries = _entries(args.inputs)
+    _quiet_transformers()
+    model = _load_model(args.model)
+    transcripts, durations = _transcribe_with_progress(model, entries, "transcribe", args)
+    written = [
+        ManifestEntry(entry.audio_filepath, duration, transcript.text, entry.extra)
+        for entry, transcript, duration in zip(entries, transcripts, durations, strict=True)
+    ]
+    write_manifest(written, args.out)
+    print(f"{len(written)} clips transcribed -> {args.out}")
+    return 0
+
+
+# --- finetune ---------------------------------------------------------------------------------
+
+
+def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--train", required=True, help="manifest of labeled training clips")
+    parser.add_argument("--dev", required=True, help="manifest of labeled dev clips")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a saved CTC model to continue, or any waveform encoder checkpoint directory "
+        "(gets a fresh CTC head over the characters of the transcripts)",
+    )
+    parser.add_argument("--out", required=True, help="run directory: model/ and checkpoint.pt")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    # None = FinetuneConfig's default; not read here so that --help needs no torch import
+    training = parser.add_argument_group("training (defaults: asr.finetune.FinetuneConfig)")
+    for flag, kind, field_name in (
+        ("--max-steps", int, "max_steps"),
+        ("--batch-size", int, "batch_size"),
+        ("--accumulate", int, "gradient_accumulation_steps"),
+        ("--learning-rate", float, "learning_rate"),
+        ("--warmup-steps", int, "warmup_steps"),
+        ("--eval-every", int, "eval_every"),
+        ("--patience", int, "patience"),
+        ("--mask-time-prob", float, "mask_time_prob"),
+        ("--max-clip-seconds", float, "max_clip_seconds"),
+        ("--seed", int, "seed"),
+        ("--device", str, "device"),
+        ("--precision", str, "precision"),
+    ):
+        metavar = {int: "N", float: "X", str: "NAME"}[kind]
+        training.add_argument(
+            flag, type=kind, dest=f"config_{field_name}", metavar=metavar, help=field_name
+        )
+    training.add_argument(
+        "--train-feature-encoder",
+        action="store_false",
+        default=None,
+        dest="config_freeze_feature_encoder",
+        help="also train the convolutional feature encoder (frozen by default)",
+    )
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.resume:
+        raise CliError(f"{out} is not empty: pass --resume to continue that run, or another --out")
+    train_entries, dev_entries = _entries([args.train]), _entries([args.dev])
+    if not Path(args.model).is_dir():
+        raise CliError(f"{args.model}: no such model directory")
+
+    _quiet_transformers()
+    from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune
+    from asr.model import ctc_model_from_encoder
+    from asr.text import TextRules, normalize_text, vocabulary_from_texts
+
+    overrides = {
+        name.removeprefix("config_"): value
+        for name, value in vars(args).items()
+        if name.startswith("config_") and value is not None
+    }
+    config = FinetuneConfig(**overrides)
+
+    as_given = TextRules(lowercase=False)  # NFC and whitespace only: manifests are normalized
+    bar = ProgressBar("load", len(train_entries) + len(dev_entries))
+    labeled = []
+    for entry in train_entries + dev_entries:
+        labeled.append((_decode(entry), normalize_text(entry.text, as_given)))
+        bar.update(len(labeled))
+    bar.close()
+    train, dev = labeled[: len(train_entries)], labeled[len(train_entries) :]
+
+    if (Path(args.model) / "vocab.json").is_file():
+        model = _load_model(args.model)
+    else:
+        vocabulary = vocabulary_from_texts([text for _, text in train + dev], as_given)
+        model = ctc_model_from_encoder(args.model, vocabulary)
+
+    bar = ProgressBar("finetune", config.max_steps)
+
+    def show(report: Progress) -> None:
+        note = "evaluating" if report.phase == "evaluate" else f"loss {report.loss:.3f}"
+        bar.update(report.step, eta_seconds=report.eta_seconds, note=note)
+
+    interrupted = []  # the first Ctrl-C asks the loop to stop at the end of its step
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    try:
+        result = finetune(
+            model, train, dev, out, config, progress=show, should_cancel=lambda: bool(interrupted)
+        )
+    except TrainingCancelled as cancelled:
+        bar.close()
+        print(f"stopped at step {cancelled.step}; add --resume to continue", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+    bar.close()
+    print(
+        f"best dev CER {result.best_dev_cer:.4f} at step {result.best_step} "
+        f"(started at {result.initial_dev_cer:.4f}); {result.steps} steps in "
+        f"{result.seconds:.0f} s{', stopped early' if result.stopped_early else ''}; "
+        f"{result.skipped_clips} training clips skipped"
+    )
+    print(f"model: {result.model_dir}")
+    return 0
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a saved CTC model directory")
+    parser.add_argument("--manifest", required=True, help="clips with reference text")
+    parser.add_argument("--out", help="write each clip's errors here (JSONL)")
+    parser.add_argument("--device", default="auto")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    entries = _entries([args.manifest])
+    _quiet_transformers()
+    model = _load_model(args.model)
+    from asr.evaluate import AS_GIVEN
+    from asr.metrics import error_rates
+
+    transcripts, _ = _transcribe_with_progress(model, entries, "evaluate", args)
+    rates = error_rates([e.text for e in entries], [t.text for t in transcripts], AS_GIVEN)
+    if args.out:
+        rows = [
+            ManifestEntry(
+                entry.audio_filepath,
+                entry.duration,
+                clip.reference,
+                {"hypothesis": clip.hypothesis, "wer": clip.wer, "cer": clip.cer},
+            )
+            for entry, clip in zip(entries, rates.clips, strict=True)
+        ]
+        write_manifest(rows, args.out)
+    print(f"WER {rates.wer:.4f}  CER {rates.cer:.4f}  ({len(entries)} clips)")
+    return 0
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+SUBCOMMANDS = [
+    Subcommand("segment", "cut long recordings into clips", add_segment_arguments, run_segment),
+    Subcommand(
+        "transcribe", "write a model's text for clips", add_transcribe_arguments, run_transcribe
+    ),
+    Subcommand(
+        "finetune", "train a CTC model on labeled clips", add_finetune_arguments, run_finetune
+    ),
+    Subcommand(
+        "evaluate", "WER/CER of a model on labeled clips", add_evaluate_arguments, run_evaluate
+    ),
+]
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's default adds the whole usage
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="python -m asr", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    for subcommand in SUBCOMMANDS:
+        subparser = commands.add_parser(subcommand.name, help=subcommand.help)
+        subcommand.add_arguments(subparser)
+        subparser.set_defaults(run=subcommand.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(f"asr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.traceback:
+            raise
+        known = (CliError, AudioError, ManifestError, OSError, ValueError)
+        kind = "" if isinstance(error, known) else f"{type(error).__name__}: "
+        message = " ".join(str(error).split())  # transformers' messages span lines
+        if len(message) > 300:
+            message = message[:297] + "..."
+        print(f"asr {args.command}: error: {kind}{message}", file=sys.stderr)
+        return 2

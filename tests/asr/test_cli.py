@@ -1,0 +1,234 @@
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+from asr.audio import SAMPLE_RATE, decode_audio, write_wav
+from asr.cli import ProgressBar, main
+from asr.evaluate import evaluate_model
+from asr.model import build_tiny_ctc_model, load_ctc_model, save_ctc_model, transcribe_clips
+from asr.text import TextRules, vocabulary_from_texts
+from tests.asr.conftest import REPO_ROOT
+
+LETTERS = vocabulary_from_texts(["abcdefghijklmnopqrstuvwxyz"], TextRules())
+
+
+def rows(manifest: Path) -> list[dict]:
+    return [json.loads(line) for line in manifest.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("tiny-model")
+    save_ctc_model(build_tiny_ctc_model(LETTERS), directory)
+    return directory
+
+
+@pytest.fixture
+def cards(real_speech, tmp_path) -> Path:
+    """A manifest of three labeled real clips, audio paths absolute."""
+    manifest = tmp_path / "cards.jsonl"
+    lines = [
+        json.dumps({"audio_filepath": str(path), "text": text})
+        for path, text in real_speech
+        if path.name.startswith("card")
+    ][:3]
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
+def test_segment_writes_a_wav_and_a_manifest_line_per_utterance(tmp_path, real_speech, capsys):
+    utterances = [decode_audio(path) for path, _ in real_speech if path.name.startswith("card")]
+    silence = np.zeros(SAMPLE_RATE, np.float32)
+    write_wav(tmp_path / "session.wav", np.concatenate([utterances[0], silence, utterances[1]]))
+
+    status = main(["segment", str(tmp_path / "session.wav"), "--out", str(tmp_path / "out")])
+
+    assert status == 0
+    entries = rows(tmp_path / "out" / "manifest.jsonl")
+    assert len(entries) == 2
+    for entry in entries:
+        clip = decode_audio(tmp_path / "out" / entry["audio_filepath"])
+        assert entry["duration"] == pytest.approx(len(clip) / SAMPLE_RATE, abs=1e-3)
+        assert entry["text"] == ""
+    second_start = (len(utterances[0]) + len(silence)) / SAMPLE_RATE
+    assert entries[1]["offset"] == pytest.approx(second_start, abs=0.4)
+    assert "2 clips" in capsys.readouterr().out
+
+
+def test_transcribe_writes_the_models_text_for_manifests_and_plain_files(
+    tmp_path, tiny_model_dir, cards
+):
+    paths = [Path(row["audio_filepath"]) for row in rows(cards)]
+    expected = transcribe_clips(load_ctc_model(tiny_model_dir), [decode_audio(p) for p in paths])
+
+    status = main(
+        ["transcribe", str(cards), str(paths[0]), "--model", str(tiny_model_dir)]
+        + ["--out", str(tmp_path / "drafts.jsonl")]
+    )
+
+    assert status == 0
+    drafts = rows(tmp_path / "drafts.jsonl")
+    assert [Path(d["audio_filepath"]) for d in drafts] == paths + paths[:1]
+    assert [d["text"] for d in drafts] == [t.text for t in expected + expected[:1]]
+    assert drafts[0]["duration"] == pytest.approx(1.095, abs=0.01)
+
+
+def test_finetune_then_evaluate_round_trip(tmp_path, tiny_model_dir, cards, capsys):
+    run = tmp_path / "run"
+    training = ["finetune", "--train", str(cards), "--dev", str(cards)]
+    training += ["--model", str(tiny_model_dir), "--out", str(run)]
+    training += ["--max-steps", "6", "--eval-every", "3", "--batch-size", "2"]
+
+    assert main(training) == 0
+    out, err = capsys.readouterr()
+    assert "best dev CER" in out and str(run / "model") in out
+    assert "finetune [" in err and "ETA" in err
+
+    status = main(
+        ["evaluate", "--model", str(run / "model"), "--manifest", str(cards)]
+        + ["--out", str(tmp_path / "errors.jsonl")]
+    )
+
+    assert status == 0
+    model = load_ctc_model(run / "model")
+    clips = [decode_audio(row["audio_filepath"]) for row in rows(cards)]
+    expected = evaluate_model(model, clips, [row["text"] for row in rows(cards)])
+    assert f"WER {expected.wer:.4f}  CER {expected.cer:.4f}  (3 clips)" in capsys.readouterr().out
+    errors = rows(tmp_path / "errors.jsonl")
+    assert [e["text"] for e in errors] == [row["text"] for row in rows(cards)]
+    assert [e["cer"] for e in errors] == [clip.cer for clip in expected.clips]
+    assert [e["hypothesis"] for e in errors] == [t.text for t in expected.transcripts]
+
+    # the run directory is taken: refused without --resume, a finished run with it
+    assert main(training) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(training + ["--resume"]) == 0
+
+
+def test_finetune_puts_a_head_over_the_transcripts_letters_on_a_bare_encoder(
+    tmp_path, cards, capsys
+):
+    torch.manual_seed(0)
+    encoder = Wav2Vec2Model(
+        Wav2Vec2Config(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            conv_dim=(16,) * 7,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+        )
+    )
+    encoder.save_pretrained(tmp_path / "encoder")
+
+    status = main(
+        ["finetune", "--train", str(cards), "--dev", str(cards), "--model"]
+        + [str(tmp_path / "encoder"), "--out", str(tmp_path / "run"), "--max-steps", "2"]
+    )
+
+    assert status == 0, capsys.readouterr().err
+    vocabulary = load_ctc_model(tmp_path / "run" / "model").vocabulary
+    letters = set("".join(row["text"] for row in rows(cards))) - {" "}
+    assert set(vocabulary.tokens[3:]) == letters
+
+
+def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
+    (tmp / "speech.wav").write_text("this is not audio")
+    (tmp / "broken.jsonl").write_text('{"audio_filepath": "a.wav"}\n{oops\n')
+    (tmp / "no-weights").mkdir()
+    (tmp / "no-weights" / "vocab.json").write_text('{"[PAD]": 0, "[UNK]": 1, "|": 2}')
+    (tmp / "ok.jsonl").write_text(json.dumps({"audio_filepath": "speech.wav", "text": "a"}))
+    model = ["--model", str(model_dir)]
+    return {
+        "missing audio": ["transcribe", str(tmp / "nope.wav"), *model, "--out", str(tmp / "o")],
+        "unreadable audio": ["transcribe", str(tmp / "speech.wav"), *model, "--out", "o.jsonl"],
+        "model without weights": [
+            "evaluate",
+            "--model",
+            str(tmp / "no-weights"),
+            "--manifest",
+            str(tmp / "ok.jsonl"),
+        ],
+        "broken manifest": ["evaluate", *model, "--manifest", str(tmp / "broken.jsonl")],
+        "missing manifest": ["evaluate", *model, "--manifest", str(tmp / "nope.jsonl")],
+        "missing recording": ["segment", str(tmp / "nope.mp3"), "--out", str(tmp / "clips")],
+        "bad precision": [
+            "finetune",
+            "--train",
+            str(tmp / "ok.jsonl"),
+            "--dev",
+            str(tmp / "ok.jsonl"),
+            *model,
+            "--out",
+            str(tmp / "run"),
+            "--precision",
+            "fp8",
+        ],
+        "unknown subcommand": ["pretrian"],
+        "missing option": ["evaluate", *model],
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("missing audio", "nope.wav: no such file"),
+        ("unreadable audio", "speech.wav: not readable as audio"),
+        ("model without weights", "no model weights"),
+        ("broken manifest", "broken.jsonl line 2: not JSON"),
+        ("missing manifest", "nope.jsonl: no such manifest"),
+        ("missing recording", "nope.mp3: no such file"),
+        ("bad precision", "precision is auto, fp32, bf16 or fp16"),
+        ("unknown subcommand", "invalid choice: 'pretrian'"),
+        ("missing option", "the following arguments are required: --manifest"),
+    ],
+    ids=lambda case: case[0],
+)
+def test_a_mistake_is_one_line_on_stderr_and_exit_status_2(
+    tmp_path, tiny_model_dir, capsys, monkeypatch, case
+):
+    name, message = case
+    monkeypatch.chdir(tmp_path)
+    argv = bad_inputs(tmp_path, tiny_model_dir)[name]
+
+    try:
+        status = main(argv)
+    except SystemExit as exit:  # argparse's own errors
+        status = exit.code
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert message in err
+
+
+def test_python_dash_m_asr_runs_the_cli_and_reports_errors_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "asr", "evaluate", "--model", str(tmp_path)]
+        + ["--manifest", str(tmp_path / "missing.jsonl")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"asr evaluate: error: {tmp_path / 'missing.jsonl'}: no such manifest\n"
+
+
+def test_the_progress_bar_writes_few_lines_with_an_eta_to_a_log():
+    stream = io.StringIO()  # not a terminal: plain lines, at most one per 10 s
+    bar = ProgressBar("score", 1000, stream)
+    for done in range(1, 1001):
+        bar.update(done)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("score [--------------------] 1/1000 0% ETA")
+    assert lines[-1] == "score [####################] 1000/1000 100% ETA 0:00"
+    assert len(lines) == 2

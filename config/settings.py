@@ -149,7 +149,11 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Ingest stays on "default"; scoring and training go to "gpu" (solo pool, one at a time).
-CELERY_TASK_ROUTES = {"labeling.*": {"queue": "default"}}
+CELERY_TASK_ROUTES = {
+    "labeling.*": {"queue": "default"},
+    "training.round_train": {"queue": "gpu"},
+    "training.score_pool": {"queue": "gpu"},
+}
 # A web request that queues work fails fast with a clear message when Redis is down.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_TASK_ACKS_LATE = True
@@ -183,3 +187,26 @@ LOGGING = {
 VERNACULAR_MAX_UPLOAD_MB = env_int("VERNACULAR_MAX_UPLOAD_MB", 1024)
 VERNACULAR_MAX_RECORDING_MINUTES = env_int("VERNACULAR_MAX_RECORDING_MINUTES", 240)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads spool to a temporary file
+
+# Training. Models live on the worker's disk; in a multi-machine setup point this at a
+# folder every gpu worker and the web server share.
+VERNACULAR_MODEL_DIR = Path(env_str("VERNACULAR_MODEL_DIR", str(DATA_DIR / "models")))
+VERNACULAR_DEFAULT_BASE_MODEL = env_str("VERNACULAR_DEFAULT_BASE_MODEL", "builtin:tiny")
+# Off by default: nothing downloads at run time unless the operator says so.
+VERNACULAR_ALLOW_MODEL_DOWNLOAD = env_bool("VERNACULAR_ALLOW_MODEL_DOWNLOAD", False)
+VERNACULAR_ROUND_CONFIG = {
+    "max_steps": env_int("VERNACULAR_ROUND_MAX_STEPS", 400),
+    "batch_size": env_int("VERNACULAR_ROUND_BATCH_SIZE", 8),
+    "learning_rate": 1e-4,
+    "warmup_steps": 40,
+    "eval_every": 50,
+    "patience": 4,
+}
+# A running round or scoring run whose worker has not written for this long is taken as dead.
+VERNACULAR_HEARTBEAT_STALE_SECONDS = env_int("VERNACULAR_HEARTBEAT_STALE_SECONDS", 180)
+VERNACULAR_HEARTBEAT_SECONDS = env_int("VERNACULAR_HEARTBEAT_SECONDS", 10)
+VERNACULAR_ROUND_MAX_ATTEMPTS = 3
+# Scoring: how many clips the diversity-aware picker orders first, and how many labeled clips
+# it keeps its distance from.
+VERNACULAR_SCORING_PICKS = env_int("VERNACULAR_SCORING_PICKS", 200)
+VERNACULAR_SCORING_LABELED_SAMPLE = 500

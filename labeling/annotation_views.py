@@ -157,6 +157,10 @@ def annotate_submit(request, project_id: int, clip_id: int):
         flag=flag,
         seconds_spent=selectors.seconds_on_lease(clip, lease_token, project),
     )
+    if submission.created and project.auto_round_minutes:
+        from training.rounds import round_auto_start
+
+        round_auto_start(project=project)
     if not submission.created:
         saved = "Already saved (sent twice); nothing was stored twice."
     elif submission.conflict:

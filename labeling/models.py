@@ -55,6 +55,21 @@ class Project(models.Model):
     lease_minutes = models.PositiveIntegerField(
         default=20, help_text="How long a clip stays reserved for the annotator who opened it."
     )
+    base_model = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Leave empty for the built-in default, or give a local transformers "
+        "checkpoint directory (XLS-R, MMS, ...) or a hub id (only with internet).",
+    )
+    train_from_promoted = models.BooleanField(
+        default=True,
+        help_text="Continue from the last promoted model (else start from the base each round).",
+    )
+    auto_round_minutes = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Start a round by itself after this many new labeled minutes (empty = off).",
+    )
     train_on_accepted_only = models.BooleanField(
         default=False,
         help_text="Train only on transcripts a reviewer accepted (otherwise on all submitted).",

@@ -69,6 +69,9 @@ def pytest_configure(config):
     media = Path(tempfile.mkdtemp(prefix="vernacular-test-media-"))
     os.environ["MEDIA_ROOT"] = str(media)
     settings.MEDIA_ROOT = media
+    models = Path(tempfile.mkdtemp(prefix="vernacular-test-models-"))
+    os.environ["VERNACULAR_MODEL_DIR"] = str(models)
+    settings.VERNACULAR_MODEL_DIR = models
 
 
 def real_speech_dir() -> Path | None:
@@ -246,6 +249,7 @@ class Worker:
 
     def __init__(self, *, redis_url: str, database_url: str, queues: str, name: str, log: Path):
         env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url}
+        env["VERNACULAR_HEARTBEAT_SECONDS"] = "1"
         self.name = name
         self.log = log
         argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo"]
@@ -316,10 +320,34 @@ def start_worker(redis_url, django_db_setup, django_db_blocker, tmp_path_factory
         worker.stop()
 
 
-@pytest.fixture(scope="session")
+_shared_worker: dict[str, Worker] = {}
+
+
+@pytest.fixture
 def celery_worker(start_worker):
-    """One shared worker on both queues."""
-    return start_worker()
+    """One worker on both queues, shared by the tests that need one (restarted if stopped)."""
+    worker = _shared_worker.get("worker")
+    if worker is None or worker.proc.poll() is not None:
+        worker = _shared_worker["worker"] = start_worker()
+    return worker
+
+
+@pytest.fixture
+def only_my_workers(start_worker):
+    """Stops the shared worker; the test starts its own (this fixture is the starter), which
+    are stopped when it ends, so no other worker takes its tasks or outlives it."""
+    worker = _shared_worker.pop("worker", None)
+    if worker is not None:
+        worker.stop()
+    started: list[Worker] = []
+
+    def start(**kwargs) -> Worker:
+        started.append(start_worker(**kwargs))
+        return started[-1]
+
+    yield start
+    for worker in started:
+        worker.stop()
 
 
 # --- browser -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from labeling.models import Membership, Transcript
+from training.models import TrainingRound
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +37,11 @@ MATRIX = {
     "export_manifest": ("get", "manager"),
     "export_csv": ("get", "manager"),
     "import_manifest": ("post", "manager"),
+    "dashboard": ("get", "annotator"),
+    "round_start": ("post", "manager"),
+    "round_cancel": ("post", "manager"),
+    "model_version": ("get", "annotator"),
+    "training_settings": ("post", "manager"),
 }
 # Served by Django itself: auth pages are tested in test_auth.py, admin needs staff.
 OUTSIDE_MATRIX = {"login", "logout", "password_change", "password_change_done"}
@@ -70,6 +76,9 @@ def objects(project, annotator, make_clips):
         "recording_id": clip.recording_id,
         "clip_id": clip.pk,
         "transcript_id": transcript.pk,
+        "number": TrainingRound.objects.create(
+            project=project, number=1, base="builtin:tiny"
+        ).number,
     }
 
 

@@ -10,3 +10,17 @@ def worker_echo(token: str) -> dict:
         "worker": request.hostname,
         "queue": (request.delivery_info or {}).get("routing_key", ""),
     }
+
+
+@shared_task(name="training.round_train")
+def round_train_task(round_id: int) -> None:
+    from training.trainer import round_run
+
+    round_run(round_id=round_id, worker=round_train_task.request.hostname or "")
+
+
+@shared_task(name="training.score_pool")
+def scoring_task(scoring_id: int) -> None:
+    from training.scoring import scoring_run
+
+    scoring_run(scoring_id=scoring_id)

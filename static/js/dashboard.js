@@ -1,0 +1,32 @@
+// The learning curve: test WER and CER (%) against labeled minutes, one point per round.
+(function () {
+  const data = document.getElementById("curve-points");
+  const canvas = document.getElementById("curve");
+  if (!data || !canvas || !window.Chart) return;
+  const points = JSON.parse(data.textContent);
+  const series = (key, color) => ({
+    label: key.toUpperCase(),
+    data: points.map((p) => ({ x: p.minutes, y: p[key] * 100, round: p.round })),
+    borderColor: color,
+    backgroundColor: points.map((p) => (p.promoted ? color : "#ffffff")),
+    pointRadius: 5,
+    pointHoverRadius: 7,
+    borderWidth: 2,
+    tension: 0,
+  });
+  window.vernacularChart = new Chart(canvas, {
+    type: "line",
+    data: { datasets: [series("wer", "#2f6f5e"), series("cer", "#b86e00")] },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      scales: {
+        x: { type: "linear", title: { display: true, text: "labeled minutes" }, beginAtZero: true },
+        y: { title: { display: true, text: "error rate (%)" }, beginAtZero: true },
+      },
+      plugins: {
+        tooltip: { callbacks: { label: (c) => `round ${c.raw.round}: ${c.dataset.label} ${c.raw.y.toFixed(1)}%` } },
+      },
+    },
+  });
+})();

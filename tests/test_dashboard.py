@@ -1,0 +1,178 @@
+"""The model dashboard: curve, rounds, progress, settings, and the worst-first test clips."""
+
+import json
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from labeling import services
+from training.models import ModelVersion, TrainingRound
+from training.selectors import word_diff
+
+pytestmark = pytest.mark.django_db
+
+
+def finished_round(project, number, minutes, wer, cer, promoted=False, details=()):
+    training_round = TrainingRound.objects.create(
+        project=project,
+        number=number,
+        base="builtin:tiny",
+        status="succeeded",
+        labeled_minutes=minutes,
+    )
+    ModelVersion.objects.create(
+        project=project,
+        round=training_round,
+        directory="/nowhere",
+        labeled_minutes=minutes,
+        test_wer=wer,
+        test_cer=cer,
+        dev_cer=cer,
+        promoted=promoted,
+        test_details=list(details),
+    )
+    return training_round
+
+
+def curve(body: str) -> list[dict]:
+    start = body.index('<script id="curve-points" type="application/json">') + len(
+        '<script id="curve-points" type="application/json">'
+    )
+    return json.loads(body[start : body.index("</script>", start)])
+
+
+def test_one_point_per_finished_round_with_a_test_set(client_for, annotator, project):
+    finished_round(project, 1, 5.0, 0.9, 0.4)
+    finished_round(project, 2, 10.0, 0.7, 0.25, promoted=True)
+    TrainingRound.objects.create(project=project, number=3, base="x", status="failed", error="boom")
+    body = client_for(annotator).get(reverse("dashboard", args=[project.pk])).content.decode()
+    assert curve(body) == [
+        {"round": 1, "minutes": 5.0, "wer": 0.9, "cer": 0.4, "promoted": False},
+        {"round": 2, "minutes": 10.0, "wer": 0.7, "cer": 0.25, "promoted": True},
+    ]
+    assert "boom" in body
+    assert "Start a round" not in body  # annotators watch; managers start rounds
+
+
+def test_starting_without_labels_says_why(client_for, owner, project):
+    response = client_for(owner).post(reverse("round_start", args=[project.pk]), follow=True)
+    assert "Nothing to train on yet" in response.content.decode()
+    assert not TrainingRound.objects.exists()
+
+
+def test_an_active_round_polls_its_progress(client_for, owner, project):
+    TrainingRound.objects.create(
+        project=project,
+        number=1,
+        base="b",
+        status="running",
+        step=30,
+        total_steps=120,
+        loss=2.5,
+        eta_seconds=90,
+        phase="train",
+        worker="gpu@box",
+    )
+    client = client_for(owner)
+    page = client.get(reverse("dashboard", args=[project.pk])).content.decode()
+    assert 'hx-trigger="every 2s"' in page and "Cancel round 1" in page
+    fragment = client.get(reverse("dashboard", args=[project.pk]), headers={"HX-Request": "true"})
+    text = fragment.content.decode()
+    assert text.lstrip().startswith('<div id="round-status"')
+    assert "step 30 of 120" in text and "loss 2.500" in text and "gpu@box" in text
+    assert '<progress max="1" value="0.25">' in text
+
+
+def test_cancel_a_running_round_from_the_page(client_for, owner, project):
+    running = TrainingRound.objects.create(project=project, number=1, base="b", status="running")
+    client_for(owner).post(reverse("round_cancel", args=[project.pk, 1]))
+    running.refresh_from_db()
+    assert running.cancel_requested and running.status == "running"
+
+
+def test_training_settings_are_validated(client_for, owner, project):
+    client = client_for(owner)
+    response = client.post(
+        reverse("training_settings", args=[project.pk]),
+        {
+            "base_model": "/models/xls-r-300m",
+            "auto_round_minutes": "-3",
+            "train_from_promoted": "on",
+        },
+        follow=True,
+    )
+    assert "above 0" in response.content.decode()
+    client.post(
+        reverse("training_settings", args=[project.pk]),
+        {
+            "base_model": "/models/xls-r-300m",
+            "auto_round_minutes": "5",
+            "train_from_promoted": "on",
+        },
+    )
+    project.refresh_from_db()
+    assert (project.base_model, project.auto_round_minutes) == ("/models/xls-r-300m", 5.0)
+
+
+def test_the_version_page_lists_test_clips_worst_first_with_differences(
+    client_for, annotator, project, make_clips
+):
+    a, b = make_clips(project, count=2)
+    details = [
+        {
+            "clip": a.pk,
+            "reference": "habari yako",
+            "hypothesis": "habari yako",
+            "wer": 0.0,
+            "cer": 0.0,
+        },
+        {
+            "clip": b.pk,
+            "reference": "<b>jambo</b> rafiki",
+            "hypothesis": "jambo rafik",
+            "wer": 1.0,
+            "cer": 0.2,
+        },
+    ]
+    finished_round(project, 1, 3.0, 0.5, 0.1, details=details)
+    body = (
+        client_for(annotator).get(reverse("model_version", args=[project.pk, 1])).content.decode()
+    )
+    assert body.index(f"clip {b.pk} ·") < body.index(f"clip {a.pk} ·")
+    assert '<span class="diff-missing">&lt;b&gt;jambo&lt;/b&gt; rafiki</span>' in body
+    assert '<span class="diff-extra">jambo rafik</span>' in body
+    assert reverse("clip_audio", args=[project.pk, b.pk]) in body
+
+
+def test_word_diff_marks_missing_and_extra_words():
+    assert word_diff("a b c d", "a x c") == [
+        ("same", "a"),
+        ("missing", "b"),
+        ("extra", "x"),
+        ("same", "c"),
+        ("missing", "d"),
+    ]
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_chart_shows_one_point_per_finished_round(page, live_server, django_user_model):
+    lead = django_user_model.objects.create_user(username="lead", password="pass-word-123")
+    project = services.project_create(
+        name="Curve", language_code="sw", alphabet="abc", created_by=lead
+    )
+    finished_round(project, 1, 5.0, 0.9, 0.45)
+    finished_round(project, 2, 12.5, 0.6, 0.2, promoted=True)
+    page.goto(live_server.url + "/accounts/login/")
+    page.get_by_label("Username").fill("lead")
+    page.get_by_label("Password").fill("pass-word-123")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Curve").click()
+    page.get_by_role("link", name="Model").click()
+    expect(page.locator("#curve")).to_be_visible()
+    points = page.evaluate(
+        "window.vernacularChart.data.datasets.map(d => d.data.map(p => [p.x, p.y]))"
+    )
+    assert points == [[[5.0, 90.0], [12.5, 60.0]], [[5.0, 45.0], [12.5, 20.0]]]
+    expect(page.locator('tr[data-round="2"]')).to_contain_text("promoted")

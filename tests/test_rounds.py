@@ -1,0 +1,210 @@
+"""Training rounds, run in this process: snapshot, fine-tune, test, promote, re-score."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.utils import timezone
+
+from asr.model import ModelNotAvailable
+from labeling import queue
+from labeling.models import Clip, Transcript
+from tests.conftest import real_speech_dir
+from training import rounds
+from training.models import ModelVersion, ScoringRun, TrainingRound
+from training.scoring import scoring_run
+from training.trainer import round_run
+
+pytestmark = pytest.mark.django_db
+
+TINY_ROUND = {
+    "max_steps": 6,
+    "batch_size": 4,
+    "warmup_steps": 1,
+    "eval_every": 3,
+    "patience": 0,
+    "learning_rate": 3e-4,
+}
+
+
+@pytest.fixture
+def english(project, settings, tmp_path):
+    settings.VERNACULAR_ROUND_CONFIG = TINY_ROUND
+    settings.VERNACULAR_MODEL_DIR = tmp_path / "models"
+    settings.VERNACULAR_DEFAULT_BASE_MODEL = "builtin:tiny"
+    # In-process rounds run inside the test's transaction: a second connection writing
+    # heartbeats would wait on its lock. Progress updates write the heartbeat anyway.
+    settings.VERNACULAR_HEARTBEAT_SECONDS = 3600
+    project.alphabet = "abcdefghijklmnopqrstuvwxyz'"
+    project.save()
+    return project
+
+
+@pytest.fixture
+def labeled(english, owner, make_clips):
+    """Ten real labeled clips (6 train, 2 dev, 2 test) and three open ones."""
+    call_command(
+        "import_manifest",
+        str(real_speech_dir() / "manifest.jsonl"),
+        project=english.pk,
+        user=owner.username,
+    )
+    imported = list(Clip.objects.filter(project=english).order_by("pk"))
+    Clip.objects.filter(pk__in=[c.pk for c in imported[:2]]).update(split="test")
+    Clip.objects.filter(pk__in=[c.pk for c in imported[2:4]]).update(split="dev")
+    make_clips(english, count=3)
+    return english
+
+
+def test_a_round_needs_labels(english, owner):
+    with pytest.raises(ValidationError, match="Nothing to train on yet"):
+        rounds.round_start(project=english, user=owner)
+
+
+def test_a_round_snapshots_the_labeled_set(labeled, owner):
+    started = rounds.round_start(project=labeled, user=owner)
+    assert started.number == 1 and started.status == "queued"
+    assert (len(started.train_clip_ids), len(started.dev_clip_ids), len(started.test_clip_ids)) == (
+        6,
+        2,
+        2,
+    )
+    assert started.labeled_minutes == pytest.approx(
+        sum(c.duration_seconds for c in Clip.objects.filter(status="accepted")) / 60
+    )
+    assert started.base == "builtin:tiny"
+    assert started.config == TINY_ROUND
+
+
+def test_a_second_start_is_refused_while_one_is_active(labeled, owner):
+    rounds.round_start(project=labeled, user=owner)
+    with pytest.raises(ValidationError, match="already queued or running"):
+        rounds.round_start(project=labeled, user=owner)
+    assert TrainingRound.objects.count() == 1
+
+
+def test_cancelling_a_queued_round_stops_it_and_frees_the_project(labeled, owner):
+    first = rounds.round_start(project=labeled, user=owner)
+    rounds.round_cancel(training_round=first)
+    first.refresh_from_db()
+    assert first.status == "cancelled"
+    round_run(round_id=first.pk, worker="w")  # a late task for it does nothing
+    first.refresh_from_db()
+    assert first.status == "cancelled"
+    assert rounds.round_start(project=labeled, user=owner).number == 2
+
+
+def test_a_running_round_whose_worker_went_quiet_is_queued_again(
+    labeled, owner, settings, django_capture_on_commit_callbacks
+):
+    started = rounds.round_start(project=labeled, user=owner)
+    quiet = timezone.now() - timedelta(seconds=settings.VERNACULAR_HEARTBEAT_STALE_SECONDS + 5)
+    TrainingRound.objects.filter(pk=started.pk).update(
+        status="running", heartbeat_at=quiet, attempts=1, worker="gpu@dead"
+    )
+    with django_capture_on_commit_callbacks() as sent:
+        reaped = rounds.rounds_reap_stale(project=labeled)
+    started.refresh_from_db()
+    assert [r.pk for r in reaped] == [started.pk]
+    assert started.status == "queued"
+    assert "gpu@dead stopped answering; resuming" in started.log
+    assert len(sent) == 1  # the task goes out again
+
+
+def test_after_too_many_attempts_a_quiet_round_fails_with_a_reason(labeled, owner, settings):
+    started = rounds.round_start(project=labeled, user=owner)
+    quiet = timezone.now() - timedelta(hours=1)
+    TrainingRound.objects.filter(pk=started.pk).update(
+        status="running", heartbeat_at=quiet, attempts=settings.VERNACULAR_ROUND_MAX_ATTEMPTS
+    )
+    rounds.rounds_reap_stale(project=labeled)
+    started.refresh_from_db()
+    assert started.status == "failed"
+    assert "stopped answering several times" in started.error
+
+
+def test_a_round_trains_tests_promotes_and_the_pool_is_rescored(labeled, owner, annotator):
+    open_clips = list(Clip.objects.filter(project=labeled, status="unlabeled"))
+    started = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=started.pk, worker="test@here")
+    started.refresh_from_db()
+    assert started.status == "succeeded", started.error + started.log
+    assert started.step == TINY_ROUND["max_steps"] and started.heartbeat_at is not None
+    version = ModelVersion.objects.get()
+    assert version.promoted and version.test_clips == 2
+    assert version.test_cer >= 0 and version.test_wer >= 0
+    assert len(version.test_details) == 2
+    assert (version.labeled_minutes, version.round) == (started.labeled_minutes, started)
+
+    run = ScoringRun.objects.get()
+    scoring_run(scoring_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.clips_done == run.clips_total == len(open_clips)
+    scored = Clip.objects.filter(pk__in=[c.pk for c in open_clips])
+    assert all(c.selection_score is not None for c in scored)
+    # The queue now serves the best-scored open clip (test and dev targets are met? make them so).
+    labeled.test_minutes_target = labeled.dev_minutes_target = 0
+    labeled.save()
+    best = max(scored, key=lambda c: c.selection_score)
+    assert queue.clip_lease_next(project=labeled, user=annotator).pk == best.pk
+
+
+def test_a_second_round_continues_from_the_promoted_one(labeled, owner):
+    first = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=first.pk, worker="w")
+    second = rounds.round_start(project=labeled, user=owner)
+    assert second.base == "version:1"
+    round_run(round_id=second.pk, worker="w")
+    second.refresh_from_db()
+    assert second.status == "succeeded", second.error
+    assert ModelVersion.objects.filter(promoted=True).count() == 1
+
+
+def test_a_round_that_breaks_says_why(labeled, owner):
+    labeled.base_model = "/nonexistent/checkpoint"
+    labeled.save()
+    started = rounds.round_start(project=labeled, user=owner)
+    with pytest.raises(ModelNotAvailable):
+        round_run(round_id=started.pk, worker="w")
+    started.refresh_from_db()
+    assert started.status == "failed"
+    assert "/nonexistent/checkpoint" in started.error
+
+
+def test_rejected_labels_after_the_snapshot_are_left_out(labeled, owner, reviewer):
+    started = rounds.round_start(project=labeled, user=owner)
+    transcript = Transcript.objects.filter(clip_id__in=started.train_clip_ids).first()
+    Transcript.objects.filter(pk=transcript.pk).update(status="submitted", reviewed_by=None)
+    queue.transcript_review(transcript=transcript, reviewer=reviewer, action="reject")
+    round_run(round_id=started.pk, worker="w")
+    started.refresh_from_db()
+    assert started.status == "succeeded"
+    assert "train 5 clips" in started.log
+
+
+def test_automatic_rounds_start_after_enough_new_minutes(labeled, owner):
+    labeled.auto_round_minutes = 100.0
+    labeled.save()
+    assert rounds.round_auto_start(project=labeled) is None  # about 0.7 labeled minutes < 100
+    labeled.auto_round_minutes = 0.5
+    labeled.save()
+    started = rounds.round_auto_start(project=labeled)
+    assert started is not None and started.created_by is None
+    assert rounds.round_auto_start(project=labeled) is None  # one is active already
+    TrainingRound.objects.filter(pk=started.pk).update(status="succeeded")
+    assert rounds.round_auto_start(project=labeled) is None  # no new minutes since
+
+
+def test_a_submit_through_the_page_starts_an_automatic_round(labeled, annotator, client_for):
+    from django.urls import reverse
+
+    labeled.auto_round_minutes = 0.1
+    labeled.test_minutes_target = labeled.dev_minutes_target = 0
+    labeled.save()
+    clip = queue.clip_lease_next(project=labeled, user=annotator)
+    client_for(annotator).post(
+        reverse("annotate_submit", args=[labeled.pk, clip.pk]),
+        {"lease_token": clip.lease_token, "text": "hello"},
+    )
+    assert TrainingRound.objects.get().status == "queued"

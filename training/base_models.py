@@ -1,0 +1,42 @@
+"""Which model a round starts from: the project's base, or its last promoted version."""
+
+from pathlib import Path
+
+from django.conf import settings
+
+from asr.model import (
+    CtcModel,
+    TinyModelConfig,
+    build_tiny_ctc_model,
+    ctc_model_from_encoder,
+    load_ctc_model,
+)
+from asr.text import Vocabulary, vocabulary_from_texts
+from labeling.models import Project
+
+# A randomly initialized small wav2vec 2.0: learns only from this project's labels. For tests
+# and for trying the app; real projects use a pretrained base.
+BUILTIN_TINY = "builtin:tiny"
+
+
+def project_vocabulary(project: Project) -> Vocabulary:
+    # From the alphabet alone: the output layer keeps its size from round to round.
+    return vocabulary_from_texts([], project.text_rules())
+
+
+def base_spec(project: Project) -> str:
+    return project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL
+
+
+def base_model(spec: str, vocabulary: Vocabulary) -> CtcModel:
+    if spec == BUILTIN_TINY:
+        return build_tiny_ctc_model(
+            vocabulary, TinyModelConfig(hidden_size=64, intermediate_size=128)
+        )
+    return ctc_model_from_encoder(
+        spec, vocabulary, allow_download=settings.VERNACULAR_ALLOW_MODEL_DOWNLOAD
+    )
+
+
+def load_version(directory: str | Path) -> CtcModel:
+    return load_ctc_model(directory)

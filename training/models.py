@@ -1,0 +1,123 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from labeling.models import Project
+
+
+class TrainingRound(models.Model):
+    """One fine-tuning run on a snapshot of the labeled set, on the `gpu` queue."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a GPU worker"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Finished"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # Live progress, written by the worker.
+    phase = models.CharField(max_length=40, blank=True)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    # The snapshot this round trains and is judged on.
+    base = models.CharField(max_length=500, help_text="What it fine-tuned from.")
+    train_clip_ids = models.JSONField(default=list)
+    dev_clip_ids = models.JSONField(default=list)
+    test_clip_ids = models.JSONField(default=list)
+    labeled_minutes = models.FloatField(default=0.0)
+    config = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="round_number_unique"),
+            # The database itself refuses a second queued or running round for a project.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_round_per_project",
+            ),
+        ]
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"{self.project} round {self.number}"
+
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    def progress_fraction(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class ModelVersion(models.Model):
+    """What a successful round produced: a transformers directory and its scores."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    round = models.OneToOneField(TrainingRound, on_delete=models.CASCADE, related_name="version")
+    directory = models.CharField(max_length=500)
+    labeled_minutes = models.FloatField()
+    test_wer = models.FloatField(null=True)
+    test_cer = models.FloatField(null=True)
+    dev_cer = models.FloatField(null=True)
+    test_clips = models.PositiveIntegerField(default=0)
+    # One dict per test clip: clip id, reference, hypothesis, wer, cer.
+    test_details = models.JSONField(default=list)
+    promoted = models.BooleanField(default=False)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-round__number"]
+
+    def __str__(self) -> str:
+        return f"{self.project} model {self.round.number}"
+
+
+class ScoringRun(models.Model):
+    """The promoted model reads every unlabeled clip: drafts, uncertainty, queue order."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a GPU worker"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Finished"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="scoring_runs")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    clips_total = models.PositiveIntegerField(default=0)
+    clips_done = models.PositiveIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.project} scoring with {self.model_version}"

@@ -1,0 +1,139 @@
+"""Training rounds, the web side: start, cancel, and notice rounds whose worker died.
+
+No torch here: the web server and the ingest workers never load it. The gpu worker's side
+is training/trainer.py.
+"""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from labeling.models import Project
+from labeling.selectors import labeled_set
+from training.models import ModelVersion, ScoringRun, TrainingRound
+
+# --- starting, cancelling, reaping (web side) ------------------------------------------------
+
+
+def round_start(*, project: Project, user) -> TrainingRound:
+    """Snapshots the labeled set and queues a round. Refuses a second active round."""
+    rounds_reap_stale(project=project)
+    labeled = labeled_set(project)
+    splits: dict[str, list[int]] = {"train": [], "dev": [], "test": []}
+    seconds = 0.0
+    for transcript in labeled:
+        clip = transcript.clip
+        splits[clip.split if clip.split in ("dev", "test") else "train"].append(clip.pk)
+        seconds += clip.duration_seconds
+    if not splits["train"]:
+        raise ValidationError(
+            "Nothing to train on yet: label some clips first (the first ones go to the test "
+            "and dev sets, which are never trained on)."
+        )
+    base = project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL
+    promoted = project.model_versions.filter(promoted=True).first()
+    if project.train_from_promoted and promoted:
+        base = f"version:{promoted.round.number}"
+    number = (project.rounds.aggregate(n=Max("number"))["n"] or 0) + 1
+    try:
+        with transaction.atomic():
+            training_round = TrainingRound.objects.create(
+                project=project,
+                number=number,
+                base=base,
+                train_clip_ids=splits["train"],
+                dev_clip_ids=splits["dev"],
+                test_clip_ids=splits["test"],
+                labeled_minutes=seconds / 60,
+                config=dict(settings.VERNACULAR_ROUND_CONFIG),
+                created_by=user,
+            )
+    except IntegrityError as error:
+        raise ValidationError("A round is already queued or running for this project.") from error
+    _send(training_round)
+    return training_round
+
+
+def _send(training_round: TrainingRound) -> None:
+    from training.tasks import round_train_task
+
+    round_id = training_round.pk
+    transaction.on_commit(lambda: round_train_task.delay(round_id))
+
+
+def round_cancel(*, training_round: TrainingRound) -> None:
+    # A queued round stops now; a running one at its next step (the worker checks).
+    TrainingRound.objects.filter(pk=training_round.pk, status=TrainingRound.Status.QUEUED).update(
+        status=TrainingRound.Status.CANCELLED, finished_at=timezone.now()
+    )
+    TrainingRound.objects.filter(pk=training_round.pk, status=TrainingRound.Status.RUNNING).update(
+        cancel_requested=True
+    )
+
+
+def rounds_reap_stale(*, project: Project) -> list[TrainingRound]:
+    """Running rounds whose worker went quiet: queued again to resume, or failed for good."""
+    limit = timezone.now() - timedelta(seconds=settings.VERNACULAR_HEARTBEAT_STALE_SECONDS)
+    reaped = []
+    stale = project.rounds.filter(status=TrainingRound.Status.RUNNING, heartbeat_at__lt=limit)
+    for training_round in stale:
+        gave_up = training_round.attempts >= settings.VERNACULAR_ROUND_MAX_ATTEMPTS
+        note = f"{timezone.now():%H:%M:%S} worker {training_round.worker} stopped answering; " + (
+            "giving up.\n" if gave_up else "resuming from the last checkpoint.\n"
+        )
+        if gave_up:
+            changes = {
+                "status": TrainingRound.Status.FAILED,
+                "error": "The worker stopped answering several times (killed, or out of memory?).",
+                "finished_at": timezone.now(),
+            }
+        else:
+            changes = {"status": TrainingRound.Status.QUEUED}
+        # Conditional on the stale heartbeat: two pages reaping at once change it once.
+        updated = TrainingRound.objects.filter(
+            pk=training_round.pk,
+            status=TrainingRound.Status.RUNNING,
+            heartbeat_at=training_round.heartbeat_at,
+        ).update(**changes)
+        if updated:
+            round_log(training_round.pk, note)
+            if not gave_up:
+                _send(training_round)
+            reaped.append(training_round)
+    return reaped
+
+
+def round_log(round_id: int, line: str) -> None:
+    training_round = TrainingRound.objects.get(pk=round_id)
+    training_round.log += line if line.endswith("\n") else line + "\n"
+    TrainingRound.objects.filter(pk=round_id).update(log=training_round.log)
+
+
+def scoring_queue(*, version: ModelVersion) -> ScoringRun:
+    from training.tasks import scoring_task
+
+    run = ScoringRun.objects.create(project=version.project, model_version=version)
+    transaction.on_commit(lambda: scoring_task.delay(run.pk))
+    return run
+
+
+def round_auto_start(*, project: Project) -> TrainingRound | None:
+    """Starts a round when the project asks for one every N new labeled minutes."""
+    if (
+        not project.auto_round_minutes
+        or project.rounds.filter(status__in=TrainingRound.ACTIVE).exists()
+    ):
+        return None
+    labeled = labeled_set(project)
+    minutes = sum(t.clip.duration_seconds for t in labeled) / 60
+    last = project.rounds.exclude(status=TrainingRound.Status.CANCELLED).first()
+    if minutes - (last.labeled_minutes if last else 0.0) < project.auto_round_minutes:
+        return None
+    try:
+        return round_start(project=project, user=None)
+    except ValidationError:
+        return None  # nothing trainable yet, or another request started one just now

@@ -1,0 +1,98 @@
+"""Scoring the pool: the promoted model writes a draft for every unlabeled clip and rates how
+much labeling it would teach, which orders the annotation queue."""
+
+import logging
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.utils import timezone
+
+from asr.model import InferenceConfig, transcribe_clips
+from asr.select import pick_diverse_uncertain
+from labeling.models import Clip
+from training import base_models
+from training.models import ScoringRun
+from training.trainer import Heartbeat, clip_samples
+
+log = logging.getLogger(__name__)
+
+CHUNK = 32  # clips per progress update
+# The first picks of the diversity-aware picker rank above every plain uncertainty score.
+PICKED_BASE = 1000.0
+
+
+def scoring_run(*, scoring_id: int) -> None:
+    claimed = ScoringRun.objects.filter(pk=scoring_id, status=ScoringRun.Status.QUEUED).update(
+        status=ScoringRun.Status.RUNNING, heartbeat_at=timezone.now()
+    )
+    if not claimed:
+        return
+    run = ScoringRun.objects.select_related("project", "model_version").get(pk=scoring_id)
+    try:
+        with Heartbeat(ScoringRun, scoring_id):
+            _score(run)
+    except Exception as error:
+        ScoringRun.objects.filter(pk=scoring_id).update(
+            status=ScoringRun.Status.FAILED,
+            error=f"{type(error).__name__}: {error}",
+            finished_at=timezone.now(),
+        )
+        raise
+    ScoringRun.objects.filter(pk=scoring_id).update(
+        status=ScoringRun.Status.SUCCEEDED, finished_at=timezone.now()
+    )
+
+
+def _score(run: ScoringRun) -> None:
+    project = run.project
+    model = base_models.load_version(run.model_version.directory)
+    config = InferenceConfig(device="cuda" if torch.cuda.is_available() else "cpu")
+    pool = list(project.clips.filter(status=Clip.Status.UNLABELED).order_by("pk"))
+    ScoringRun.objects.filter(pk=run.pk).update(clips_total=len(pool))
+    drafts: list[str] = []
+    uncertainty: list[float] = []
+    embeddings: list[np.ndarray] = []
+    for start in range(0, len(pool), CHUNK):
+        chunk = pool[start : start + CHUNK]
+        for result in transcribe_clips(model, [clip_samples(c) for c in chunk], config):
+            drafts.append(result.text)
+            uncertainty.append(result.mean_frame_entropy)
+            embeddings.append(result.embedding)
+        ScoringRun.objects.filter(pk=run.pk).update(
+            clips_done=start + len(chunk), heartbeat_at=timezone.now()
+        )
+    if not pool:
+        return
+
+    # Distance to what is labeled already keeps the picker from choosing near-copies of it.
+    labeled = list(
+        project.clips.filter(split=Clip.Split.TRAIN)
+        .exclude(status__in=[Clip.Status.UNLABELED, Clip.Status.FLAGGED])
+        .order_by("-pk")[: settings.VERNACULAR_SCORING_LABELED_SAMPLE]
+    )
+    labeled_embeddings = None
+    if labeled:
+        results = transcribe_clips(model, [clip_samples(c) for c in labeled], config)
+        labeled_embeddings = np.stack([r.embedding for r in results])
+    scores = np.asarray(uncertainty, np.float64)
+    picks = pick_diverse_uncertain(
+        np.stack(embeddings),
+        scores,
+        min(settings.VERNACULAR_SCORING_PICKS, len(pool)),
+        labeled_embeddings,
+    )
+    for rank, index in enumerate(picks):
+        scores[index] = PICKED_BASE - rank
+    for clip, draft, score in zip(pool, drafts, scores, strict=True):
+        clip.draft_text, clip.selection_score = draft, float(score)
+    # Only clips still unlabeled: someone may have transcribed one meanwhile.
+    still_open = set(
+        Clip.objects.filter(pk__in=[c.pk for c in pool], status=Clip.Status.UNLABELED).values_list(
+            "pk", flat=True
+        )
+    )
+    Clip.objects.bulk_update(
+        [c for c in pool if c.pk in still_open], ["draft_text", "selection_score"], batch_size=500
+    )
+    log.info("scored %d clips of %s", len(pool), project)

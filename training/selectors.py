@@ -1,0 +1,81 @@
+import difflib
+from datetime import timedelta
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from labeling.models import Clip, Project, Transcript
+from labeling.selectors import labeled_set
+from training.models import ModelVersion, TrainingRound
+
+
+def curve_points(project: Project) -> list[dict]:
+    """One point per finished round: labeled minutes against test WER and CER."""
+    versions = project.model_versions.select_related("round").order_by("round__number")
+    return [
+        {
+            "round": v.round.number,
+            "minutes": round(v.labeled_minutes, 2),
+            "wer": v.test_wer,
+            "cer": v.test_cer,
+            "promoted": v.promoted,
+        }
+        for v in versions
+        if v.test_wer is not None
+    ]
+
+
+def labeled_minutes(project: Project) -> float:
+    return sum(t.clip.duration_seconds for t in labeled_set(project)) / 60
+
+
+def minutes_since_last_round(project: Project) -> float:
+    last = project.rounds.exclude(status=TrainingRound.Status.CANCELLED).first()
+    return labeled_minutes(project) - (last.labeled_minutes if last else 0.0)
+
+
+def annotator_activity(project: Project) -> list[dict]:
+    now = timezone.now()
+    rows = (
+        Transcript.objects.filter(clip__project=project)
+        .exclude(status=Transcript.Status.WITHDRAWN)
+        .values("author__username")
+        .annotate(
+            day=Count("pk", filter=Q(created_at__gte=now - timedelta(days=1))),
+            week=Count("pk", filter=Q(created_at__gte=now - timedelta(days=7))),
+            total=Count("pk"),
+        )
+        .order_by("-week", "-total")
+    )
+    return list(rows)
+
+
+def pool_state(project: Project) -> dict:
+    counts = project.clips.values("status").annotate(n=Count("pk"), samples=Sum("end_sample"))
+    by_status = {row["status"]: row["n"] for row in counts}
+    return {
+        "unlabeled": by_status.get(Clip.Status.UNLABELED, 0),
+        "labeled": by_status.get(Clip.Status.SUBMITTED, 0) + by_status.get(Clip.Status.ACCEPTED, 0),
+        "flagged": by_status.get(Clip.Status.FLAGGED, 0),
+    }
+
+
+def word_diff(reference: str, hypothesis: str) -> list[tuple[str, str]]:
+    """(kind, words) pieces: 'same', 'missing' (in the reference only), 'extra' (hypothesis only)."""
+    ref, hyp = reference.split(), hypothesis.split()
+    pieces: list[tuple[str, str]] = []
+    matcher = difflib.SequenceMatcher(a=ref, b=hyp, autojunk=False)
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op == "equal":
+            pieces.append(("same", " ".join(ref[a0:a1])))
+            continue
+        if a1 > a0:
+            pieces.append(("missing", " ".join(ref[a0:a1])))
+        if b1 > b0:
+            pieces.append(("extra", " ".join(hyp[b0:b1])))
+    return pieces
+
+
+def test_clips_worst_first(version: ModelVersion) -> list[dict]:
+    rows = sorted(version.test_details, key=lambda row: (-row["cer"], -row["wer"], row["clip"]))
+    return [{**row, "diff": word_diff(row["reference"], row["hypothesis"])} for row in rows]

@@ -1,0 +1,231 @@
+"""Training rounds, the gpu worker's side: claim a round, fine-tune, test, promote.
+
+A round is claimed with a conditional UPDATE, so the same round never trains twice at once;
+a heartbeat thread writes while it runs, so a killed worker is noticed (training/rounds.py)
+and the round resumes from its last checkpoint: asr.finetune picks up the checkpoint in the
+round's directory by itself.
+"""
+
+import logging
+import threading
+import time
+import traceback
+import wave
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from asr.evaluate import evaluate_model
+from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune
+from asr.text import normalize_text
+from labeling.models import Clip, Project
+from labeling.selectors import labeled_set
+from training import base_models
+from training.models import ModelVersion, TrainingRound
+from training.rounds import round_log as _log
+from training.rounds import scoring_queue
+
+log = logging.getLogger(__name__)
+
+
+def clip_samples(clip: Clip) -> np.ndarray:
+    """A stored clip (16 kHz mono 16-bit wav, as ingest writes them) -> (n,) float32."""
+    with clip.audio.open("rb") as handle, wave.open(handle) as source:
+        pcm = source.readframes(source.getnframes())
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def _labeled_clips(project: Project, clip_ids: list[int]) -> list[tuple[np.ndarray, str]]:
+    texts = {t.clip_id: t.text for t in labeled_set(project)}
+    rules = project.text_rules()
+    clips = Clip.objects.filter(pk__in=clip_ids).order_by("pk")
+    # A transcript may have changed (review) since the snapshot: the latest standing one counts;
+    # a clip that lost its transcript (rejected since) is left out.
+    return [(clip_samples(c), normalize_text(texts[c.pk], rules)) for c in clips if c.pk in texts]
+
+
+class Heartbeat:
+    """Writes heartbeat_at every few seconds from a thread, while the round runs."""
+
+    def __init__(self, model, pk: int, every: float | None = None):
+        self.model, self.pk = model, pk
+        self.every = every or settings.VERNACULAR_HEARTBEAT_SECONDS
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stop.wait(self.every):
+                self.model.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=30)
+        return False
+
+
+def round_run(*, round_id: int, worker: str) -> None:
+    now = timezone.now()
+    claimed = TrainingRound.objects.filter(pk=round_id, status=TrainingRound.Status.QUEUED).update(
+        status=TrainingRound.Status.RUNNING,
+        worker=worker,
+        heartbeat_at=now,
+        started_at=Coalesce(F("started_at"), now),
+        attempts=F("attempts") + 1,
+        phase="loading",
+    )
+    if not claimed:
+        log.info("round %s is not queued; nothing to do", round_id)
+        return
+    training_round = TrainingRound.objects.select_related("project").get(pk=round_id)
+    _log(round_id, f"{now:%H:%M:%S} {worker}: attempt {training_round.attempts}")
+    try:
+        with Heartbeat(TrainingRound, round_id):
+            version = _train_and_evaluate(training_round)
+    except TrainingCancelled as stop:
+        TrainingRound.objects.filter(pk=round_id).update(
+            status=TrainingRound.Status.CANCELLED, finished_at=timezone.now(), phase=""
+        )
+        _log(round_id, f"cancelled at step {stop.step}")
+        return
+    except Exception as error:
+        TrainingRound.objects.filter(pk=round_id).update(
+            status=TrainingRound.Status.FAILED,
+            error=f"{type(error).__name__}: {error}",
+            finished_at=timezone.now(),
+        )
+        _log(round_id, traceback.format_exc())
+        raise
+    TrainingRound.objects.filter(pk=round_id).update(
+        status=TrainingRound.Status.SUCCEEDED, finished_at=timezone.now(), phase="done"
+    )
+    if version.promoted:
+        scoring_queue(version=version)
+
+
+def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
+    project = training_round.project
+    round_id = training_round.pk
+    vocabulary = base_models.project_vocabulary(project)
+    if training_round.base.startswith("version:"):
+        number = int(training_round.base.split(":", 1)[1])
+        source = project.model_versions.get(round__number=number)
+        model = base_models.load_version(source.directory)
+    else:
+        model = base_models.base_model(training_round.base, vocabulary)
+    train = _labeled_clips(project, training_round.train_clip_ids)
+    dev = _labeled_clips(project, training_round.dev_clip_ids)
+    test = _labeled_clips(project, training_round.test_clip_ids)
+    _log(
+        round_id,
+        f"train {len(train)} clips, dev {len(dev)}, test {len(test)}; from {training_round.base}",
+    )
+
+    last_write = [0.0]
+    last_cancel_check = [0.0, False]
+
+    def on_progress(p: Progress) -> None:
+        if time.monotonic() - last_write[0] < 1.0 and p.step < p.total:
+            return
+        last_write[0] = time.monotonic()
+        TrainingRound.objects.filter(pk=round_id).update(
+            phase=p.phase,
+            step=p.step,
+            total_steps=p.total,
+            loss=p.loss,
+            eta_seconds=p.eta_seconds,
+            heartbeat_at=timezone.now(),
+        )
+
+    def should_cancel() -> bool:
+        if time.monotonic() - last_cancel_check[0] > 2.0:
+            last_cancel_check[0] = time.monotonic()
+            last_cancel_check[1] = TrainingRound.objects.filter(
+                pk=round_id, cancel_requested=True
+            ).exists()
+        return last_cancel_check[1]
+
+    output = (
+        Path(settings.VERNACULAR_MODEL_DIR)
+        / f"project-{project.pk}"
+        / f"round-{training_round.number}"
+    )
+    config = FinetuneConfig(**training_round.config)
+    result = finetune(
+        model, train, dev, output, config, progress=on_progress, should_cancel=should_cancel
+    )
+    _log(
+        round_id,
+        f"trained {result.steps} steps in {result.seconds:.0f} s; best dev CER "
+        f"{result.best_dev_cer:.3f} at step {result.best_step}",
+    )
+
+    TrainingRound.objects.filter(pk=round_id).update(phase="testing")
+    best = base_models.load_version(result.model_dir)
+    test_wer = test_cer = None
+    details = []
+    if test:
+        evaluation = evaluate_model(best, [s for s, _ in test], [t for _, t in test])
+        test_wer, test_cer = evaluation.wer, evaluation.cer
+        test_ids = [
+            c
+            for c in Clip.objects.filter(pk__in=training_round.test_clip_ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        ]
+        for clip_id, errors in zip(test_ids, evaluation.clips, strict=False):
+            details.append(
+                {
+                    "clip": clip_id,
+                    "reference": errors.reference,
+                    "hypothesis": errors.hypothesis,
+                    "wer": errors.wer,
+                    "cer": errors.cer,
+                }
+            )
+    dev_cer = result.best_dev_cer if dev else None
+    promote = _beats_promoted(project, best_dev_cer=dev_cer, dev=dev, test_cer=test_cer, test=test)
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            project=project,
+            round=training_round,
+            directory=str(result.model_dir),
+            labeled_minutes=training_round.labeled_minutes,
+            test_wer=test_wer,
+            test_cer=test_cer,
+            dev_cer=dev_cer,
+            test_clips=len(test),
+            test_details=details,
+        )
+        if promote:
+            ModelVersion.objects.filter(project=project, promoted=True).update(promoted=False)
+            version.promoted, version.promoted_at = True, timezone.now()
+            version.save(update_fields=["promoted", "promoted_at"])
+    _log(round_id, f"test WER {test_wer}, CER {test_cer}; promoted: {promote}")
+    return version
+
+
+def _beats_promoted(project, *, best_dev_cer, dev, test_cer, test) -> bool:
+    """Better than the promoted model on this round's dev set (its test set without one)."""
+    promoted = project.model_versions.filter(promoted=True).first()
+    if promoted is None:
+        return True
+    current = base_models.load_version(promoted.directory)
+    if dev and best_dev_cer is not None:
+        return best_dev_cer < evaluate_model(current, [s for s, _ in dev], [t for _, t in dev]).cer
+    if test and test_cer is not None:
+        return test_cer < evaluate_model(current, [s for s, _ in test], [t for _, t in test]).cer
+    return True

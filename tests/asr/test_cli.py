@@ -159,6 +159,7 @@ def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
     (tmp / "no-weights").mkdir()
     (tmp / "no-weights" / "vocab.json").write_text('{"[PAD]": 0, "[UNK]": 1, "|": 2}')
     (tmp / "ok.jsonl").write_text(json.dumps({"audio_filepath": "speech.wav", "text": "a"}))
+    write_wav(tmp / "interview.wav", np.full(121 * SAMPLE_RATE, 0.1, np.float32))
     model = ["--model", str(model_dir)]
     return {
         "missing audio": ["transcribe", str(tmp / "nope.wav"), *model, "--out", str(tmp / "o")],
@@ -170,6 +171,7 @@ def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
             "--manifest",
             str(tmp / "ok.jsonl"),
         ],
+        "recording as a clip": ["transcribe", "interview.wav", *model, "--out", "o.jsonl"],
         "broken manifest": ["evaluate", *model, "--manifest", str(tmp / "broken.jsonl")],
         "missing manifest": ["evaluate", *model, "--manifest", str(tmp / "nope.jsonl")],
         "missing recording": ["segment", str(tmp / "nope.mp3"), "--out", str(tmp / "clips")],
@@ -196,6 +198,7 @@ def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
         ("missing audio", "nope.wav: no such file"),
         ("unreadable audio", "speech.wav: not readable as audio"),
         ("model without weights", "no model weights"),
+        ("recording as a clip", "cut recordings into clips with `segment` first"),
         ("broken manifest", "broken.jsonl line 2: not JSON"),
         ("missing manifest", "nope.jsonl: no such manifest"),
         ("missing recording", "nope.mp3: no such file"),

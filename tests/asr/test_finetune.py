@@ -267,3 +267,13 @@ def test_the_learning_rate_warms_up_then_decays_to_zero():
     assert rates[10] == pytest.approx(1e-3)
     assert all(a > b for a, b in zip(rates[10:], rates[11:], strict=False))
     assert rates[99] == pytest.approx(1e-3 / 90)
+
+
+def test_without_a_dev_set_the_last_model_is_kept(tmp_path):
+    config = FinetuneConfig(**{**RESUMABLE.__dict__, "max_steps": 4})
+    model = tiny_model()
+    result = finetune(model, NOISE_TRAIN, [], tmp_path, config)
+
+    assert result.best_step == 4 and math.isnan(result.best_dev_cer)
+    saved = load_ctc_model(result.model_dir).network.state_dict()
+    assert_same_weights(saved, weights(model))

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+import asr.finetune
 from asr.audio import SAMPLE_RATE, decode_audio, write_wav
 from asr.cli import ProgressBar, main
 from asr.evaluate import evaluate_model
@@ -251,17 +251,28 @@ def test_the_progress_bar_writes_few_lines_with_an_eta_to_a_log():
 
 
 def test_ctrl_c_stops_training_at_a_checkpoint_that_resume_continues(
-    tmp_path, tiny_model_dir, cards, capsys
+    tmp_path, tiny_model_dir, cards, capsys, monkeypatch
 ):
+    train_for_real = asr.finetune.finetune
+
+    def finetune_with_ctrl_c_at_step_3(*args, progress, **kwargs):
+        def progress_then_ctrl_c(report):
+            progress(report)
+            if report.phase == "train" and report.step == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C would
+
+        return train_for_real(*args, progress=progress_then_ctrl_c, **kwargs)
+
+    monkeypatch.setattr(asr.finetune, "finetune", finetune_with_ctrl_c_at_step_3)
     run = tmp_path / "run"
     training = ["finetune", "--train", str(cards), "--dev", str(cards), "--model"]
-    training += [str(tiny_model_dir), "--out", str(run), "--max-steps", "100000"]
-    threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    training += [str(tiny_model_dir), "--out", str(run), "--max-steps", "5"]
 
-    status = main(training)
-
-    assert status == 130
-    assert "add --resume to continue" in capsys.readouterr().err
-    stopped_at = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
-    assert stopped_at > 0
+    assert main(training) == 130
+    assert "stopped at step 3; add --resume to continue" in capsys.readouterr().err
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+
+    monkeypatch.setattr(asr.finetune, "finetune", train_for_real)
+    assert main(training + ["--resume"]) == 0
+    assert "5 steps" in capsys.readouterr().out

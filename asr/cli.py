@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from asr.audio import SAMPLE_RATE, AudioError, SegmentConfig, decode_audio
+from asr.audio import SAMPLE_RATE, AudioError, AudioTooLong, SegmentConfig, decode_audio
 from asr.manifest import ManifestEntry, ManifestError, read_manifest, write_manifest
 
 MAX_CLIP_SECONDS = 120.0  # transcribe/evaluate/finetune read clips, not recordings
@@ -112,7 +112,10 @@ def _entries(inputs: Sequence[str]) -> list[ManifestEntry]:
 
 
 def _decode(entry: ManifestEntry):
-    return decode_audio(entry.audio_filepath, max_seconds=MAX_CLIP_SECONDS)
+    try:
+        return decode_audio(entry.audio_filepath, max_seconds=MAX_CLIP_SECONDS)
+    except AudioTooLong as error:
+        raise CliError(f"{error}; cut recordings into clips with `segment` first") from error
 
 
 def _load_model(directory: str):

@@ -13,6 +13,7 @@ cached hidden states (valid if the layers below stay frozen).
 """
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -191,7 +192,9 @@ def main() -> None:
     args = parser.parse_args()
 
     cpu_name = platform.processor() or platform.machine()
-    print(f"# {platform.node()}: {cpu_name}, torch {torch.__version__}")
+    print(f"# {platform.node()}: {cpu_name}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    # the machine may be shared: a load average over the CPU count means contended figures
+    print("# load average at start: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     big_pool = pool(30.0 if args.quick else 60.0)
     small_pool = pool(120.0 if args.quick else 300.0)
@@ -234,6 +237,7 @@ def main() -> None:
                 "score (8 s windows)",
                 whisper_encoder_rate(device, 3),
             )
+    print("\n# load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ import pytest
 import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+import asr.finetune
 from asr.audio import SAMPLE_RATE, decode_audio, write_wav
 from asr.cli import ProgressBar, main
 from asr.evaluate import evaluate_model
@@ -17,6 +20,16 @@ from asr.text import TextRules, vocabulary_from_texts
 from tests.asr.conftest import REPO_ROOT
 
 LETTERS = vocabulary_from_texts(["abcdefghijklmnopqrstuvwxyz"], TextRules())
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from two threads, and on a shared 2-core machine two threads
+    wait on each other: the overfit test took 80 s instead of 10 s under load."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def rows(manifest: Path) -> list[dict]:
@@ -146,6 +159,7 @@ def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
     (tmp / "no-weights").mkdir()
     (tmp / "no-weights" / "vocab.json").write_text('{"[PAD]": 0, "[UNK]": 1, "|": 2}')
     (tmp / "ok.jsonl").write_text(json.dumps({"audio_filepath": "speech.wav", "text": "a"}))
+    write_wav(tmp / "interview.wav", np.full(121 * SAMPLE_RATE, 0.1, np.float32))
     model = ["--model", str(model_dir)]
     return {
         "missing audio": ["transcribe", str(tmp / "nope.wav"), *model, "--out", str(tmp / "o")],
@@ -157,6 +171,7 @@ def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
             "--manifest",
             str(tmp / "ok.jsonl"),
         ],
+        "recording as a clip": ["transcribe", "interview.wav", *model, "--out", "o.jsonl"],
         "broken manifest": ["evaluate", *model, "--manifest", str(tmp / "broken.jsonl")],
         "missing manifest": ["evaluate", *model, "--manifest", str(tmp / "nope.jsonl")],
         "missing recording": ["segment", str(tmp / "nope.mp3"), "--out", str(tmp / "clips")],
@@ -183,6 +198,7 @@ def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
         ("missing audio", "nope.wav: no such file"),
         ("unreadable audio", "speech.wav: not readable as audio"),
         ("model without weights", "no model weights"),
+        ("recording as a clip", "cut recordings into clips with `segment` first"),
         ("broken manifest", "broken.jsonl line 2: not JSON"),
         ("missing manifest", "nope.jsonl: no such manifest"),
         ("missing recording", "nope.mp3: no such file"),
@@ -232,3 +248,31 @@ def test_the_progress_bar_writes_few_lines_with_an_eta_to_a_log():
     assert lines[0].startswith("score [--------------------] 1/1000 0% ETA")
     assert lines[-1] == "score [####################] 1000/1000 100% ETA 0:00"
     assert len(lines) == 2
+
+
+def test_ctrl_c_stops_training_at_a_checkpoint_that_resume_continues(
+    tmp_path, tiny_model_dir, cards, capsys, monkeypatch
+):
+    train_for_real = asr.finetune.finetune
+
+    def finetune_with_ctrl_c_at_step_3(*args, progress, **kwargs):
+        def progress_then_ctrl_c(report):
+            progress(report)
+            if report.phase == "train" and report.step == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C would
+
+        return train_for_real(*args, progress=progress_then_ctrl_c, **kwargs)
+
+    monkeypatch.setattr(asr.finetune, "finetune", finetune_with_ctrl_c_at_step_3)
+    run = tmp_path / "run"
+    training = ["finetune", "--train", str(cards), "--dev", str(cards), "--model"]
+    training += [str(tiny_model_dir), "--out", str(run), "--max-steps", "5"]
+
+    assert main(training) == 130
+    assert "stopped at step 3; add --resume to continue" in capsys.readouterr().err
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+
+    monkeypatch.setattr(asr.finetune, "finetune", train_for_real)
+    assert main(training + ["--resume"]) == 0
+    assert "5 steps" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from labeling.models import Membership, Transcript
-from training.models import TrainingRound
+from training.models import ModelVersion, TrainingRound
 
 pytestmark = pytest.mark.django_db
 
@@ -42,9 +42,20 @@ MATRIX = {
     "round_cancel": ("post", "manager"),
     "model_version": ("get", "annotator"),
     "training_settings": ("post", "manager"),
+    "model_download": ("get", "manager"),
+    "transcribe": ("get", "annotator"),
+    "api_tokens": ("get", None),
 }
 # Served by Django itself: auth pages are tested in test_auth.py, admin needs staff.
-OUTSIDE_MATRIX = {"login", "logout", "password_change", "password_change_done"}
+# The JSON API authenticates by token, not session: tests/test_api.py.
+OUTSIDE_MATRIX = {
+    "login",
+    "logout",
+    "password_change",
+    "password_change_done",
+    "api_transcriptions",
+    "api_transcription",
+}
 RANK = {"annotator": 1, "reviewer": 2, "manager": 3}
 
 
@@ -64,7 +75,7 @@ def app_url_names() -> set[str]:
 
 
 @pytest.fixture
-def objects(project, annotator, make_clips):
+def objects(project, annotator, make_clips, tmp_path):
     """One of each object a URL can name, all in `project`."""
     clip = make_clips(project, count=1)[0]
     transcript = Transcript.objects.create(
@@ -76,10 +87,18 @@ def objects(project, annotator, make_clips):
         "recording_id": clip.recording_id,
         "clip_id": clip.pk,
         "transcript_id": transcript.pk,
-        "number": TrainingRound.objects.create(
-            project=project, number=1, base="builtin:tiny"
-        ).number,
+        "number": finished_round(project, tmp_path).number,
     }
+
+
+def finished_round(project, tmp_path) -> TrainingRound:
+    training_round = TrainingRound.objects.create(project=project, number=1, base="builtin:tiny")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    ModelVersion.objects.create(
+        project=project, round=training_round, directory=str(tmp_path / "model"), labeled_minutes=1
+    )
+    return training_round
 
 
 def url_for(name: str, values: dict) -> str:

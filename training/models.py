@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -121,3 +123,73 @@ class ScoringRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} scoring with {self.model_version}"
+
+
+def transcription_upload_path(job: "TranscriptionJob", filename: str) -> str:
+    return f"transcribe/{job.project_id}/{uuid.uuid4().hex}"
+
+
+class TranscriptionJob(models.Model):
+    """A recording someone wants transcribed by the project's promoted model."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting for a GPU worker"
+        RUNNING = "running", "Transcribing"
+        SUCCEEDED = "succeeded", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="transcription_jobs"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    original_name = models.CharField(max_length=255)
+    audio = models.FileField(upload_to=transcription_upload_path, max_length=255)
+    duration_seconds = models.FloatField(default=0.0)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    text = models.TextField(blank=True)
+    segments = models.JSONField(default=list)  # [{"start": s, "end": s, "text": ...}]
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.status})"
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "file": self.original_name,
+            "duration": round(self.duration_seconds, 2),
+            "model_round": self.model_version.round.number if self.model_version else None,
+            "text": self.text,
+            "segments": self.segments,
+            "error": self.error,
+        }
+
+
+class ApiToken(models.Model):
+    """A personal token for the JSON API. Only its hash is stored; it is shown once."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

@@ -24,3 +24,10 @@ def scoring_task(scoring_id: int) -> None:
     from training.scoring import scoring_run
 
     scoring_run(scoring_id=scoring_id)
+
+
+@shared_task(name="training.transcribe")
+def transcription_task(job_id: int) -> None:
+    from training.transcriber import transcription_run
+
+    transcription_run(job_id=job_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training import views
+from training import api, views
 
 urlpatterns = [
     path("status/", views.system_status, name="system_status"),
@@ -15,8 +15,25 @@ urlpatterns = [
         "projects/<int:project_id>/rounds/<int:number>/", views.model_version, name="model_version"
     ),
     path(
+        "projects/<int:project_id>/rounds/<int:number>/model.zip",
+        views.model_download,
+        name="model_download",
+    ),
+    path(
         "projects/<int:project_id>/training-settings/",
         views.training_settings,
         name="training_settings",
+    ),
+    path("projects/<int:project_id>/transcribe/", views.transcribe, name="transcribe"),
+    path("accounts/tokens/", views.api_tokens, name="api_tokens"),
+    path(
+        "api/projects/<int:project_id>/transcriptions/",
+        api.transcriptions,
+        name="api_transcriptions",
+    ),
+    path(
+        "api/projects/<int:project_id>/transcriptions/<int:job_id>/",
+        api.transcription_detail,
+        name="api_transcription",
     ),
 ]

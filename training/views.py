@@ -1,14 +1,19 @@
 import json
+import tempfile
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from labeling.access import project_for
+from labeling.ingest import UploadLimits, UploadRejected
 from labeling.models import Clip, Role
-from training import rounds, selectors, services
+from training import exports, rounds, selectors, services, transcription
 from training.forms import TrainingSettingsForm
 from training.models import TrainingRound
 
@@ -105,3 +110,66 @@ def model_version(request, project_id: int, number: int):
         "config": json.dumps(training_round.config, indent=1),
     }
     return render(request, "training/model_version.html", context)
+
+
+def model_download(request, project_id: int, number: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    training_round = get_object_or_404(TrainingRound, project=project, number=number)
+    version = getattr(training_round, "version", None)
+    if version is None or not Path(version.directory).is_dir():
+        raise Http404("This round has no model to download.")
+    # FileResponse closes it once sent, which deletes it.
+    archive = tempfile.TemporaryFile()  # noqa: SIM115
+    exports.model_zip(version, archive)
+    archive.seek(0)
+    name = f"{slugify(project.name) or 'project'}-round-{number}.zip"
+    return FileResponse(archive, as_attachment=True, filename=name, content_type="application/zip")
+
+
+def transcribe(request, project_id: int):
+    project, membership = project_for(request.user, project_id)
+    if request.method == "POST":
+        uploaded = request.FILES.get("audio")
+        try:
+            if uploaded is None:
+                raise ValidationError("Choose a recording first.")
+            transcription.transcription_job_create(
+                project=project,
+                user=request.user,
+                uploaded=uploaded,
+                limits=UploadLimits.from_settings(),
+            )
+        except (UploadRejected, ValidationError) as error:
+            message = error.messages[0] if isinstance(error, ValidationError) else str(error)
+            messages.error(request, message)
+        else:
+            messages.success(request, f"{uploaded.name}: queued for transcription.")
+        return redirect("transcribe", project.pk)
+    jobs = project.transcription_jobs.filter(user=request.user).select_related(
+        "model_version__round"
+    )[:20]
+    context = {
+        "project": project,
+        "membership": membership,
+        "jobs": jobs,
+        "polling": any(j.status in ("queued", "running") for j in jobs),
+        "promoted": project.model_versions.filter(promoted=True).select_related("round").first(),
+    }
+    template = "training/transcribe.html"
+    if request.htmx:
+        template += "#jobs"
+    return render(request, template, context)
+
+
+def api_tokens(request):
+    new_key = None
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            request.user.api_tokens.filter(pk=request.POST.get("revoke")).delete()
+            messages.success(request, "Token revoked.")
+            return redirect("api_tokens")
+        _, new_key = transcription.api_token_create(
+            user=request.user, name=request.POST.get("name", "").strip()
+        )
+    context = {"tokens": request.user.api_tokens.all(), "new_key": new_key}
+    return render(request, "training/api_tokens.html", context)

@@ -1,0 +1,53 @@
+"""A model version as a standard transformers directory in a zip, with a model card."""
+
+import zipfile
+from pathlib import Path
+
+from training.models import ModelVersion
+
+
+def model_card(version: ModelVersion) -> str:
+    project = version.project
+    training_round = version.round
+
+    def percent(value):
+        return "not measured (no test set yet)" if value is None else f"{value:.1%}"
+
+    return f"""# {project.name}: speech recognizer, round {training_round.number}
+
+- Language: `{project.language_code}`
+- Fine-tuned from: `{training_round.base}`
+- Labeled audio: {version.labeled_minutes:.1f} minutes ({len(training_round.train_clip_ids)} training clips)
+- Test set: {version.test_clips} clips, never trained on
+- Test WER: {percent(version.test_wer)}
+- Test CER: {percent(version.test_cer)}
+- Dev CER: {percent(version.dev_cer)}
+- Promoted in Vernacular: {"yes" if version.promoted else "no"}
+
+Transcripts are normalized before training: Unicode NFC{", lowercased" if project.lowercase else ""}{f", without the characters {project.strip_chars!r}" if project.strip_chars else ""}.
+The model writes only these characters: `{project.alphabet}` and the space.
+
+## Use
+
+```python
+from transformers import AutoModelForCTC, AutoProcessor
+
+model = AutoModelForCTC.from_pretrained("path/to/this/folder")
+processor = AutoProcessor.from_pretrained("path/to/this/folder")
+inputs = processor(samples_16khz_mono, sampling_rate=16_000, return_tensors="pt")
+ids = model(**inputs).logits.argmax(-1)
+print(processor.batch_decode(ids))
+```
+
+Made with Vernacular.
+"""
+
+
+def model_zip(version: ModelVersion, target) -> None:
+    directory = Path(version.directory)
+    folder = f"round-{version.round.number}"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.write(path, f"{folder}/{path.relative_to(directory)}")
+        archive.writestr(f"{folder}/README.md", model_card(version))

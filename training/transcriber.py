@@ -1,0 +1,51 @@
+"""The gpu worker's side of transcription jobs: long audio through segmentation."""
+
+import tempfile
+
+import torch
+from django.utils import timezone
+
+from asr.audio import decode_audio
+from asr.model import InferenceConfig, transcribe_recording
+from training import base_models
+from training.models import TranscriptionJob
+
+
+def transcription_run(*, job_id: int) -> None:
+    claimed = TranscriptionJob.objects.filter(
+        pk=job_id, status=TranscriptionJob.Status.QUEUED
+    ).update(status=TranscriptionJob.Status.RUNNING)
+    if not claimed:
+        return
+    job = TranscriptionJob.objects.select_related("model_version").get(pk=job_id)
+    try:
+        with job.audio.open("rb") as source, tempfile.NamedTemporaryFile() as local:
+            local.write(source.read())
+            local.flush()
+            samples = decode_audio(local.name, max_seconds=job.duration_seconds + 60)
+        model = base_models.load_version(job.model_version.directory)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        pieces = transcribe_recording(
+            model, samples, inference_config=InferenceConfig(device=device)
+        )
+    except Exception as error:
+        TranscriptionJob.objects.filter(pk=job_id).update(
+            status=TranscriptionJob.Status.FAILED,
+            error=f"{type(error).__name__}: {error}",
+            finished_at=timezone.now(),
+        )
+        raise
+    segments = [
+        {
+            "start": round(span.start_seconds, 2),
+            "end": round(span.end_seconds, 2),
+            "text": result.text,
+        }
+        for span, result in pieces
+    ]
+    TranscriptionJob.objects.filter(pk=job_id).update(
+        status=TranscriptionJob.Status.SUCCEEDED,
+        segments=segments,
+        text=" ".join(s["text"] for s in segments if s["text"]),
+        finished_at=timezone.now(),
+    )

@@ -1,0 +1,75 @@
+"""Using the model: transcription jobs (web side) and personal API tokens."""
+
+import hashlib
+import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from asr.audio import SAMPLE_RATE, AudioError, decode_audio
+from labeling.ingest import UploadLimits, UploadRejected, _spooled
+from labeling.models import Project
+from training.models import ApiToken, TranscriptionJob
+
+
+def transcription_job_create(
+    *, project: Project, user, uploaded, limits: UploadLimits
+) -> TranscriptionJob:
+    version = project.model_versions.filter(promoted=True).first()
+    if version is None:
+        raise ValidationError("This project has no promoted model yet: run a training round first.")
+    name = (uploaded.name or "recording").rsplit("/", 1)[-1][:200]
+    if uploaded.size > limits.max_bytes:
+        raise UploadRejected(f"{name}: over the limit of {limits.max_bytes // 2**20} MB.")
+    path = _spooled(uploaded)
+    try:
+        samples = decode_audio(path, max_seconds=limits.max_seconds)
+    except AudioError as error:
+        raise UploadRejected(
+            str(error).replace(str(path), name).replace(path.name, name)
+        ) from error
+    finally:
+        if not hasattr(uploaded, "temporary_file_path"):
+            path.unlink(missing_ok=True)
+    with transaction.atomic():
+        job = TranscriptionJob(
+            project=project,
+            user=user,
+            model_version=version,
+            original_name=name,
+            duration_seconds=len(samples) / SAMPLE_RATE,
+        )
+        uploaded.seek(0)
+        job.audio.save(name, uploaded, save=False)
+        job.save()
+        job_id = job.pk
+
+        def send():
+            from training.tasks import transcription_task
+
+            transcription_task.delay(job_id)
+
+        transaction.on_commit(send)
+    return job
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
+    """Returns the token row and the key itself, which is never stored."""
+    key = "vrn_" + secrets.token_urlsafe(30)
+    token = ApiToken.objects.create(
+        user=user, name=name[:100] or "token", prefix=key[:8], key_hash=_digest(key)
+    )
+    return token, key
+
+
+def api_token_user(key: str):
+    token = ApiToken.objects.select_related("user").filter(key_hash=_digest(key)).first()
+    if token is None or not token.user.is_active:
+        return None
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token.user

@@ -24,6 +24,7 @@ Frames: log-mel at 100 frames/s (10 ms hop), the stride-2 conv halves that: 50 f
 clip of n samples gives ceil(floor(n / 160) / 2) encoder frames (`whisper_frame_count`).
 """
 
+import copy
 import hashlib
 import importlib.resources
 import json
@@ -565,8 +566,12 @@ def whisper_ctc_model(
 ) -> CtcModel:
     """Whisper-base encoder (verified, frozen unless head.unfreeze_top_layers) + a fresh CTC head.
 
-    `encoder` lets callers share one loaded encoder (e.g. a test's tiny random one)."""
-    encoder = encoder if encoder is not None else load_whisper_base_encoder()
+    `encoder` lets callers share one loaded encoder across models; it is copied when layers of
+    it will train, so training one model never changes another's encoder."""
+    if encoder is None:
+        encoder = load_whisper_base_encoder()
+    elif head.unfreeze_top_layers > 0:
+        encoder = copy.deepcopy(encoder)
     network = WhisperCtcNetwork(encoder, len(vocabulary), head)
     return CtcModel(network.eval(), vocabulary, whisper_feature_extractor())  # type: ignore[arg-type]
 

@@ -1,6 +1,5 @@
 import hashlib
 import importlib.util
-import time
 from pathlib import Path
 
 import numpy as np
@@ -241,9 +240,12 @@ def test_the_real_encoder_matches_ctranslate2(base_encoder, real_speech, tmp_pat
 def test_save_and_load_round_trip_the_head_and_unfrozen_layers(tmp_path: Path):
     vocabulary = vocabulary_from_texts(["hello world"], RULES)
     head = WhisperCtcHeadConfig(width=32, layers=1, heads=2, ffn_width=64, unfreeze_top_layers=1)
-    model = whisper_ctc_model(vocabulary, head, tiny_encoder())
+    shared = tiny_encoder()
+    model = whisper_ctc_model(vocabulary, head, shared)
     with torch.no_grad():
         model.network.encoder.layers[1].ffn_out.bias.add_(0.5)  # as if training moved it
+    assert torch.equal(shared.layers[1].ffn_out.bias, tiny_encoder().layers[1].ffn_out.bias)
+    assert not any(p.requires_grad for p in shared.parameters())
     assert model.network.encoder.layers[1].ffn_out.weight.requires_grad
     assert not model.network.encoder.layers[0].ffn_out.weight.requires_grad
     samples = torch.randn(1, 16000) * 0.1
@@ -282,7 +284,6 @@ def test_the_ctc_head_on_whisper_learns_three_real_clips(real_speech, request):
     vocabulary = vocabulary_from_texts(texts, RULES)
     model = whisper_ctc_model(vocabulary, WhisperCtcHeadConfig(dropout=0.0), encoder)
     network = model.network
-    started = time.monotonic()
     cached = encode_clips(network, clips)  # the encoder is frozen: encode once
     frames = torch.tensor([len(hidden) for hidden in cached])
     hidden = torch.nn.utils.rnn.pad_sequence(cached, batch_first=True)  # (3, T, 512)
@@ -305,4 +306,3 @@ def test_the_ctc_head_on_whisper_learns_three_real_clips(real_speech, request):
         losses.append(loss.item())
 
     assert losses[-1] < 0.5 * losses[0]
-    assert time.monotonic() - started < 60

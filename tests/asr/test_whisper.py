@@ -1,0 +1,308 @@
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import WhisperFeatureExtractor
+
+from asr.audio import SAMPLE_RATE, decode_audio
+from asr.model import transcribe_clips
+from asr.text import TextRules, normalize_text, vocabulary_from_texts
+from asr.whisper import (
+    WHISPER_BASE_SHA256,
+    Ctranslate2Model,
+    LogMel,
+    WhisperCtcHeadConfig,
+    WhisperEncoder,
+    WhisperEncoderConfig,
+    WhisperWeightsInvalid,
+    WhisperWeightsMissing,
+    ctranslate2_encoder_names,
+    encode_clips,
+    load_whisper_base_encoder,
+    load_whisper_ctc_model,
+    parse_ctranslate2_model,
+    read_verified_bytes,
+    save_whisper_ctc_model,
+    whisper_ctc_model,
+    whisper_encoder_from_ctranslate2,
+    whisper_frame_count,
+    write_ctranslate2_model,
+)
+
+TINY = WhisperEncoderConfig(width=32, layers=2, heads=2, ffn_width=64)
+TINY_HEAD = WhisperCtcHeadConfig(width=32, layers=1, heads=2, ffn_width=64, dropout=0.0)
+RULES = TextRules(strip_characters=",.?!;:\"'")
+
+
+@pytest.fixture(scope="module")
+def base_encoder() -> WhisperEncoder:
+    try:
+        return load_whisper_base_encoder()
+    except WhisperWeightsMissing as error:
+        pytest.skip(f"Whisper-base weights not installed ({error})")
+
+
+def tiny_encoder(seed: int = 0) -> WhisperEncoder:
+    torch.manual_seed(seed)
+    encoder = WhisperEncoder(TINY)
+    with torch.no_grad():
+        encoder.positions.normal_(std=0.1)
+    return encoder.requires_grad_(False).eval()
+
+
+def ctranslate2_file_from(encoder: WhisperEncoder) -> Ctranslate2Model:
+    """A WhisperSpec model.bin as CTranslate2 would write it: float16 weights, int16 num_heads."""
+    state = encoder.state_dict()
+    variables = {
+        theirs: state[ours].numpy().astype(np.float16)
+        for ours, theirs in ctranslate2_encoder_names(encoder.config).items()
+    }
+    variables["encoder/num_heads"] = np.array(encoder.config.heads, np.int16)
+    variables["decoder/embeddings/weight"] = np.ones((5, 4), np.float16)
+    aliases = {"decoder/projection/weight": "decoder/embeddings/weight"}
+    return Ctranslate2Model(6, "WhisperSpec", 3, variables, aliases)
+
+
+# --- weights file -------------------------------------------------------------------------------
+
+
+def test_it_rejects_a_model_bin_with_the_wrong_checksum(tmp_path: Path):
+    fake = tmp_path / "model.bin"
+    fake.write_bytes(b"not whisper" * 100)
+    with pytest.raises(WhisperWeightsInvalid, match="sha256 .* expected " + WHISPER_BASE_SHA256):
+        read_verified_bytes([fake], size=None)
+
+
+def test_it_rejects_a_model_bin_of_the_wrong_size_before_reading_it(tmp_path: Path):
+    fake = tmp_path / "model.bin"
+    fake.write_bytes(b"\0" * 1000)
+    with pytest.raises(WhisperWeightsInvalid, match="1000 bytes, expected 145217532"):
+        load_whisper_base_encoder([fake])
+
+
+def test_it_accepts_parts_whose_concatenation_has_the_checksum(tmp_path: Path):
+    (tmp_path / "a").write_bytes(b"hello ")
+    (tmp_path / "b").write_bytes(b"world")
+    digest = hashlib.sha256(b"hello world").hexdigest()
+    assert read_verified_bytes([tmp_path / "a", tmp_path / "b"], digest, 11) == b"hello world"
+
+
+def test_the_parser_round_trips_a_small_ctranslate2_file(tmp_path: Path):
+    variables = {
+        "encoder/w": np.arange(6, dtype=np.float16).reshape(2, 3) / 4,
+        "encoder/b": np.array([1.5, -2.0], np.float32),
+        "encoder/q": np.array([[-3, 4]], np.int8),
+        "encoder/num_heads": np.array(8, np.int16),
+        "decoder/x": np.ones(3, np.int32),
+    }
+    written = Ctranslate2Model(6, "WhisperSpec", 3, variables, {"decoder/y": "decoder/x"})
+    write_ctranslate2_model(tmp_path / "model.bin", written)
+
+    read = parse_ctranslate2_model((tmp_path / "model.bin").read_bytes())
+
+    assert (read.binary_version, read.spec_name, read.spec_revision) == (6, "WhisperSpec", 3)
+    assert read.aliases == {"decoder/y": "decoder/x"}
+    assert list(read.variables) == list(variables)
+    for name, value in variables.items():
+        assert read.variables[name].shape == value.shape
+        np.testing.assert_array_equal(read.variables[name], value)
+    assert read.variables["encoder/w"].dtype == np.float32  # float16 is widened
+    assert read.variables["encoder/q"].dtype == np.int8
+    only_encoder = parse_ctranslate2_model((tmp_path / "model.bin").read_bytes(), "encoder/")
+    assert sorted(only_encoder.variables) == sorted(n for n in variables if n.startswith("enc"))
+
+
+def test_the_parser_refuses_a_truncated_file_and_an_unknown_version(tmp_path: Path):
+    model = Ctranslate2Model(6, "WhisperSpec", 3, {"a": np.ones((4, 4), np.float32)})
+    write_ctranslate2_model(tmp_path / "model.bin", model)
+    data = (tmp_path / "model.bin").read_bytes()
+    with pytest.raises(WhisperWeightsInvalid, match="ends"):
+        parse_ctranslate2_model(data[:-30])
+    with pytest.raises(WhisperWeightsInvalid, match="binary version 99"):
+        parse_ctranslate2_model((99).to_bytes(4, "little") + data[4:])
+
+
+def test_it_builds_an_encoder_from_a_whisper_spec_file_and_checks_shapes(tmp_path: Path):
+    original = tiny_encoder()
+    file = ctranslate2_file_from(original)
+    write_ctranslate2_model(tmp_path / "model.bin", file)
+
+    parsed = parse_ctranslate2_model((tmp_path / "model.bin").read_bytes(), "encoder/")
+    encoder = whisper_encoder_from_ctranslate2(parsed)
+
+    assert encoder.config == TINY
+    for name, value in original.state_dict().items():
+        torch.testing.assert_close(encoder.state_dict()[name], value, atol=1e-2, rtol=1e-2)
+    parsed.variables["encoder/layer_1/ffn/linear_0/bias"] = np.zeros(63, np.float32)
+    with pytest.raises(WhisperWeightsInvalid, match="layer_1/ffn/linear_0/bias: shape"):
+        whisper_encoder_from_ctranslate2(parsed)
+
+
+# --- features and encoder -----------------------------------------------------------------------
+
+
+def test_log_mel_matches_transformers_whisper_feature_extractor(real_speech):
+    samples = decode_audio(real_speech[0][0])
+    log_mel, mel_lengths = LogMel()(torch.from_numpy(samples)[None], torch.tensor([len(samples)]))
+    reference = WhisperFeatureExtractor()(samples, sampling_rate=SAMPLE_RATE)["input_features"][0]
+
+    frames = int(mel_lengths[0])
+    assert log_mel.shape == (1, 80, len(samples) // 160)
+    np.testing.assert_allclose(log_mel[0].numpy(), reference[:, :frames], atol=1e-4)
+
+
+@pytest.mark.parametrize("sample_count", [400, 479, 480, 640, 16000, 16001, 80000, 123457])
+def test_the_encoder_gives_50_frames_per_second_at_any_length(sample_count: int):
+    network = whisper_ctc_model(vocabulary_from_texts(["ab"], RULES), TINY_HEAD, tiny_encoder())
+    samples = np.random.default_rng(0).normal(0, 0.1, sample_count).astype(np.float32)
+
+    (hidden,) = encode_clips(network.network, [samples])
+
+    assert hidden.shape == (whisper_frame_count(sample_count), 32)
+    assert network.network._get_feat_extract_output_lengths(torch.tensor(sample_count)) == len(
+        hidden
+    )
+
+
+def test_a_clip_encodes_the_same_alone_and_in_a_padded_batch():
+    model = whisper_ctc_model(vocabulary_from_texts(["ab"], RULES), TINY_HEAD, tiny_encoder())
+    rng = np.random.default_rng(1)
+    clips = [rng.normal(0, 0.1, n).astype(np.float32) for n in (8000, 20000, 3300)]
+
+    batched = encode_clips(model.network, clips)
+    alone = [encode_clips(model.network, [clip])[0] for clip in clips]
+
+    for one, other in zip(batched, alone, strict=True):
+        torch.testing.assert_close(one, other, atol=1e-4, rtol=1e-4)
+
+
+def test_the_real_encoder_loads_verified_with_sane_weights(base_encoder: WhisperEncoder):
+    assert sum(p.numel() for p in base_encoder.parameters()) == 20_593_664
+    assert not any(p.requires_grad for p in base_encoder.parameters())
+    for layer in base_encoder.layers:
+        assert 0.3 < float(layer.attention_norm.weight.mean()) < 3.0  # layer norms scale ~1
+
+
+def test_the_real_encoder_separates_speech_from_silence(base_encoder, real_speech):
+    speech = decode_audio(next(path for path, _ in real_speech if path.name == "card-004.wav"))
+    silence = np.zeros(SAMPLE_RATE, np.float32)
+    model = whisper_ctc_model(vocabulary_from_texts(["ab"], RULES), TINY_HEAD, base_encoder)
+
+    (hidden,) = encode_clips(model.network, [np.concatenate([silence, speech, silence])])
+
+    total = 2 * SAMPLE_RATE + len(speech)
+    assert hidden.shape == (whisper_frame_count(total), 512)
+    assert torch.isfinite(hidden).all()
+    # Nearest centroid, fitted on the leading silence and the first half of the speech, must
+    # place the held-out trailing silence and second half right. (A random encoder with the same
+    # positional embedding calls every silent frame speech.)
+    frames = torch.nn.functional.normalize(hidden, dim=-1)
+    spoken = frames[60 : 50 + len(speech) // 320 - 10]
+    silence_centroid = frames[5:45].mean(0)
+    speech_centroid = spoken[: len(spoken) // 2].mean(0)
+
+    def share_nearer_speech(part: torch.Tensor) -> float:
+        return float(((part @ speech_centroid) > (part @ silence_centroid)).float().mean())
+
+    assert share_nearer_speech(frames[-45:-5]) < 0.1
+    assert share_nearer_speech(spoken[len(spoken) // 2 :]) > 0.9
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ctranslate2") is None, reason="the ctranslate2 wheel is not installed"
+)
+def test_the_real_encoder_matches_ctranslate2(base_encoder, real_speech, tmp_path: Path):
+    import ctranslate2
+
+    from asr.whisper import whisper_base_parts
+
+    (tmp_path / "model.bin").write_bytes(b"".join(p.read_bytes() for p in whisper_base_parts()))
+    config = whisper_base_parts()[0].parent / "config.json"
+    (tmp_path / "config.json").write_bytes(config.read_bytes())
+    (tmp_path / "vocabulary.txt").write_bytes((config.parent / "vocabulary.txt").read_bytes())
+    reference = ctranslate2.models.Whisper(str(tmp_path), compute_type="float32", intra_threads=2)
+    samples = decode_audio(real_speech[1][0])[: 320 * 90]  # an even number of mel frames
+    log_mel, mel_lengths = LogMel()(torch.from_numpy(samples)[None], torch.tensor([len(samples)]))
+
+    with torch.no_grad():
+        ours, _ = base_encoder(log_mel, mel_lengths)
+    theirs = reference.encode(ctranslate2.StorageView.from_array(log_mel.numpy()), to_cpu=True)
+
+    np.testing.assert_allclose(ours[0].numpy(), np.array(theirs)[0], atol=2e-3, rtol=2e-3)
+
+
+# --- CTC on top ----------------------------------------------------------------------------------
+
+
+def test_save_and_load_round_trip_the_head_and_unfrozen_layers(tmp_path: Path):
+    vocabulary = vocabulary_from_texts(["hello world"], RULES)
+    head = WhisperCtcHeadConfig(width=32, layers=1, heads=2, ffn_width=64, unfreeze_top_layers=1)
+    shared = tiny_encoder()
+    model = whisper_ctc_model(vocabulary, head, shared)
+    with torch.no_grad():
+        model.network.encoder.layers[1].ffn_out.bias.add_(0.5)  # as if training moved it
+    assert torch.equal(shared.layers[1].ffn_out.bias, tiny_encoder().layers[1].ffn_out.bias)
+    assert not any(p.requires_grad for p in shared.parameters())
+    assert model.network.encoder.layers[1].ffn_out.weight.requires_grad
+    assert not model.network.encoder.layers[0].ffn_out.weight.requires_grad
+    samples = torch.randn(1, 16000) * 0.1
+
+    save_whisper_ctc_model(model, tmp_path)
+    loaded = load_whisper_ctc_model(tmp_path, encoder=tiny_encoder())
+
+    assert loaded.vocabulary == vocabulary
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.network(samples).logits, model.network.eval()(samples).logits
+        )
+
+
+def test_transcribe_clips_runs_a_whisper_ctc_model():
+    vocabulary = vocabulary_from_texts(["hello world"], RULES)
+    model = whisper_ctc_model(vocabulary, TINY_HEAD, tiny_encoder())
+    rng = np.random.default_rng(2)
+
+    transcripts = transcribe_clips(
+        model, [rng.normal(0, 0.1, n).astype(np.float32) for n in (800, 24000)]
+    )
+
+    assert len(transcripts) == 2
+    assert transcripts[1].embedding.shape == (TINY_HEAD.width,)
+    assert 0 <= transcripts[1].least_confidence <= 1
+
+
+def test_the_ctc_head_on_whisper_learns_three_real_clips(real_speech, request):
+    try:
+        encoder = load_whisper_base_encoder()
+    except WhisperWeightsMissing:
+        encoder = tiny_encoder()  # still checks the head, the loss and the cached-feature path
+    clips = [decode_audio(path) for path, _ in real_speech[:3]]
+    texts = [normalize_text(text, RULES) for _, text in real_speech[:3]]
+    vocabulary = vocabulary_from_texts(texts, RULES)
+    model = whisper_ctc_model(vocabulary, WhisperCtcHeadConfig(dropout=0.0), encoder)
+    network = model.network
+    cached = encode_clips(network, clips)  # the encoder is frozen: encode once
+    frames = torch.tensor([len(hidden) for hidden in cached])
+    hidden = torch.nn.utils.rnn.pad_sequence(cached, batch_first=True)  # (3, T, 512)
+    labels = torch.nn.utils.rnn.pad_sequence(
+        [torch.tensor(vocabulary.encode(text)) for text in texts],
+        batch_first=True,
+        padding_value=-100,
+    )
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    assert all(not p.requires_grad for p in network.encoder.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=1e-3)
+    network.train()
+
+    losses = []
+    for _ in range(40):
+        loss = network.head_forward(hidden, frames, labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+
+    assert losses[-1] < 0.5 * losses[0]

@@ -341,7 +341,7 @@ def _prepare_network(network: torch.nn.Module, config: FinetuneConfig) -> None:
     if config.freeze_feature_encoder and hasattr(network, "freeze_feature_encoder"):
         network.freeze_feature_encoder()
     # SpecAugment lives in the model (wav2vec2 family) and reads its config at each forward
-    network_config = network.config
+    network_config = getattr(network, "config", None)  # asr.whisper's network has none
     for name in ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length"):
         if hasattr(network_config, name):
             setattr(network_config, name, getattr(config, name))

@@ -114,7 +114,15 @@ def ctc_model_from_encoder(
 
 
 def save_ctc_model(model: CtcModel, directory: str | Path) -> None:
-    """Write a standard transformers directory: model, vocab.json, tokenizer, feature extractor."""
+    """Write a standard transformers directory: model, vocab.json, tokenizer, feature extractor.
+
+    A Whisper-encoder CTC model (asr.whisper) is written in its own small format instead: its
+    head and trained layers only, the frozen encoder coming from the weight packages."""
+    if type(model.network).__name__ == "WhisperCtcNetwork":
+        from asr.whisper import save_whisper_ctc_model  # asr.whisper imports this module
+
+        save_whisper_ctc_model(model, directory)
+        return
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.network.save_pretrained(directory)
@@ -138,6 +146,10 @@ def load_ctc_model(directory: str | Path) -> CtcModel:
     directory = Path(directory)
     if not (directory / "vocab.json").is_file():
         raise ModelNotAvailable(f"{directory}: no vocab.json; not a saved CTC model")
+    if (directory / "whisper_ctc.json").is_file():
+        from asr.whisper import load_whisper_ctc_model
+
+        return load_whisper_ctc_model(directory)
     network = AutoModelForCTC.from_pretrained(directory, local_files_only=True)
     vocabulary = Vocabulary.load(directory / "vocab.json")
     feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(directory)

@@ -57,6 +57,14 @@ def recording_upload(request, project_id: int):
     files = request.FILES.getlist("files")
     if not files:
         results.append({"ok": False, "message": "Choose one or more audio files first."})
+    elif len(files) > MAX_FILES_PER_REQUEST:
+        results.append(
+            {
+                "ok": False,
+                "message": f"At most {MAX_FILES_PER_REQUEST} files at once; nothing was kept.",
+            }
+        )
+        files = []
     for uploaded in files:
         try:
             recording = ingest.recording_upload(
@@ -96,7 +104,9 @@ def clip_audio(request, project_id: int, clip_id: int):
 # --- transcription -----------------------------------------------------------------------
 
 
-def _workspace(request, project, membership, *, clip=None, text=None, errors=None, saved=None):
+def _workspace(
+    request, project, membership, *, clip=None, text=None, errors=None, saved=None, lease_token=None
+):
     clip = clip or queue.clip_lease_next(project=project, user=request.user)
     is_draft = False
     if clip and text is None:
@@ -105,6 +115,9 @@ def _workspace(request, project, membership, *, clip=None, text=None, errors=Non
         "project": project,
         "membership": membership,
         "clip": clip,
+        # A refused submit keeps the lease it was written under, even if it expired and the
+        # clip went to someone else since: never hand out another person's lease.
+        "lease_token": lease_token or (clip.lease_token if clip else None),
         "text": text or "",
         "is_draft": is_draft,
         "errors": errors or [],
@@ -147,7 +160,15 @@ def annotate_submit(request, project_id: int, clip_id: int):
         elif not text.strip():
             errors.append("Type what you hear, or flag the clip if there is nothing to type.")
     if errors:
-        return _workspace(request, project, membership, clip=clip, text=text, errors=errors)
+        return _workspace(
+            request,
+            project,
+            membership,
+            clip=clip,
+            text=text,
+            errors=errors,
+            lease_token=lease_token,
+        )
 
     submission = queue.transcript_submit(
         clip=clip,

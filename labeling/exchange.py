@@ -38,8 +38,8 @@ CSV_COLUMNS = [
 ]
 
 
-def _rows(project: Project) -> Iterable[dict]:
-    for transcript in labeled_set(project):
+def _rows(transcripts: Iterable[Transcript]) -> Iterable[dict]:
+    for transcript in transcripts:
         clip = transcript.clip
         yield {
             "audio_filepath": f"audio/{clip.pk}.wav",
@@ -58,10 +58,11 @@ def _rows(project: Project) -> Iterable[dict]:
 def export_manifest_zip(project: Project, target) -> int:
     """Writes manifest.jsonl and audio/<clip>.wav into a zip; returns the number of clips."""
     count = 0
-    clips = {t.clip_id: t.clip for t in labeled_set(project)}
+    standing = labeled_set(project)  # read once: a review meanwhile must not split the export
+    clips = {t.clip_id: t.clip for t in standing}
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         lines = []
-        for row in _rows(project):
+        for row in _rows(standing):
             with clips[row["clip_id"]].audio.open("rb") as audio:
                 archive.writestr(row["audio_filepath"], audio.read())
             lines.append(json.dumps(row, ensure_ascii=False))
@@ -73,7 +74,7 @@ def export_manifest_zip(project: Project, target) -> int:
 def export_csv(project: Project, target: io.TextIOBase) -> None:
     writer = csv.DictWriter(target, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    for row in _rows(project):
+    for row in _rows(labeled_set(project)):
         writer.writerow(row)
 
 

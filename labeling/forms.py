@@ -12,11 +12,27 @@ LANGUAGE_CODE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project
-        fields = ["name", "language_code", "alphabet", "lowercase", "strip_chars"]
+        fields = [
+            "name",
+            "language_code",
+            "alphabet",
+            "lowercase",
+            "strip_chars",
+            "test_minutes_target",
+            "dev_minutes_target",
+            "lease_minutes",
+            "clip_min_seconds",
+            "clip_max_seconds",
+        ]
         labels = {
             "language_code": "Language code",
             "strip_chars": "Characters to strip",
             "lowercase": "Lowercase transcripts",
+            "test_minutes_target": "Test set (minutes)",
+            "dev_minutes_target": "Dev set (minutes)",
+            "lease_minutes": "A clip stays reserved for (minutes)",
+            "clip_min_seconds": "Shortest clip (seconds)",
+            "clip_max_seconds": "Longest clip (seconds)",
         }
         widgets = {
             "alphabet": forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
@@ -75,6 +91,12 @@ class ProjectForm(forms.ModelForm):
                     + " ".join(upper)
                     + ". Remove them, or turn lowercasing off.",
                 )
+        low, high = cleaned.get("clip_min_seconds"), cleaned.get("clip_max_seconds")
+        if low is not None and high is not None and not 0 < 2 * low <= high:
+            self.add_error("clip_max_seconds", "Make it at least twice the shortest clip length.")
+        for name in ("test_minutes_target", "dev_minutes_target"):
+            if (cleaned.get(name) or 0) < 0:
+                self.add_error(name, "Minutes cannot be negative.")
         both = sorted(alphabet & set(cleaned.get("strip_chars") or ""))
         if both:
             self.add_error(

@@ -20,9 +20,11 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from asr.audio import SAMPLE_RATE, AudioError, SegmentConfig, decode_audio, segment_speech
+from config.dispatch import dispatch_on_commit
 from labeling.models import Clip, Project, Recording
 
 log = logging.getLogger(__name__)
@@ -110,15 +112,18 @@ def _queue_ingest(recording: Recording) -> None:
     from labeling.tasks import recording_ingest_task
 
     recording_id = recording.pk
-    transaction.on_commit(lambda: recording_ingest_task.delay(recording_id))
+    dispatch_on_commit(
+        recording_ingest_task, recording_id, on_unreachable=lambda why: _fail(recording_id, why)
+    )
 
 
 @transaction.atomic
 def recording_retry(*, recording: Recording) -> bool:
-    """Queues a failed (or stuck) ingest again. False if it is running normally."""
-    updated = Recording.objects.filter(
-        pk=recording.pk, status__in=[Recording.Status.FAILED, Recording.Status.INGESTING]
-    ).update(status=Recording.Status.QUEUED, error="", progress=0.0)
+    """Queues a failed (or stuck) ingest again. False if it is finished."""
+    stuck = [Recording.Status.FAILED, Recording.Status.INGESTING, Recording.Status.QUEUED]
+    updated = Recording.objects.filter(pk=recording.pk, status__in=stuck).update(
+        status=Recording.Status.QUEUED, error="", progress=0.0
+    )
     if updated:
         _queue_ingest(recording)
     return bool(updated)
@@ -138,13 +143,12 @@ def _wav_bytes(samples: np.ndarray) -> bytes:
 def recording_ingest(*, recording_id: int) -> None:
     """Decode, segment, store clips. Claims the row first: one ingest per recording at a time."""
     claimed = Recording.objects.filter(pk=recording_id, status=Recording.Status.QUEUED).update(
-        status=Recording.Status.INGESTING, progress=0.0
+        status=Recording.Status.INGESTING, progress=0.0, attempts=F("attempts") + 1
     )
     if not claimed:
         log.info("recording %s is not queued; nothing to do", recording_id)
         return
     recording = Recording.objects.select_related("project").get(pk=recording_id)
-    Recording.objects.filter(pk=recording_id).update(attempts=recording.attempts + 1)
     project = recording.project
     try:
         with recording.audio.open("rb") as source, tempfile.NamedTemporaryFile() as local:

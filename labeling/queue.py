@@ -112,8 +112,11 @@ def transcript_submit(
 ) -> Submission:
     clip = Clip.objects.select_for_update().get(pk=clip.pk)
     existing = Transcript.objects.filter(clip=clip, lease_token=lease_token).first()
-    if existing:
+    if existing and existing.author_id == user.pk:
         return Submission(existing, created=False, conflict=existing.conflict)
+    if existing or clip.lease_token == lease_token and clip.lease_user_id != user.pk:
+        # Someone else's token (a stale page, a shared link): keep the text, under its own key.
+        lease_token = uuid.uuid4()
 
     others = clip.transcripts.filter(status__in=ACTIVE)
     conflict = others.exists()
@@ -133,7 +136,8 @@ def transcript_submit(
         clip.status = Clip.Status.FLAGGED if flag else Clip.Status.SUBMITTED
     if clip.lease_token == lease_token:
         clip.lease_user, clip.lease_token, clip.lease_expires_at = None, None, None
-    clip.save()
+    # Only the fields this owns: a scoring run may be writing the draft and score right now.
+    clip.save(update_fields=["status", "lease_user", "lease_token", "lease_expires_at"])
     return Submission(transcript, created=True, conflict=conflict)
 
 
@@ -141,33 +145,51 @@ def transcript_submit(
 def clip_skip(*, clip: Clip, user, lease_token: uuid.UUID) -> None:
     """Gives the clip back to the queue, and never serves it to this user again."""
     clip = Clip.objects.select_for_update().get(pk=clip.pk)
-    if clip.lease_token == lease_token:
+    if clip.lease_token == lease_token and clip.lease_user_id == user.pk:
         clip.lease_user, clip.lease_token, clip.lease_expires_at = None, None, None
         clip.save(update_fields=["lease_user", "lease_token", "lease_expires_at"])
     clip.skipped_by.add(user)
+
+
+def _settle_conflicts(clip: Clip) -> None:
+    """A disagreement ends when a single transcript of the clip still stands."""
+    standing = clip.transcripts.filter(status__in=ACTIVE)
+    if standing.count() == 1:
+        standing.update(conflict=False)
 
 
 @transaction.atomic
 def transcript_undo_last(*, project: Project, user) -> tuple[Clip, Transcript]:
     """Withdraws the user's latest unreviewed submission and leases its clip back to them."""
     last = (
-        Transcript.objects.select_for_update()
-        .filter(clip__project=project, author=user)
+        Transcript.objects.filter(clip__project=project, author=user)
         .order_by("-created_at", "-pk")
         .first()
     )
     if last is None or last.status != Transcript.Status.SUBMITTED:
         raise ValidationError("There is no submission of yours to undo (reviewed ones stay).")
-    last.status = Transcript.Status.WITHDRAWN
-    last.save(update_fields=["status"])
+    # Clip first, then its transcripts: the same lock order as submit and review.
     clip = Clip.objects.select_for_update().get(pk=last.clip_id)
+    last = Transcript.objects.select_for_update().get(pk=last.pk)
+    if last.status != Transcript.Status.SUBMITTED:
+        raise ValidationError("A reviewer took this transcript just now; it stays as it is.")
+    now = timezone.now()
+    if (
+        clip.lease_user_id not in (None, user.pk)
+        and clip.lease_expires_at
+        and clip.lease_expires_at > now
+    ):
+        raise ValidationError("Someone else has this clip open right now; your transcript stays.")
+    last.status = Transcript.Status.WITHDRAWN
+    last.conflict = False
+    last.save(update_fields=["status", "conflict"])
+    _settle_conflicts(clip)
     if not clip.transcripts.filter(status__in=ACTIVE).exists():
         clip.status = Clip.Status.UNLABELED
-    now = timezone.now()
     clip.lease_user = user
     clip.lease_token = uuid.uuid4()
     clip.lease_expires_at = now + timedelta(minutes=project.lease_minutes)
-    clip.save()
+    clip.save(update_fields=["status", "lease_user", "lease_token", "lease_expires_at"])
     return clip, last
 
 
@@ -177,14 +199,15 @@ def transcript_review(
 ) -> Transcript:
     """Accept (as it is, or with the reviewer's edit) or reject a submitted transcript.
 
-    An edit is stored as the reviewer's own accepted transcript; the annotator's original
-    stays, marked superseded. A rejected clip goes back to the queue unless another
-    transcript of it is still standing.
+    An edit is stored as the reviewer's own accepted transcript (`edit_of` the original);
+    the annotator's original stays, marked superseded. A rejected clip goes back to the
+    queue unless another transcript of it is still standing.
     """
+    # Clip first, then its transcripts: the same lock order as submit and undo.
+    clip = Clip.objects.select_for_update().get(pk=transcript.clip_id)
     transcript = Transcript.objects.select_for_update().get(pk=transcript.pk)
     if transcript.status != Transcript.Status.SUBMITTED:
         raise ValidationError("Someone reviewed this transcript already.")
-    clip = Clip.objects.select_for_update().get(pk=transcript.clip_id)
     now = timezone.now()
     text = text.strip()
     if action == "reject":
@@ -200,21 +223,23 @@ def transcript_review(
             status=Transcript.Status.ACCEPTED,
             reviewed_by=reviewer,
             reviewed_at=now,
+            edit_of=transcript,
         )
     else:
         transcript.status = Transcript.Status.ACCEPTED
     transcript.reviewed_by, transcript.reviewed_at = reviewer, now
+    transcript.conflict = False
     transcript.save()
 
     standing = clip.transcripts.filter(status__in=ACTIVE)
-    if not standing.exists():
-        clip.status = Clip.Status.UNLABELED
-    elif action == "accept":
-        clip.status = Clip.Status.FLAGGED if transcript.flag else Clip.Status.ACCEPTED
-        # The reviewer settled the disagreement: the others no longer stand.
-        standing.filter(status=Transcript.Status.SUBMITTED).exclude(pk=transcript.pk).update(
+    if action == "accept":
+        # The reviewer settled any disagreement: the other submissions no longer stand.
+        standing.filter(status=Transcript.Status.SUBMITTED).update(
             status=Transcript.Status.SUPERSEDED, conflict=False
         )
-        standing.update(conflict=False)
+        clip.status = Clip.Status.FLAGGED if transcript.flag else Clip.Status.ACCEPTED
+    elif not standing.exists():
+        clip.status = Clip.Status.UNLABELED
+    _settle_conflicts(clip)
     clip.save(update_fields=["status"])
     return transcript

@@ -100,6 +100,8 @@ def project_stats(project: Project) -> tuple[AnnotatorStats, list[AnnotatorStats
         .select_related("clip", "author")
     )
     for transcript in transcripts:
+        if transcript.edit_of_id:
+            continue  # a reviewer's correction is review work; the original counts
         name = transcript.author.username if transcript.author else "(deleted user)"
         row = rows.setdefault(name, AnnotatorStats(username=name))
         for stats in (row, total):
@@ -114,7 +116,11 @@ def _count(stats: AnnotatorStats, transcript: Transcript, rules) -> None:
     stats.work_seconds += transcript.seconds_spent
     if transcript.flag:
         stats.flagged += 1
-    elif transcript.status in (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED):
+    elif transcript.status in (
+        Transcript.Status.SUBMITTED,
+        Transcript.Status.ACCEPTED,
+        Transcript.Status.SUPERSEDED,
+    ):
         stats.labeled_seconds += seconds
     if transcript.draft_text and not transcript.flag:
         errors = clip_errors(transcript.draft_text, transcript.text, rules)

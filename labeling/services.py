@@ -11,21 +11,12 @@ from labeling.models import Membership, Project, Role
 
 @transaction.atomic
 def project_create(
-    *,
-    name: str,
-    language_code: str,
-    alphabet: str,
-    lowercase: bool = True,
-    strip_chars: str = "",
-    created_by,
+    *, name: str, language_code: str, alphabet: str, created_by, **options
 ) -> Project:
+    """A new project with its creator as manager. `options`: the other Project settings
+    (lowercase, strip_chars, targets, clip bounds...), defaults otherwise."""
     project = Project.objects.create(
-        name=name,
-        language_code=language_code,
-        alphabet=alphabet,
-        lowercase=lowercase,
-        strip_chars=strip_chars,
-        created_by=created_by,
+        name=name, language_code=language_code, alphabet=alphabet, created_by=created_by, **options
     )
     Membership.objects.create(project=project, user=created_by, role=Role.MANAGER)
     return project
@@ -61,7 +52,7 @@ def membership_add(*, project: Project, username: str, role: str) -> tuple[Membe
     return membership, initial_password
 
 
-def _other_managers(membership: Membership) -> bool:
+def _locked_other_managers(membership: Membership) -> bool:
     # Lock the project row so two managers demoting each other cannot both succeed.
     Project.objects.select_for_update().filter(pk=membership.project_id).first()
     return (
@@ -73,7 +64,11 @@ def _other_managers(membership: Membership) -> bool:
 
 @transaction.atomic
 def membership_set_role(*, membership: Membership, role: str) -> Membership:
-    if membership.role == Role.MANAGER and role != Role.MANAGER and not _other_managers(membership):
+    if (
+        membership.role == Role.MANAGER
+        and role != Role.MANAGER
+        and not _locked_other_managers(membership)
+    ):
         raise ValidationError("A project needs at least one manager.")
     membership.role = role
     membership.save(update_fields=["role"])
@@ -82,6 +77,6 @@ def membership_set_role(*, membership: Membership, role: str) -> Membership:
 
 @transaction.atomic
 def membership_remove(*, membership: Membership) -> None:
-    if membership.role == Role.MANAGER and not _other_managers(membership):
+    if membership.role == Role.MANAGER and not _locked_other_managers(membership):
         raise ValidationError("A project needs at least one manager.")
     membership.delete()

@@ -179,3 +179,14 @@ def test_project_list_shows_only_my_projects(client_for, project, other_project,
     body = client_for(annotator).get(reverse("project_list")).content.decode()
     assert "Kiswahili" in body
     assert "Gàidhlig" not in body
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (method, _) in MATRIX.items() if method == "post"))
+def test_every_post_needs_a_csrf_token(name, owner, objects):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    response = client.post(url_for(name, objects), {"role": "annotator"})
+    assert response.status_code == 403
+    assert "security token" in response.content.decode()

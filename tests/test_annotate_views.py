@@ -176,3 +176,22 @@ def test_the_stats_page_lists_annotators(client_for, annotator, project, leased)
     )
     body = client_for(annotator).get(reverse("stats", args=[project.pk])).content.decode()
     assert "<td>amina</td>" in body
+
+
+def test_a_refused_submit_keeps_the_lease_it_was_written_under(
+    client_for, annotator, reviewer, project, leased
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    mine = leased.lease_token
+    Clip.objects.filter(pk=leased.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    queue.clip_lease_next(project=project, user=reviewer)  # the clip is theirs now
+    theirs = Clip.objects.get(pk=leased.pk).lease_token
+    body = (
+        client_for(annotator)
+        .post(submit_url(project, leased), {"lease_token": mine, "text": " "})
+        .content.decode()
+    )
+    assert f'value="{mine}"' in body and str(theirs) not in body

@@ -11,6 +11,11 @@ VALID = {
     "alphabet": "a c h i k l m n ñ p q r s t u w y '",
     "lowercase": "on",
     "strip_chars": ".,?!",
+    "test_minutes_target": "10",
+    "dev_minutes_target": "5",
+    "lease_minutes": "20",
+    "clip_min_seconds": "1",
+    "clip_max_seconds": "15",
 }
 
 
@@ -113,3 +118,9 @@ def test_combining_marks_show_on_a_dotted_circle(owner):
         name="Yorùbá", language_code="yo", alphabet="aẹ\u0301", created_by=owner
     )
     assert project.alphabet_display() == ["a", "ẹ", "\u25cc\u0301"]
+
+
+def test_clip_bounds_must_leave_room_to_cut(client_for, owner):
+    data = {**VALID, "clip_min_seconds": "8", "clip_max_seconds": "12"}
+    response = client_for(owner).post(reverse("project_create"), data)
+    assert "at least twice" in " ".join(response.context["form"].errors["clip_max_seconds"])

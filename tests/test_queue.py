@@ -275,3 +275,73 @@ def test_an_unknown_lease_token_is_still_stored(project, make_clips, annotator):
     (clip,) = make_clips(project, count=1)
     result = queue.transcript_submit(clip=clip, user=annotator, lease_token=uuid.uuid4(), text="x")
     assert result.created
+
+
+def test_a_submit_with_someone_elses_lease_keeps_both_texts(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=1)
+    mine = queue.clip_lease_next(project=project, user=annotator)
+    Clip.objects.filter(pk=mine.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    theirs = queue.clip_lease_next(project=project, user=reviewer)
+    # A stale page of mine somehow carries their token: my text must not take their place.
+    stale = queue.transcript_submit(
+        clip=mine, user=annotator, lease_token=theirs.lease_token, text="yangu"
+    )
+    assert stale.created and stale.transcript.lease_token != theirs.lease_token
+    own = queue.transcript_submit(
+        clip=theirs, user=reviewer, lease_token=theirs.lease_token, text="yao"
+    )
+    assert own.created and own.conflict
+    assert set(Transcript.objects.values_list("text", flat=True)) == {"yangu", "yao"}
+
+
+def test_rejecting_one_side_of_a_disagreement_lets_the_other_stand(
+    project, make_clips, annotator, reviewer, owner
+):
+    make_clips(project, count=1)
+    first = queue.clip_lease_next(project=project, user=annotator)
+    token = first.lease_token
+    Clip.objects.filter(pk=first.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    second = queue.clip_lease_next(project=project, user=reviewer)
+    submit(second, reviewer, "sahihi")
+    wrong = queue.transcript_submit(
+        clip=first, user=annotator, lease_token=token, text="makosa"
+    ).transcript
+    queue.transcript_review(transcript=wrong, reviewer=owner, action="reject")
+    standing = Transcript.objects.get(text="sahihi")
+    assert standing.conflict is False
+    assert [t.text for t in selectors.labeled_set(project)] == ["sahihi"]
+
+
+def test_undo_is_refused_while_someone_else_has_the_clip_open(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    submit(clip, annotator, "kwanza")
+    Transcript.objects.update(status="submitted")
+    Clip.objects.filter(pk=clip.pk).update(
+        status="unlabeled",
+        lease_user=reviewer,
+        lease_token=uuid.uuid4(),
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    with pytest.raises(ValidationError, match="Someone else has this clip open"):
+        queue.transcript_undo_last(project=project, user=annotator)
+    assert Transcript.objects.get().status == "submitted"
+
+
+def test_reviewer_edits_do_not_count_as_annotation_in_stats(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    transcript = submit(clip, annotator, "sawa").transcript
+    queue.transcript_review(
+        transcript=transcript, reviewer=reviewer, action="accept", text="sawa sana"
+    )
+    total, rows = selectors.project_stats(project)
+    assert [r.username for r in rows] == ["amina"]
+    assert rows[0].labeled_minutes == pytest.approx(2 / 60)
+    assert total.clips == 1

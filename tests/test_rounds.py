@@ -172,15 +172,22 @@ def test_a_round_that_breaks_says_why(labeled, owner):
     assert "/nonexistent/checkpoint" in started.error
 
 
-def test_rejected_labels_after_the_snapshot_are_left_out(labeled, owner, reviewer):
+def test_labels_rejected_after_the_snapshot_are_left_out_and_test_rows_stay_paired(
+    labeled, owner, reviewer
+):
     started = rounds.round_start(project=labeled, user=owner)
-    transcript = Transcript.objects.filter(clip_id__in=started.train_clip_ids).first()
-    Transcript.objects.filter(pk=transcript.pk).update(status="submitted", reviewed_by=None)
-    queue.transcript_review(transcript=transcript, reviewer=reviewer, action="reject")
+    gone_train = Transcript.objects.filter(clip_id__in=started.train_clip_ids).first()
+    gone_test = Transcript.objects.get(clip_id=started.test_clip_ids[0])
+    for transcript in (gone_train, gone_test):
+        Transcript.objects.filter(pk=transcript.pk).update(status="submitted", reviewed_by=None)
+        queue.transcript_review(transcript=transcript, reviewer=reviewer, action="reject")
     round_run(round_id=started.pk, worker="w")
     started.refresh_from_db()
     assert started.status == "succeeded"
-    assert "train 5 clips" in started.log
+    assert "train 5 clips, dev 2, test 1" in started.log
+    (row,) = ModelVersion.objects.get().test_details
+    kept = Transcript.objects.get(clip_id=started.test_clip_ids[1])
+    assert row["clip"] == kept.clip_id and row["reference"] == kept.text
 
 
 def test_automatic_rounds_start_after_enough_new_minutes(labeled, owner):
@@ -208,3 +215,19 @@ def test_a_submit_through_the_page_starts_an_automatic_round(labeled, annotator,
         {"lease_token": clip.lease_token, "text": "hello"},
     )
     assert TrainingRound.objects.get().status == "queued"
+
+
+def test_a_round_on_the_builtin_whisper_base(labeled, owner, settings):
+    """The offline pretrained default: frozen Whisper-base encoder, a small CTC head."""
+    labeled.base_model = "builtin:whisper-base"
+    labeled.save()
+    started = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=started.pk, worker="w")
+    started.refresh_from_db()
+    assert started.status == "succeeded", started.error + started.log
+    version = ModelVersion.objects.get()
+    assert version.promoted and version.test_cer is not None
+    run = ScoringRun.objects.get()
+    scoring_run(scoring_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.clips_done == 3

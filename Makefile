@@ -8,7 +8,6 @@ PY := $(VENV)/bin/python
 run: venv
 	bash scripts/system_deps.sh run
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_setup
 	$(PY) scripts/devstack.py
 
 test: venv

@@ -5,6 +5,7 @@ key is generated once into var/secret_key. Production (VERNACULAR_PRODUCTION=1) 
 off, requires SECRET_KEY and ALLOWED_HOSTS, and hardens cookies and transport.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -192,17 +193,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads spool to a tempo
 # Training. Models live on the worker's disk; in a multi-machine setup point this at a
 # folder every gpu worker and the web server share.
 VERNACULAR_MODEL_DIR = Path(env_str("VERNACULAR_MODEL_DIR", str(DATA_DIR / "models")))
-VERNACULAR_DEFAULT_BASE_MODEL = env_str("VERNACULAR_DEFAULT_BASE_MODEL", "builtin:tiny")
+# The offline pretrained default (docs/base-models.md); "builtin:tiny" learns from scratch.
+VERNACULAR_DEFAULT_BASE_MODEL = env_str("VERNACULAR_DEFAULT_BASE_MODEL", "builtin:whisper-base")
 # Off by default: nothing downloads at run time unless the operator says so.
 VERNACULAR_ALLOW_MODEL_DOWNLOAD = env_bool("VERNACULAR_ALLOW_MODEL_DOWNLOAD", False)
-VERNACULAR_ROUND_CONFIG = {
-    "max_steps": env_int("VERNACULAR_ROUND_MAX_STEPS", 400),
-    "batch_size": env_int("VERNACULAR_ROUND_BATCH_SIZE", 8),
-    "learning_rate": 1e-4,
-    "warmup_steps": 40,
-    "eval_every": 50,
-    "patience": 4,
-}
+# Overrides on top of the per-base defaults in training/rounds.py (asr.finetune's config).
+VERNACULAR_ROUND_CONFIG = {}
+if os.environ.get("VERNACULAR_ROUND_MAX_STEPS"):
+    VERNACULAR_ROUND_CONFIG["max_steps"] = env_int("VERNACULAR_ROUND_MAX_STEPS", 400)
 # A running round or scoring run whose worker has not written for this long is taken as dead.
 VERNACULAR_HEARTBEAT_STALE_SECONDS = env_int("VERNACULAR_HEARTBEAT_STALE_SECONDS", 180)
 VERNACULAR_HEARTBEAT_SECONDS = env_int("VERNACULAR_HEARTBEAT_SECONDS", 10)

@@ -132,6 +132,14 @@ def main() -> int:
         )
         return 1
 
+    # The demo account and project; its recordings are queued for ingest, so Redis comes first.
+    setup = subprocess.run([sys.executable, "manage.py", "demo_setup"], cwd=ROOT)
+    if setup.returncode != 0:
+        print("Setting up the demo project failed; see above.")
+        for name, proc in children:
+            stop(name, proc, grace=10)
+        return 1
+
     celery = [str(BIN / "celery"), "-A", "config", "worker", "-l", "info"]
     children.append(
         (

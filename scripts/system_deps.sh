@@ -6,6 +6,7 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)  # the demo corpus
 if [ "${1:-run}" = "test" ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
 fi

@@ -396,3 +396,10 @@ def pytest_report_header(config):
     from django.db import connection
 
     return f"database: {connection.vendor} ({connection.settings_dict['NAME']})"
+
+
+@pytest.fixture(autouse=True)
+def small_default_base(settings):
+    # Rounds in tests start from the tiny random model unless a test picks a base: the
+    # Whisper-base default has its own test (tests/test_rounds.py), and is slower.
+    settings.VERNACULAR_DEFAULT_BASE_MODEL = "builtin:tiny"

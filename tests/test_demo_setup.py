@@ -11,7 +11,7 @@ def test_demo_setup_creates_a_manager_and_a_project_and_a_second_run_changes_not
     settings, tmp_path, capsys
 ):
     settings.DATA_DIR = tmp_path
-    call_command("demo_setup")
+    call_command("demo_setup", corpus_clips=12)
     first = capsys.readouterr().out
     password = (tmp_path / "demo-password").read_text().strip()
     user = get_user_model().objects.get(username="demo")
@@ -22,9 +22,13 @@ def test_demo_setup_creates_a_manager_and_a_project_and_a_second_run_changes_not
 
     user.set_password("changed by the user")
     user.save()
-    call_command("demo_setup")
+    call_command("demo_setup", corpus_clips=12)
     second = capsys.readouterr().out
     user.refresh_from_db()
     assert user.check_password("changed by the user")
     assert "unless you changed it" in second
     assert Project.objects.count() == 1
+    # The demo corpus: one long recording (12 synthetic utterances), queued for ingest, once.
+    (recording,) = project.recordings.all()
+    assert recording.original_name == "recording_000.wav" and recording.status == "queued"
+    assert 20 < recording.duration_seconds < 120

@@ -22,6 +22,33 @@ from training.selectors import labeled_minutes
 # --- starting, cancelling, reaping (web side) ------------------------------------------------
 
 
+# Where a round starts, measured on the demo corpus (docs/base-models.md): a fresh CTC head on
+# a frozen encoder wants a high learning rate, a whole wav2vec 2.0 fine-tune a low one.
+ROUND_DEFAULTS = {
+    "builtin:whisper-base": {
+        "max_steps": 400,
+        "batch_size": 6,
+        "learning_rate": 3e-3,
+        "warmup_steps": 40,
+        "eval_every": 50,
+        "patience": 4,
+    },
+    "": {
+        "max_steps": 400,
+        "batch_size": 8,
+        "learning_rate": 1e-4,
+        "warmup_steps": 40,
+        "eval_every": 50,
+        "patience": 4,
+    },
+}
+
+
+def round_config(base: str) -> dict:
+    defaults = ROUND_DEFAULTS.get(base, ROUND_DEFAULTS[""])
+    return {**defaults, **settings.VERNACULAR_ROUND_CONFIG}
+
+
 def round_start(*, project: Project, user) -> TrainingRound:
     """Snapshots the labeled set and queues a round. Refuses a second active round."""
     rounds_reap_stale(project=project)
@@ -52,7 +79,7 @@ def round_start(*, project: Project, user) -> TrainingRound:
                 dev_clip_ids=splits["dev"],
                 test_clip_ids=splits["test"],
                 labeled_minutes=seconds / 60,
-                config=dict(settings.VERNACULAR_ROUND_CONFIG),
+                config=round_config(project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL),
                 created_by=user,
             )
     except IntegrityError as error:

@@ -43,8 +43,8 @@ def labeled(project, owner, make_clips, settings):
     return project
 
 
-def test_a_round_end_to_end_changes_the_queue(
-    labeled, owner, annotator, client_for, celery_worker, settings
+def test_upload_ingest_label_round_rescore_end_to_end(
+    project, owner, annotator, client_for, celery_worker, settings, speech_recording
 ):
     settings.VERNACULAR_ROUND_CONFIG = {
         "max_steps": 6,
@@ -54,33 +54,44 @@ def test_a_round_end_to_end_changes_the_queue(
         "patience": 0,
         "learning_rate": 3e-4,
     }
-    labeled.test_minutes_target = labeled.dev_minutes_target = 0
-    labeled.save()
-    before = queue.clip_lease_next(project=labeled, user=annotator)  # random order: no model yet
-    queue.clip_skip(clip=before, user=annotator, lease_token=before.lease_token)
-    Clip.objects.filter(pk=before.pk).update(
-        lease_user=None, lease_token=None, lease_expires_at=None
-    )
-    Clip.objects.get(pk=before.pk).skipped_by.clear()
+    project.alphabet = "abcdefghijklmnopqrstuvwxyz'"
+    project.test_minutes_target = 5 / 60  # two clips or so, then one for dev
+    project.dev_minutes_target = 2 / 60
+    project.save()
+    manager = client_for(owner)
+    with speech_recording.open("rb") as handle:
+        manager.post(reverse("recording_upload", args=[project.pk]), {"files": [handle]})
+    wait_for(lambda: project.recordings.filter(status="ready").exists(), 120, "ingest")
+    assert project.clips.count() >= 8
 
-    client = client_for(owner)
-    client.post(reverse("round_start", args=[labeled.pk]))
-    training_round = TrainingRound.objects.get()
+    labeler = client_for(annotator)
+    for _ in range(6):  # test, dev, then training clips, as the queue serves them
+        clip = queue.clip_lease_next(project=project, user=annotator)
+        labeler.post(
+            reverse("annotate_submit", args=[project.pk, clip.pk]),
+            {"lease_token": clip.lease_token, "text": "he was not an ill disposed young man"},
+        )
+    splits = set(project.clips.exclude(status="unlabeled").values_list("split", flat=True))
+    assert splits == {"test", "dev", "train"}
+
+    manager.post(reverse("round_start", args=[project.pk]))
     wait_for(
         lambda: TrainingRound.objects.get().status not in ("queued", "running"), 120, "the round"
     )
-    training_round.refresh_from_db()
+    training_round = TrainingRound.objects.get()
     assert training_round.status == "succeeded", training_round.error + training_round.log
     assert training_round.worker == celery_worker.name
-    assert training_round.version.promoted
+    assert training_round.version.promoted and training_round.version.test_cer is not None
     run = wait_for(lambda: ScoringRun.objects.filter(status="succeeded").first(), 120, "scoring")
-    assert run.clips_done == 4
-    open_clips = Clip.objects.filter(project=labeled, status="unlabeled")
+    open_clips = list(Clip.objects.filter(project=project, status="unlabeled"))
+    assert run.clips_done == len(open_clips) > 0
     assert all(c.selection_score is not None for c in open_clips)
     best = max(open_clips, key=lambda c: c.selection_score)
-    assert queue.clip_lease_next(project=labeled, user=annotator).pk == best.pk
+    served = queue.clip_lease_next(project=project, user=annotator)
+    assert served.pk == best.pk  # the scoring run now decides the order
+    assert served.split == "train"
 
-    body = client.get(reverse("dashboard", args=[labeled.pk])).content.decode()
+    body = manager.get(reverse("dashboard", args=[project.pk])).content.decode()
     assert '"round": 1' in body and "promoted" in body
 
 

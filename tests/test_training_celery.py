@@ -100,20 +100,24 @@ def test_a_worker_killed_mid_round_is_noticed_and_the_round_resumes(
 ):
     start_worker = only_my_workers
     settings.VERNACULAR_ROUND_CONFIG = {
-        "max_steps": 60,
-        "batch_size": 2,
+        "max_steps": 800,
+        "batch_size": 4,
         "warmup_steps": 1,
-        "eval_every": 5,
+        "eval_every": 25,
         "patience": 0,
         "learning_rate": 3e-4,
     }
     settings.VERNACULAR_HEARTBEAT_STALE_SECONDS = 3
     first = start_worker(queues="gpu", name="doomed@localhost")
     training_round = rounds.round_start(project=labeled, user=owner)
-    wait_for(lambda: TrainingRound.objects.get().step >= 12, 120, "training to pass a checkpoint")
+    wait_for(lambda: TrainingRound.objects.get().step >= 30, 120, "training to pass a checkpoint")
     first.kill()
     killed_at = TrainingRound.objects.get().step
     assert TrainingRound.objects.get().status == "running"  # nobody said otherwise yet
+    checkpoint = (
+        settings.VERNACULAR_MODEL_DIR / f"project-{labeled.pk}" / "round-1" / "checkpoint.pt"
+    )
+    assert checkpoint.is_file()  # what the next worker resumes from
 
     time.sleep(settings.VERNACULAR_HEARTBEAT_STALE_SECONDS + 1)
     reaped = rounds.rounds_reap_stale(project=labeled)
@@ -128,4 +132,4 @@ def test_a_worker_killed_mid_round_is_noticed_and_the_round_resumes(
     assert training_round.status == "succeeded", training_round.error + training_round.log
     assert training_round.attempts == 2 and training_round.worker == "rescuer@localhost"
     assert "doomed@localhost stopped answering; resuming" in training_round.log
-    assert training_round.step == 60 > killed_at
+    assert training_round.step == 800 > killed_at

@@ -258,7 +258,7 @@ class Worker:
             argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
         )
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 180) -> None:  # importing torch is slow on a busy box
         from config.celery import app
 
         def ready() -> bool:

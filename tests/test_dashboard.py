@@ -171,6 +171,7 @@ def test_the_chart_shows_one_point_per_finished_round(page, live_server, django_
     page.get_by_role("link", name="Curve").click()
     page.get_by_role("link", name="Model", exact=True).click()
     expect(page.locator("#curve")).to_be_visible()
+    page.wait_for_function("window.vernacularChart !== undefined")
     points = page.evaluate(
         "window.vernacularChart.data.datasets.map(d => d.data.map(p => [p.x, p.y]))"
     )

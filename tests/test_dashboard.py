@@ -157,7 +157,10 @@ def test_word_diff_marks_missing_and_extra_words():
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_the_chart_shows_one_point_per_finished_round(page, live_server, django_user_model):
+def test_the_chart_shows_one_point_per_finished_round(
+    page, live_server, django_user_model, settings
+):
+    settings.VERNACULAR_DEFAULT_BASE_MODEL = "builtin:whisper-base"  # as shipped (the page says)
     lead = django_user_model.objects.create_user(username="lead", password="pass-word-123")
     project = services.project_create(
         name="Curve", language_code="sw", alphabet="abc", created_by=lead

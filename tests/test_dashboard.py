@@ -180,3 +180,12 @@ def test_the_chart_shows_one_point_per_finished_round(
     )
     assert points == [[[5.0, 90.0], [12.5, 60.0]], [[5.0, 45.0], [12.5, 20.0]]]
     expect(page.locator('tr[data-round="2"]')).to_contain_text("promoted")
+
+
+def test_a_running_round_shows_dashes_not_empty_rates(client_for, owner, project):
+    TrainingRound.objects.create(project=project, number=1, base="b", status="running")
+    body = client_for(owner).get(reverse("dashboard", args=[project.pk])).content.decode()
+    row = body[
+        body.index('<tr data-round="1"') : body.index("</tr>", body.index('<tr data-round="1"'))
+    ]
+    assert "%" not in row and row.count("—") >= 3

@@ -69,6 +69,13 @@ class TrainingRound(models.Model):
     def progress_fraction(self) -> float:
         return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
 
+    def finished_version(self) -> "ModelVersion | None":
+        """The model this round produced, None while it runs or if it failed."""
+        try:
+            return self.version
+        except ModelVersion.DoesNotExist:
+            return None
+
     def duration_seconds(self) -> float | None:
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()

@@ -245,6 +245,7 @@ def test_the_simulate_command_writes_results_and_the_chart(manifest, tmp_path, c
         (["--budgets=0.6,0.3"], "budgets must be positive and increasing"),
         (["--budgets=two,five"], "--budgets: 'two,five' is not a comma-separated list"),
         (["--strategies=random,bogus"], "strategies are some of"),
+        (["--steps=0"], "steps, batch size and learning rate must be positive"),
         (["--base=/no/such/model"], "no such model directory"),
     ],
 )

@@ -209,8 +209,8 @@ def simulate(
     _write_atomically(output_dir / "split.json", json.dumps(split))
     inference = InferenceConfig(device=device)
 
-    for strategy in config.strategies:
-        for seed in config.seeds:
+    for seed in config.seeds:  # in the plan's order: a partial run compares whole seeds
+        for strategy in config.strategies:
             labeled: list[int] = []
             previous_dir: Path | None = None
             previous_model: CtcModel | None = None
@@ -288,7 +288,7 @@ def simulate(
                         "labeled_clips": len(labeled),
                         "wer": test.wer,
                         "cer": test.cer,
-                        "dev_cer": result.best_dev_cer,
+                        "dev_cer": result.best_dev_cer if corpus.dev else None,
                         "steps": result.steps,
                         "best_step": result.best_step,
                         "train_seconds": round(result.seconds, 2),

@@ -1,4 +1,5 @@
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -155,6 +156,25 @@ def test_a_rerun_after_an_interruption_skips_finished_rows_and_ends_the_same(
 def test_a_finished_simulation_is_not_run_again(manifest, finished):
     output_dir, rows = finished
     assert simulate(manifest, output_dir, TINY) == rows
+
+
+def test_a_seed_added_to_a_finished_run_reuses_its_rows_and_draws_other_clips(
+    manifest, finished, tmp_path
+):
+    output_dir, rows = finished
+    shutil.copytree(output_dir, tmp_path, dirs_exist_ok=True)
+    extended = simulate(manifest, tmp_path, replace(TINY, seeds=(0, 1)))
+    assert extended[: len(rows)] == rows
+    assert [(r["seed"], r["strategy"], r["round"]) for r in extended[len(rows) :]] == [
+        (1, "random", 1),
+        (1, "random", 2),
+        (1, "entropy", 1),
+        (1, "entropy", 2),
+    ]
+    seed_1 = tmp_path / "runs" / "random" / "seed1" / "round1" / "labeled.json"
+    assert json.loads(seed_1.read_text()) != labeled(output_dir, "random", 1)
+    root = ET.parse(tmp_path / "learning_curves.svg").getroot()
+    assert len(root.findall(f"{SVG}polygon")) >= 2  # two seeds: min-max bands
 
 
 def test_results_of_other_settings_are_refused(manifest, finished):

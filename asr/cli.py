@@ -4,6 +4,7 @@
     python -m asr transcribe clips/manifest.jsonl --model m/ --out drafts.jsonl
     python -m asr finetune --train train.jsonl --dev dev.jsonl --model base/ --out run/
     python -m asr evaluate --model run/model --manifest test.jsonl --out errors.jsonl
+    python -m asr simulate corpus/manifest.jsonl --out sim/ --budgets 2,5,10
 
 Manifests are NeMo-style JSONL (asr.manifest). Texts in manifests are taken as normalized.
 Mistakes (a missing file, unreadable audio, a directory without a model) end with one line on
@@ -371,6 +372,118 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- simulate ---------------------------------------------------------------------------------
+
+
+def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", help="clips with known transcripts (the oracle)")
+    parser.add_argument("--out", required=True, help="directory: results.json, the SVG, runs/")
+    parser.add_argument(
+        "--base",
+        default="builtin:whisper-base",
+        help="builtin:whisper-base, builtin:tiny (tests) or a checkpoint directory",
+    )
+    parser.add_argument(
+        "--strategies",
+        default="random,entropy,diverse",
+        help="comma-separated: random, least-confidence, entropy, margin, diverse",
+    )
+    parser.add_argument("--seeds", default="0", help="comma-separated integers")
+    parser.add_argument(
+        "--budgets", default="2,5,10,20,30,60", help="labeled minutes after each round"
+    )
+    parser.add_argument("--test-minutes", type=float, default=5.0)
+    parser.add_argument("--dev-minutes", type=float, default=2.0)
+    parser.add_argument("--split-seed", type=int, default=0, help="draws the test and dev sets")
+    parser.add_argument("--steps", type=int, help="training steps per round (default: by base)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default: by base)")
+    parser.add_argument("--batch-size", type=int, help="clips per step (default: by base)")
+    parser.add_argument("--warmup-steps", type=int, help="default: a tenth of --steps")
+    parser.add_argument("--eval-every", type=int, help="dev evaluations; default: --steps / 5")
+    parser.add_argument(
+        "--continue-training",
+        action="store_true",
+        help="start each round from the previous round's model instead of the base",
+    )
+    parser.add_argument(
+        "--no-encoder-cache",
+        action="store_true",
+        help="run the Whisper encoder at every step instead of once per clip",
+    )
+    parser.add_argument("--device", default="auto")
+
+
+def _comma_list(text: str, kind: type, flag: str) -> tuple:
+    try:
+        return tuple(kind(item) for item in text.split(",") if item.strip())
+    except ValueError as error:
+        raise CliError(f"{flag}: {text!r} is not a comma-separated list of numbers") from error
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    base = args.base
+    if not base.startswith("builtin:") and not Path(base).is_dir():
+        raise CliError(f"{base}: no such model directory (or builtin:whisper-base, builtin:tiny)")
+    if base.startswith("builtin:") and base not in ("builtin:whisper-base", "builtin:tiny"):
+        raise CliError(f"{base}: the built-in bases are builtin:whisper-base and builtin:tiny")
+    _entries([args.manifest])  # a missing manifest or audio file: one line, before torch loads
+    _quiet_transformers()
+    from asr.simulate import SimulationCancelled, SimulationConfig, simulate, training_defaults
+
+    defaults = training_defaults(base)
+    config = SimulationConfig(
+        base=base,
+        strategies=tuple(name.strip() for name in args.strategies.split(",") if name.strip()),
+        seeds=_comma_list(args.seeds, int, "--seeds"),
+        budgets_minutes=_comma_list(args.budgets, float, "--budgets"),
+        test_minutes=args.test_minutes,
+        dev_minutes=args.dev_minutes,
+        split_seed=args.split_seed,
+        steps=defaults["steps"] if args.steps is None else args.steps,
+        batch_size=defaults["batch_size"] if args.batch_size is None else args.batch_size,
+        learning_rate=defaults["learning_rate"] if args.lr is None else args.lr,
+        warmup_steps=args.warmup_steps,
+        eval_every=args.eval_every,
+        continue_training=args.continue_training,
+        device=args.device,
+        cache_encoder=not args.no_encoder_cache,
+    )
+    bar = None
+
+    def show(report) -> None:
+        nonlocal bar
+        if bar is None or bar.total != max(report.rows_total, 1):
+            bar = ProgressBar("simulate", report.rows_total)
+        note = f"{report.row} {report.phase}" if report.row else f"loading clips {report.step}"
+        if report.phase in ("train", "evaluate") and report.total > 1:
+            note += f" {report.step}/{report.total}"
+        bar.update(report.rows_done, eta_seconds=report.eta_seconds, note=note)
+
+    interrupted = []  # the first Ctrl-C stops at the end of the current training step
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    try:
+        rows = simulate(
+            args.manifest, args.out, config, progress=show, should_cancel=lambda: bool(interrupted)
+        )
+    except SimulationCancelled as cancelled:
+        if bar:
+            bar.close()
+        print(f"{cancelled}; run the same command again to go on", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+    if bar:
+        bar.close()
+    out = Path(args.out)
+    print(f"{len(rows)} rows -> {out / 'results.json'}, chart -> {out / 'learning_curves.svg'}")
+    for row in rows:
+        print(
+            f"{row['strategy']:>16} seed {row['seed']} round {row['round']}: "
+            f"{row['labeled_minutes']:6.2f} min  WER {row['wer']:.3f}  CER {row['cer']:.3f}"
+        )
+    return 0
+
+
 # --- dispatch ---------------------------------------------------------------------------------
 
 SUBCOMMANDS = [
@@ -383,6 +496,9 @@ SUBCOMMANDS = [
     ),
     Subcommand(
         "evaluate", "WER/CER of a model on labeled clips", add_evaluate_arguments, run_evaluate
+    ),
+    Subcommand(
+        "simulate", "learning curves of selection strategies", add_simulate_arguments, run_simulate
     ),
 ]
 

@@ -1,0 +1,646 @@
+"""Replay the active-learning loop with an oracle: learning curves per selection strategy.
+
+Given a manifest whose transcripts are all known, the simulation hides them and replays what
+the app does, round after round:
+
+    fixed test and dev sets (random, spread over the manifest, never trained on)
+    round 1: label random clips up to the first budget (no model yet: the same for everyone)
+    round r: score the unlabeled pool with round r-1's model, label the clips the strategy
+             picks up to budget r (the oracle reveals their transcripts), fine-tune, test
+
+Every strategy gets the same seeds, budgets, test set, dev set and training settings, so
+the curves differ only by which clips were labeled. Each round trains from the base model
+(not from the previous round's model) unless `continue_training`: a round's result then
+depends only on its labeled set, not on the path that led there.
+
+Output directory:
+    results.json            {"config", "config_hash", "rows": [one per strategy, seed, round]}
+    split.json              the test and dev clips, as manifest line numbers from 0
+    learning_curves.svg     WER and CER against labeled minutes, one line per strategy
+    runs/<strategy>/seed<k>/round<r>/   labeled.json, model/ (asr.finetune's run directory)
+Rows are written as each round finishes; running again with the same settings skips them
+and picks an interrupted round up from its fine-tuning checkpoint.
+"""
+
+import hashlib
+import json
+import math
+import os
+import time
+import wave
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+import torch
+
+from asr.audio import SAMPLE_RATE, decode_audio
+from asr.evaluate import AS_GIVEN, evaluate_model
+from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune
+from asr.manifest import read_manifest
+from asr.model import (
+    ClipTranscript,
+    CtcModel,
+    InferenceConfig,
+    TinyModelConfig,
+    build_tiny_ctc_model,
+    ctc_model_from_encoder,
+    load_ctc_model,
+    transcribe_clips,
+)
+from asr.select import pick_diverse_uncertain, pick_most_uncertain, pick_random
+from asr.text import normalize_text, vocabulary_from_texts
+
+STRATEGIES = ("random", "least-confidence", "entropy", "margin", "diverse")
+BUILTIN_TINY = "builtin:tiny"
+BUILTIN_WHISPER = "builtin:whisper-base"
+MAX_CLIP_SECONDS = 120.0
+
+# Training defaults per base, as the app's rounds use them (training/rounds.py ROUND_DEFAULTS,
+# measured in docs/base-models.md): a fresh head on a frozen encoder wants a high learning
+# rate, a whole wav2vec 2.0 fine-tune a low one.
+TRAINING_DEFAULTS = {
+    BUILTIN_WHISPER: {"steps": 400, "batch_size": 6, "learning_rate": 3e-3},
+    "": {"steps": 400, "batch_size": 8, "learning_rate": 1e-4},
+}
+
+
+def training_defaults(base: str) -> dict:
+    return TRAINING_DEFAULTS.get(base, TRAINING_DEFAULTS[""])
+
+
+class SimulationMismatch(ValueError):
+    """The output directory holds results of a simulation with other settings."""
+
+
+class SimulationCancelled(Exception):
+    """should_cancel said stop; finished rows are saved, run again to go on."""
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    base: str = BUILTIN_WHISPER  # builtin:tiny, builtin:whisper-base or a checkpoint directory
+    strategies: tuple[str, ...] = ("random", "entropy", "diverse")
+    seeds: tuple[int, ...] = (0,)
+    budgets_minutes: tuple[float, ...] = (2, 5, 10, 20, 30, 60)  # labeled minutes per round
+    test_minutes: float = 5.0
+    dev_minutes: float = 2.0
+    split_seed: int = 0  # the test and dev sets: one draw, shared by every seed and strategy
+    steps: int = 400  # per round
+    batch_size: int = 6
+    learning_rate: float = 3e-3
+    warmup_steps: int | None = None  # None: a tenth of the steps
+    eval_every: int | None = None  # None: a fifth of the steps (dev CER picks the best model)
+    patience: int = 4
+    continue_training: bool = False  # round r starts from round r-1's model, not the base
+    device: str = "auto"
+    cache_encoder: bool = True  # builtin:whisper-base: encode each clip once (frozen encoder)
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.strategies if name not in STRATEGIES]
+        if unknown or not self.strategies:
+            raise ValueError(f"strategies are some of {', '.join(STRATEGIES)}; not {unknown}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must be distinct, and at least one")
+        budgets = self.budgets_minutes
+        if (
+            not budgets
+            or budgets[0] <= 0
+            or any(b >= c for b, c in zip(budgets, budgets[1:], strict=False))
+        ):
+            raise ValueError(f"budgets must be positive and increasing, not {list(budgets)}")
+        if self.test_minutes <= 0 or self.dev_minutes < 0:
+            raise ValueError("the test set needs some minutes (and the dev set cannot be < 0)")
+        if self.steps < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError("steps, batch size and learning rate must be positive")
+
+    def finetune_config(self, seed: int, device: str) -> FinetuneConfig:
+        return FinetuneConfig(
+            max_steps=self.steps,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            warmup_steps=self.steps // 10 if self.warmup_steps is None else self.warmup_steps,
+            eval_every=max(self.steps // 5, 1) if self.eval_every is None else self.eval_every,
+            patience=self.patience,
+            seed=seed,
+            device=device,
+        )
+
+    def result_settings(self) -> dict:
+        """What decides a row's numbers. Strategies and seeds only say which rows to run (so
+        a finished run can be extended by one); the device and the cache change nothing."""
+        settings = asdict(self)
+        for name in ("strategies", "seeds", "device", "cache_encoder"):
+            settings.pop(name)
+        settings["budgets_minutes"] = list(settings["budgets_minutes"])
+        return settings
+
+
+@dataclass(frozen=True)
+class SimulationProgress:
+    rows_done: int  # finished (strategy, seed, round) rows, including earlier sessions'
+    rows_total: int
+    row: str  # e.g. "entropy seed 0 round 2"
+    phase: str  # load, score, train, evaluate
+    step: int  # within the phase
+    total: int
+    eta_seconds: float | None  # for the whole simulation, at this session's pace
+
+
+@dataclass
+class _Corpus:
+    clips: list[np.ndarray]  # (n_i,) float32 at 16 kHz
+    texts: list[str]
+    seconds: np.ndarray  # (N,)
+    test: list[int] = field(default_factory=list)
+    dev: list[int] = field(default_factory=list)
+    pool: list[int] = field(default_factory=list)  # candidates for labeling, manifest order
+
+
+def simulate(
+    manifest: str | Path,
+    output_dir: str | Path,
+    config: SimulationConfig = SimulationConfig(),
+    *,
+    progress: Callable[[SimulationProgress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> list[dict]:
+    """Run (or finish) the simulation; returns every row of results.json.
+
+    Raises SimulationMismatch when output_dir holds results of other settings, and
+    SimulationCancelled when should_cancel() turns true (asked at every training step)."""
+    output_dir = Path(output_dir)
+    manifest = Path(manifest)
+    settings = config.result_settings() | {"manifest_sha256": _file_sha256(manifest)}
+    config_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    results_path = output_dir / "results.json"
+    rows = _previous_rows(results_path, settings, config_hash)
+    device = (
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if config.device == "auto"
+        else config.device
+    )
+
+    plan = [
+        (strategy, seed, number)
+        for seed in config.seeds
+        for strategy in config.strategies
+        for number in range(1, len(config.budgets_minutes) + 1)
+    ]
+    finished = {(row["strategy"], row["seed"], row["round"]) for row in rows}
+    rows_done = sum(key in finished for key in plan)
+    session_start, session_rows = time.monotonic(), 0
+
+    def report(row: str, phase: str, step: int, total: int) -> None:
+        if progress is None:
+            return
+        eta = None
+        if session_rows:
+            eta = (time.monotonic() - session_start) / session_rows * (len(plan) - rows_done)
+        progress(SimulationProgress(rows_done, len(plan), row, phase, step, total, eta))
+
+    corpus = _load_corpus(manifest, config, lambda done, total: report("", "load", done, total))
+    vocabulary = vocabulary_from_texts(corpus.texts, AS_GIVEN)
+    make_model = _ModelFactory(config, vocabulary)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    split = {"test": corpus.test, "dev": corpus.dev}  # manifest line numbers, from 0
+    _write_atomically(output_dir / "split.json", json.dumps(split))
+    inference = InferenceConfig(device=device)
+
+    for seed in config.seeds:  # in the plan's order: a partial run compares whole seeds
+        for strategy in config.strategies:
+            labeled: list[int] = []
+            previous_dir: Path | None = None
+            previous_model: CtcModel | None = None
+            for number, budget in enumerate(config.budgets_minutes, start=1):
+                name = f"{strategy} seed {seed} round {number}"
+                run_dir = output_dir / "runs" / strategy / f"seed{seed}" / f"round{number}"
+                labeled_path = run_dir / "labeled.json"
+                if (strategy, seed, number) in finished:
+                    labeled = json.loads(labeled_path.read_text())
+                    previous_dir, previous_model = run_dir / "model", None
+                    continue
+                if should_cancel and should_cancel():
+                    raise SimulationCancelled(f"stopped before {name}")
+                started = time.monotonic()
+
+                if labeled_path.is_file():  # chosen before an interruption: keep the choice
+                    labeled = json.loads(labeled_path.read_text())
+                else:
+                    if number > 1 and strategy != "random" and previous_model is None:
+                        previous_model = make_model.load(previous_dir)
+                    report(name, "score", 0, 1)
+                    labeled = labeled + select_clips(
+                        strategy,
+                        corpus,
+                        labeled,
+                        budget * 60 - corpus.seconds[labeled].sum(),
+                        seed,
+                        number,
+                        previous_model if number > 1 else None,
+                        inference,
+                    )
+                    run_dir.mkdir(parents=True, exist_ok=True)
+                    _write_atomically(labeled_path, json.dumps(labeled))
+
+                if config.continue_training and previous_dir is not None:
+                    model = make_model.load(previous_dir)
+                else:
+                    model = make_model.fresh(seed)
+
+                def show(p: Progress, name=name) -> None:
+                    report(name, p.phase, p.step, p.total)
+
+                train = [(corpus.clips[i], corpus.texts[i]) for i in labeled]
+                dev = [(corpus.clips[i], corpus.texts[i]) for i in corpus.dev]
+                try:
+                    result = finetune(
+                        model,
+                        train,
+                        dev,
+                        run_dir,
+                        config.finetune_config(seed, device),
+                        progress=show,
+                        should_cancel=should_cancel,
+                    )
+                except TrainingCancelled as cancelled:
+                    raise SimulationCancelled(
+                        f"stopped in {name} at step {cancelled.step}"
+                    ) from None
+
+                report(name, "evaluate", 0, 1)
+                best = make_model.load(result.model_dir)
+                test = evaluate_model(
+                    best,
+                    [corpus.clips[i] for i in corpus.test],
+                    [corpus.texts[i] for i in corpus.test],
+                    inference_config=inference,
+                )
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "seed": seed,
+                        "round": number,
+                        "budget_minutes": budget,
+                        "labeled_minutes": round(float(corpus.seconds[labeled].sum()) / 60, 4),
+                        "labeled_clips": len(labeled),
+                        "wer": test.wer,
+                        "cer": test.cer,
+                        "dev_cer": result.best_dev_cer if corpus.dev else None,
+                        "steps": result.steps,
+                        "best_step": result.best_step,
+                        "train_seconds": round(result.seconds, 2),
+                        "wall_seconds": round(time.monotonic() - started, 2),
+                    }
+                )
+                _write_results(results_path, settings, config_hash, rows)
+                (output_dir / "learning_curves.svg").write_text(learning_curves_svg(rows))
+                (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # 80+ MB; the row is kept
+                previous_dir, previous_model = result.model_dir, best
+                rows_done, session_rows = rows_done + 1, session_rows + 1
+                report(name, "done", 1, 1)
+    return rows
+
+
+# --- test/dev split and selection -------------------------------------------------------------
+
+
+def spread_order(count: int, rng: np.random.Generator, parts: int = 20) -> list[int]:
+    """A random order of range(count) that visits every part of the manifest early: the
+    manifest is cut into `parts` consecutive stretches (recordings often are), each shuffled,
+    and the order takes one clip from each stretch in turn."""
+    stretches = [rng.permutation(part).tolist() for part in np.array_split(np.arange(count), parts)]
+    rng.shuffle(stretches)
+    longest = max((len(s) for s in stretches), default=0)
+    return [s[i] for i in range(longest) for s in stretches if i < len(s)]
+
+
+def take_minutes(order: Sequence[int], seconds: np.ndarray, wanted_seconds: float) -> list[int]:
+    """The first clips of `order` whose durations add up to at least `wanted_seconds`."""
+    taken, total = [], 0.0
+    for index in order:
+        if total >= wanted_seconds:
+            break
+        taken.append(int(index))
+        total += float(seconds[index])
+    return taken
+
+
+def select_clips(
+    strategy: str,
+    corpus: _Corpus,
+    labeled: list[int],
+    wanted_seconds: float,
+    seed: int,
+    round_number: int,
+    model: CtcModel | None,
+    inference: InferenceConfig,
+) -> list[int]:
+    """Unlabeled pool clips (manifest indices) adding up to at least `wanted_seconds`.
+
+    With no model (round 1) or for `random`, a seeded random draw: the same clips for every
+    strategy in round 1. Otherwise the model scores the pool (and the labeled clips, whose
+    embeddings `diverse` keeps away from)."""
+    labeled_set = set(labeled)
+    pool = [i for i in corpus.pool if i not in labeled_set]
+    seconds = corpus.seconds[pool]
+    if strategy == "random" or model is None:
+        order = pick_random(len(pool), len(pool), seed * 1000 + round_number)
+    else:
+        transcripts = transcribe_clips(model, [corpus.clips[i] for i in pool + labeled], inference)
+        scored, known = transcripts[: len(pool)], transcripts[len(pool) :]
+        if strategy == "diverse":
+            # enough picks for the minutes even if every pick were the shortest clip
+            count = min(len(pool), int(wanted_seconds / max(seconds.min(), 1e-3)) + 1)
+            order = pick_diverse_uncertain(
+                np.stack([t.embedding for t in scored]),
+                np.array([t.mean_frame_entropy for t in scored]),
+                count,
+                np.stack([t.embedding for t in known]) if known else None,
+            )
+        else:
+            order = pick_most_uncertain(_uncertainty(strategy, scored), len(pool))
+    return [pool[i] for i in take_minutes(order, seconds, wanted_seconds)]
+
+
+def _uncertainty(strategy: str, transcripts: list[ClipTranscript]) -> np.ndarray:
+    attribute = {
+        "least-confidence": "least_confidence",
+        "entropy": "mean_frame_entropy",
+        "margin": "top2_margin_uncertainty",
+    }[strategy]
+    return np.array([getattr(t, attribute) for t in transcripts])
+
+
+def _load_corpus(
+    manifest: Path, config: SimulationConfig, progress: Callable[[int, int], None]
+) -> _Corpus:
+    entries = read_manifest(manifest)
+    untranscribed = sum(not entry.text.strip() for entry in entries)
+    if untranscribed:
+        raise ValueError(f"{manifest}: {untranscribed} clips without text; the oracle needs all")
+    clips = []
+    for entry in entries:
+        clips.append(_read_clip(entry.audio_filepath))
+        progress(len(clips), len(entries))
+    texts = [normalize_text(entry.text, AS_GIVEN) for entry in entries]
+    seconds = np.array([len(clip) / SAMPLE_RATE for clip in clips])
+    corpus = _Corpus(clips, texts, seconds)
+
+    order = spread_order(len(clips), np.random.default_rng(config.split_seed))
+    corpus.test = take_minutes(order, seconds, config.test_minutes * 60)
+    rest = order[len(corpus.test) :]
+    corpus.dev = take_minutes(rest, seconds, config.dev_minutes * 60) if config.dev_minutes else []
+    held_out = set(corpus.test) | set(corpus.dev)
+    corpus.pool = [i for i in range(len(clips)) if i not in held_out]
+    pool_minutes = seconds[corpus.pool].sum() / 60
+    if pool_minutes < config.budgets_minutes[-1]:
+        raise ValueError(
+            f"{manifest}: {pool_minutes:.1f} minutes left after the test and dev sets, "
+            f"fewer than the largest budget ({config.budgets_minutes[-1]:g})"
+        )
+    return corpus
+
+
+def _read_clip(path: Path) -> np.ndarray:
+    """16 kHz mono 16-bit WAV (what `segment` and asr.corpus write) is read here, far faster
+    than an ffmpeg process per clip; anything else is decoded by ffmpeg."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (SAMPLE_RATE, 1, 2):
+                samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
+                return samples.astype(np.float32) / 32768
+    except (wave.Error, EOFError):
+        pass
+    return decode_audio(path, max_seconds=MAX_CLIP_SECONDS)
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+class _ModelFactory:
+    """Fresh base models and saved round models, sharing what can be shared (Whisper's frozen
+    encoder and its per-clip outputs)."""
+
+    def __init__(self, config: SimulationConfig, vocabulary) -> None:
+        self.config, self.vocabulary = config, vocabulary
+        self.encoder, self.encoder_cache = None, {}
+        if config.base == BUILTIN_WHISPER:
+            from asr.whisper import load_whisper_base_encoder
+
+            self.encoder = load_whisper_base_encoder()
+
+    def fresh(self, seed: int) -> CtcModel:
+        base = self.config.base
+        if base == BUILTIN_TINY:
+            return build_tiny_ctc_model(self.vocabulary, TinyModelConfig(seed=seed))
+        if base == BUILTIN_WHISPER:
+            from asr.whisper import WhisperCtcHeadConfig, whisper_ctc_model
+
+            model = whisper_ctc_model(
+                self.vocabulary, WhisperCtcHeadConfig(seed=seed), self.encoder
+            )
+            return self._cached(model)
+        if (Path(base) / "vocab.json").is_file():
+            return load_ctc_model(base)  # a saved CTC model: its own vocabulary and head
+        torch.manual_seed(seed)  # the fresh head's initialization
+        return ctc_model_from_encoder(base, self.vocabulary)
+
+    def load(self, directory: Path) -> CtcModel:
+        if (directory / "whisper_ctc.json").is_file():
+            from asr.whisper import load_whisper_ctc_model
+
+            return self._cached(load_whisper_ctc_model(directory, self.encoder))
+        return load_ctc_model(directory)
+
+    def _cached(self, model: CtcModel) -> CtcModel:
+        if self.config.cache_encoder and model.network.encoder_frozen:
+            cache_encoder_outputs(model.network, self.encoder_cache)
+        return model
+
+
+def cache_encoder_outputs(network, cache: dict) -> None:
+    """Make a WhisperCtcNetwork with a frozen encoder encode each distinct clip only once.
+
+    `network.encode` is replaced (on this instance) by a lookup keyed by a hash of the clip's
+    samples; clips not in `cache` are encoded together and stored. Training, scoring and
+    evaluation then run the encoder once per clip for the whole simulation, instead of at
+    every step. Outputs equal the uncached ones to float noise: a clip encodes the same alone
+    and in a padded batch (asr.whisper, tested)."""
+    encode = network.encode
+
+    def cached_encode(input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        if attention_mask is None:
+            lengths = [input_values.shape[1]] * input_values.shape[0]
+        else:
+            lengths = attention_mask.sum(dim=1).tolist()
+        rows = [input_values[row, :length] for row, length in enumerate(lengths)]
+        keys = [
+            hashlib.blake2b(row.cpu().numpy().tobytes(), digest_size=16).digest() for row in rows
+        ]
+        missing = [row for row, key in enumerate(keys) if key not in cache]
+        if missing:
+            longest = max(lengths[row] for row in missing)
+            samples = input_values[missing, :longest]
+            mask = None if attention_mask is None else attention_mask[missing, :longest]
+            hidden, frame_lengths = encode(samples, mask)  # (M, T, 512), (M,)
+            for position, row in enumerate(missing):
+                cache[keys[row]] = hidden[position, : frame_lengths[position]].detach().clone()
+        outputs = [cache[key] for key in keys]
+        hidden = torch.nn.utils.rnn.pad_sequence(outputs, batch_first=True)  # (B, T, 512)
+        frame_lengths = torch.tensor([len(output) for output in outputs])
+        return hidden.to(input_values.device), frame_lengths.to(input_values.device)
+
+    network.encode = cached_encode
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+def _previous_rows(path: Path, settings: dict, config_hash: str) -> list[dict]:
+    if not path.is_file():
+        return []
+    previous = json.loads(path.read_text())
+    if previous.get("config_hash") != config_hash:
+        old = previous.get("config", {})
+        changed = [
+            f"{name} {settings.get(name)!r} here, {old.get(name)!r} there"
+            for name in sorted(set(settings) | set(old))
+            if settings.get(name) != old.get(name)
+        ]
+        raise SimulationMismatch(
+            f"{path} holds a simulation with other settings ({'; '.join(changed)}): "
+            "use another output directory, or delete it to start over"
+        )
+    return previous["rows"]
+
+
+def _write_results(path: Path, settings: dict, config_hash: str, rows: list[dict]) -> None:
+    document = {"config_hash": config_hash, "config": settings, "rows": rows}
+    _write_atomically(path, json.dumps(document, indent=1) + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """A kill while writing leaves the previous file whole."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def _file_sha256(path: Path) -> str:
+    if not path.is_file():
+        raise ValueError(f"{path}: no such manifest")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- the chart --------------------------------------------------------------------------------
+
+COLORS = {
+    "random": "#555555",
+    "least-confidence": "#1f77b4",
+    "entropy": "#d62728",
+    "margin": "#9467bd",
+    "diverse": "#2ca02c",
+}
+
+
+def learning_curves_svg(rows: Sequence[dict]) -> str:
+    """Two panels (WER, CER) against labeled minutes: per strategy, the mean over seeds as a
+    line with dots and, with several seeds, the min-max band. A plain SVG string."""
+    width, height = 2 * PANEL_WIDTH + 40, PANEL_HEIGHT + 2 * MARGIN + 30
+    strategies = [name for name in STRATEGIES if any(row["strategy"] == name for row in rows)]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+    ]
+    for panel, metric in enumerate(("wer", "cer")):
+        parts += _panel(rows, strategies, metric, left=20 + panel * PANEL_WIDTH + MARGIN)
+    for number, strategy in enumerate(strategies):  # the legend, under the panels
+        legend_x, legend_y = 20 + MARGIN + 130 * number, height - 14
+        parts.append(
+            f'<line x1="{legend_x}" x2="{legend_x + 24}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
+            f'stroke="{COLORS[strategy]}" stroke-width="3"/>'
+            f'<text x="{legend_x + 30}" y="{legend_y}">{escape(strategy)}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+PANEL_WIDTH, PANEL_HEIGHT, MARGIN = 420, 300, 56
+
+
+def _panel(rows: Sequence[dict], strategies: list[str], metric: str, left: float) -> list[str]:
+    top, plot_width, plot_height = MARGIN, PANEL_WIDTH - MARGIN - 10, PANEL_HEIGHT
+    max_minutes = max((row["labeled_minutes"] for row in rows), default=1.0)
+    max_rate = max((row[metric] for row in rows if math.isfinite(row[metric])), default=1.0)
+    x_ticks, y_ticks = _nice_ticks(max_minutes), _nice_ticks(max(max_rate, 0.1))
+
+    def x(minutes: float) -> float:
+        return left + plot_width * minutes / x_ticks[-1]
+
+    def y(rate: float) -> float:
+        return top + plot_height * (1 - min(rate, y_ticks[-1]) / y_ticks[-1])
+
+    parts = [
+        f'<text x="{left + plot_width / 2}" y="{top - 12}" text-anchor="middle" '
+        f'font-size="14" font-weight="bold">test {metric.upper()}</text>'
+    ]
+    for tick in y_ticks:
+        parts.append(
+            f'<line x1="{left}" x2="{left + plot_width}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'stroke="#e5e5e5"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" '
+            f'text-anchor="end">{100 * tick:g}%</text>'
+        )
+    for tick in x_ticks:
+        parts.append(
+            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top + plot_height}" '
+            f'y2="{top + plot_height + 4}" stroke="black"/><text x="{x(tick):.1f}" '
+            f'y="{top + plot_height + 18}" text-anchor="middle">{tick:g}</text>'
+        )
+    parts.append(
+        f'<rect x="{left}" y="{top}" width="{plot_width}" height="{plot_height}" '
+        f'fill="none" stroke="black"/><text x="{left + plot_width / 2}" '
+        f'y="{top + plot_height + 36}" text-anchor="middle">labeled minutes</text>'
+    )
+    for strategy in strategies:
+        color = COLORS[strategy]
+        points = _curve(rows, strategy, metric)  # (minutes, mean, low, high) per round
+        if any(high > low for _, _, low, high in points):
+            band = [(x(m), y(h)) for m, _, _, h in points]
+            band += [(x(m), y(lo)) for m, _, lo, _ in reversed(points)]
+            parts.append(
+                f'<polygon points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in band)}" '
+                f'fill="{color}" fill-opacity="0.15" stroke="none"/>'
+            )
+        line = " ".join(f"{x(m):.1f},{y(mean):.1f}" for m, mean, _, _ in points)
+        parts.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for minutes, mean, _, _ in points:
+            parts.append(f'<circle cx="{x(minutes):.1f}" cy="{y(mean):.1f}" r="3" fill="{color}"/>')
+    return parts
+
+
+def _curve(
+    rows: Sequence[dict], strategy: str, metric: str
+) -> list[tuple[float, float, float, float]]:
+    by_round: dict[int, list[dict]] = {}
+    for row in rows:
+        if row["strategy"] == strategy and math.isfinite(row[metric]):
+            by_round.setdefault(row["round"], []).append(row)
+    points = []
+    for number in sorted(by_round):
+        minutes = [row["labeled_minutes"] for row in by_round[number]]
+        rates = [row[metric] for row in by_round[number]]
+        points.append((float(np.mean(minutes)), float(np.mean(rates)), min(rates), max(rates)))
+    return points
+
+
+def _nice_ticks(highest: float) -> list[float]:
+    """0, then round steps (1, 2, 2.5 or 5 x 10^k) up to the first at or above `highest`."""
+    highest = max(highest, 1e-9)
+    magnitude = 10 ** math.floor(math.log10(highest / 5))
+    step = next(s * magnitude for s in (1, 2, 2.5, 5, 10) if highest / (s * magnitude) <= 6)
+    count = math.ceil(highest / step - 1e-9)
+    return [round(step * i, 10) for i in range(count + 1)]

@@ -1,0 +1,281 @@
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asr.cli import main
+from asr.corpus import CorpusConfig, EspeakNotAvailable, generate_corpus
+from asr.simulate import (
+    SimulationCancelled,
+    SimulationConfig,
+    SimulationMismatch,
+    cache_encoder_outputs,
+    learning_curves_svg,
+    simulate,
+    spread_order,
+)
+from asr.text import TextRules, vocabulary_from_texts
+
+SVG = "{http://www.w3.org/2000/svg}"
+# 30 synthetic clips are about 1.8 minutes: 0.3 min of test, 0.2 of dev, two small rounds
+TINY = SimulationConfig(
+    base="builtin:tiny",
+    strategies=("random", "entropy"),
+    budgets_minutes=(0.3, 0.6),
+    test_minutes=0.3,
+    dev_minutes=0.2,
+    steps=2,
+    batch_size=4,
+    learning_rate=1e-3,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("corpus")
+    try:
+        summary = generate_corpus(
+            CorpusConfig(seed=1, clip_count=30, clips_per_recording=0), directory, workers=1
+        )
+    except EspeakNotAvailable as error:
+        pytest.skip(str(error))
+    return summary.manifest
+
+
+@pytest.fixture(scope="module")
+def finished(manifest, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """One uninterrupted two-round simulation of two strategies."""
+    output_dir = tmp_path_factory.mktemp("simulation")
+    torch.set_num_threads(1)
+    return output_dir, simulate(manifest, output_dir, TINY)
+
+
+def labeled(output_dir: Path, strategy: str, round_number: int) -> list[int]:
+    path = output_dir / "runs" / strategy / "seed0" / f"round{round_number}" / "labeled.json"
+    return json.loads(path.read_text())
+
+
+def test_it_writes_a_row_per_strategy_and_round_with_growing_minutes(finished):
+    output_dir, rows = finished
+    saved = json.loads((output_dir / "results.json").read_text())["rows"]
+    assert saved == rows
+    assert [(r["strategy"], r["round"]) for r in rows] == [
+        ("random", 1),
+        ("random", 2),
+        ("entropy", 1),
+        ("entropy", 2),
+    ]
+    for strategy in ("random", "entropy"):
+        first, second = [row for row in rows if row["strategy"] == strategy]
+        assert 0.3 <= first["labeled_minutes"] < second["labeled_minutes"]
+        assert second["labeled_minutes"] >= 0.6
+        assert second["labeled_clips"] > first["labeled_clips"]
+    for row in rows:
+        assert row["wer"] >= 0 and row["cer"] >= 0
+        assert np.isfinite([row["wer"], row["cer"], row["train_seconds"]]).all()
+        assert row["steps"] == 2 and row["seed"] == 0
+        assert 0 <= row["train_seconds"] <= row["wall_seconds"]
+
+
+def test_the_first_round_is_the_same_random_draw_for_every_strategy(finished):
+    output_dir, _ = finished
+    assert labeled(output_dir, "random", 1) == labeled(output_dir, "entropy", 1)
+
+
+def test_labels_grow_by_rounds_and_never_include_test_or_dev_clips(finished):
+    output_dir, _ = finished
+    split = json.loads((output_dir / "split.json").read_text())
+    held_out = set(split["test"]) | set(split["dev"])
+    assert split["test"] and split["dev"] and not set(split["test"]) & set(split["dev"])
+    for strategy in ("random", "entropy"):
+        first, second = labeled(output_dir, strategy, 1), labeled(output_dir, strategy, 2)
+        assert second[: len(first)] == first  # round 2 adds to round 1's labels
+        assert len(set(second)) == len(second)
+        assert not set(second) & held_out
+
+
+def test_the_chart_is_svg_with_a_line_per_strategy_in_each_panel(finished):
+    output_dir, rows = finished
+    root = ET.parse(output_dir / "learning_curves.svg").getroot()
+    assert root.tag == f"{SVG}svg"
+    lines = root.findall(f"{SVG}polyline")
+    assert len(lines) == 4  # 2 panels x 2 strategies
+    assert all(len(line.get("points").split()) == 2 for line in lines)  # one point per round
+    texts = {text.text for text in root.iter(f"{SVG}text")}
+    assert {"random", "entropy", "test WER", "test CER"} <= texts
+    assert not root.findall(f"{SVG}polygon")  # one seed: no min-max band
+
+
+def test_several_seeds_draw_a_band():
+    rows = [
+        {"strategy": "random", "seed": seed, "round": number, "labeled_minutes": minutes}
+        | {"wer": wer, "cer": wer / 3}
+        for seed, shift in ((0, 0.0), (1, 0.1))
+        for number, minutes, wer in ((1, 2.0, 0.9 + shift), (2, 5.0, 0.6 + shift))
+    ]
+    root = ET.fromstring(learning_curves_svg(rows))
+    assert len(root.findall(f"{SVG}polygon")) == 2  # one band per panel
+
+
+def test_a_rerun_after_an_interruption_skips_finished_rows_and_ends_the_same(
+    manifest, finished, tmp_path
+):
+    calls = []
+
+    def cancel_in_the_second_round() -> bool:  # asked before each round and after each step
+        calls.append(True)
+        return len(calls) > 4  # 1 + 2 steps for round 1, 1 before round 2, then its first step
+
+    with pytest.raises(SimulationCancelled, match="random seed 0 round 2 at step 1"):
+        simulate(manifest, tmp_path, TINY, should_cancel=cancel_in_the_second_round)
+    first_session = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert [(r["strategy"], r["round"]) for r in first_session] == [("random", 1)]
+    assert (tmp_path / "runs" / "random" / "seed0" / "round2" / "checkpoint.pt").is_file()
+
+    rows = simulate(manifest, tmp_path, TINY)
+    assert rows[0] == first_session[0]  # not run again: even its wall time is the same
+    _, uninterrupted = finished
+    for resumed, whole in zip(rows, uninterrupted, strict=True):
+        assert resumed["labeled_clips"] == whole["labeled_clips"]
+        assert resumed["cer"] == pytest.approx(whole["cer"], abs=1e-9)
+
+
+def test_a_finished_simulation_is_not_run_again(manifest, finished):
+    output_dir, rows = finished
+    assert simulate(manifest, output_dir, TINY) == rows
+
+
+def test_a_seed_added_to_a_finished_run_reuses_its_rows_and_draws_other_clips(
+    manifest, finished, tmp_path
+):
+    output_dir, rows = finished
+    shutil.copytree(output_dir, tmp_path, dirs_exist_ok=True)
+    extended = simulate(manifest, tmp_path, replace(TINY, seeds=(0, 1)))
+    assert extended[: len(rows)] == rows
+    assert [(r["seed"], r["strategy"], r["round"]) for r in extended[len(rows) :]] == [
+        (1, "random", 1),
+        (1, "random", 2),
+        (1, "entropy", 1),
+        (1, "entropy", 2),
+    ]
+    seed_1 = tmp_path / "runs" / "random" / "seed1" / "round1" / "labeled.json"
+    assert json.loads(seed_1.read_text()) != labeled(output_dir, "random", 1)
+    root = ET.parse(tmp_path / "learning_curves.svg").getroot()
+    assert len(root.findall(f"{SVG}polygon")) >= 2  # two seeds: min-max bands
+
+
+def test_results_of_other_settings_are_refused(manifest, finished):
+    output_dir, _ = finished
+    with pytest.raises(SimulationMismatch, match="steps 3 here, 2 there"):
+        simulate(manifest, output_dir, replace(TINY, steps=3))
+
+
+def test_an_impossible_budget_is_refused_before_any_training(manifest, tmp_path):
+    with pytest.raises(ValueError, match="fewer than the largest budget"):
+        simulate(manifest, tmp_path, replace(TINY, budgets_minutes=(0.5, 30.0)))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_test_set_is_spread_over_the_manifest():
+    order = spread_order(200, np.random.default_rng(0), parts=20)
+    assert sorted(order) == list(range(200))
+    assert sorted(index // 10 for index in order[:20]) == list(range(20))
+
+
+def test_the_encoder_cache_gives_the_same_outputs_and_encodes_each_clip_once():
+    from asr.whisper import (
+        WhisperCtcHeadConfig,
+        WhisperEncoder,
+        WhisperEncoderConfig,
+        whisper_ctc_model,
+    )
+
+    encoder_config = WhisperEncoderConfig(width=32, layers=1, heads=2, ffn_width=64)
+    vocabulary = vocabulary_from_texts(["abc"], TextRules())
+    head = WhisperCtcHeadConfig(width=32, layers=1, heads=2, ffn_width=64, dropout=0.0)
+    model = whisper_ctc_model(vocabulary, head, WhisperEncoder(encoder_config))
+    network = model.network.eval()
+    rng = np.random.default_rng(0)
+    clips = [rng.normal(0, 0.1, n).astype(np.float32) for n in (8000, 12000, 5000)]
+    batch = model.feature_extractor(
+        clips, sampling_rate=16000, padding="longest", return_tensors="pt"
+    )
+    with torch.no_grad():
+        expected = network(batch["input_values"], batch["attention_mask"]).logits
+
+        encoded = []  # clips per encoder call
+        network.encoder.register_forward_hook(lambda _, inputs, __: encoded.append(len(inputs[0])))
+        cache_encoder_outputs(network, {})
+        first = network(batch["input_values"], batch["attention_mask"]).logits
+        again = network(batch["input_values"], batch["attention_mask"]).logits
+        one = model.feature_extractor(clips[1:2], sampling_rate=16000, return_tensors="pt")
+        alone = network(one["input_values"], one["attention_mask"]).logits
+
+    assert encoded == [3]  # the second batch and the single clip came from the cache
+    frames = network._get_feat_extract_output_lengths(torch.tensor([len(c) for c in clips]))
+    for row, count in enumerate(frames.tolist()):  # padding frames differ and are never read
+        assert torch.allclose(first[row, :count], expected[row, :count], atol=1e-4)
+    assert torch.equal(again, first)
+    assert alone.shape[1] == frames[1]
+    assert torch.allclose(alone[0], expected[1, : frames[1]], atol=1e-3)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+ARGS = [
+    "--base=builtin:tiny",
+    "--strategies=random,diverse",
+    "--budgets=0.3,0.6",
+    "--test-minutes=0.3",
+    "--dev-minutes=0.2",
+    "--steps=2",
+    "--batch-size=4",
+]
+
+
+def test_the_simulate_command_writes_results_and_the_chart(manifest, tmp_path, capsys):
+    assert main(["simulate", str(manifest), "--out", str(tmp_path), *ARGS]) == 0
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert {(row["strategy"], row["round"]) for row in rows} == {
+        ("random", 1),
+        ("random", 2),
+        ("diverse", 1),
+        ("diverse", 2),
+    }
+    assert (tmp_path / "learning_curves.svg").is_file()
+    assert "4 rows" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--budgets=0.6,0.3"], "budgets must be positive and increasing"),
+        (["--budgets=two,five"], "--budgets: 'two,five' is not a comma-separated list"),
+        (["--strategies=random,bogus"], "strategies are some of"),
+        (["--steps=0"], "steps, batch size and learning rate must be positive"),
+        (["--base=/no/such/model"], "no such model directory"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(manifest, tmp_path, capsys, change, message):
+    assert main(["simulate", str(manifest), "--out", str(tmp_path), *ARGS, *change]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and "\n" not in error
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_a_missing_manifest_is_one_line_and_exit_status_2(tmp_path, capsys):
+    assert main(["simulate", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path), *ARGS]) == 2
+    assert "no such manifest" in capsys.readouterr().err

@@ -484,6 +484,42 @@ def run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- corpus -----------------------------------------------------------------------------------
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", required=True, help="directory: clips/, manifest.jsonl, recordings/"
+    )
+    parser.add_argument("--clips", type=int, default=400, help="utterances (about 4 s each)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same corpus, byte for byte")
+    parser.add_argument(
+        "--clips-per-recording", type=int, default=40, help="long recordings for the app (0: none)"
+    )
+
+
+def run_corpus(args: argparse.Namespace) -> int:
+    from asr.corpus import CorpusConfig, EspeakNotAvailable, generate_corpus
+
+    if args.clips < 1:
+        raise CliError("--clips must be at least 1")
+    config = CorpusConfig(
+        seed=args.seed, clip_count=args.clips, clips_per_recording=args.clips_per_recording
+    )
+    bar = ProgressBar("corpus", args.clips)
+    try:
+        # Clips already on disk are read, not rendered again: an interrupted run resumes.
+        summary = generate_corpus(config, args.out, progress=lambda done, total: bar.update(done))
+    except EspeakNotAvailable as error:
+        raise CliError(str(error)) from error
+    bar.close()
+    print(
+        f"{summary.clip_count} clips ({summary.rendered} new), {summary.seconds / 60:.1f} min, "
+        f"{summary.recording_count} recordings -> {summary.manifest}"
+    )
+    return 0
+
+
 # --- dispatch ---------------------------------------------------------------------------------
 
 SUBCOMMANDS = [
@@ -499,6 +535,9 @@ SUBCOMMANDS = [
     ),
     Subcommand(
         "simulate", "learning curves of selection strategies", add_simulate_arguments, run_simulate
+    ),
+    Subcommand(
+        "corpus", "a synthetic demo-language corpus (espeak-ng)", add_corpus_arguments, run_corpus
     ),
 ]
 

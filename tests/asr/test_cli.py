@@ -279,3 +279,20 @@ def test_ctrl_c_stops_training_at_a_checkpoint_that_resume_continues(
     monkeypatch.setattr(asr.finetune, "finetune", train_for_real)
     assert main(training + ["--resume"]) == 0
     assert "5 steps" in capsys.readouterr().out
+
+
+def test_corpus_makes_a_manifest_and_a_rerun_renders_nothing_new(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    assert main(["corpus", "--out", str(out), "--clips", "6", "--clips-per-recording", "3"]) == 0
+    first = capsys.readouterr().out
+    assert "6 clips (6 new)" in first and "2 recordings" in first
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 6
+    assert main(["corpus", "--out", str(out), "--clips", "6", "--clips-per-recording", "3"]) == 0
+    assert "6 clips (0 new)" in capsys.readouterr().out
+    assert (out / "manifest.jsonl").read_text().splitlines() == lines
+
+
+def test_corpus_refuses_a_nonsense_count(tmp_path, capsys):
+    assert main(["corpus", "--out", str(tmp_path), "--clips", "0"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--clips must be at least 1")

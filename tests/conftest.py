@@ -300,7 +300,9 @@ def start_worker(redis_url, django_db_setup, django_db_blocker, tmp_path_factory
     workers: list[Worker] = []
     logs = tmp_path_factory.mktemp("worker-logs")
 
-    def start(queues: str = "default,gpu", name: str | None = None) -> Worker:
+    def start(queues: str = "default,gpu", name: str | None = None, wait: bool = True) -> Worker:
+        # wait=False for a worker that will find a task at once: the solo pool answers no
+        # ping while it runs one, so readiness is then seen in the task's own progress.
         name = name or f"test{len(workers)}@localhost"
         with django_db_blocker.unblock():
             database_url = _test_database_url()
@@ -312,7 +314,8 @@ def start_worker(redis_url, django_db_setup, django_db_blocker, tmp_path_factory
             log=logs / f"{name}.log",
         )
         workers.append(worker)
-        worker.wait_ready()
+        if wait:
+            worker.wait_ready()
         return worker
 
     yield start
@@ -403,3 +406,23 @@ def small_default_base(settings):
     # Rounds in tests start from the tiny random model unless a test picks a base: the
     # Whisper-base default has its own test (tests/test_rounds.py), and is slower.
     settings.VERNACULAR_DEFAULT_BASE_MODEL = "builtin:tiny"
+
+
+@pytest.fixture
+def labeled_speech(owner, make_clips):
+    """Fills an English-alphabet project with the ten real labeled fixture clips (6 train,
+    2 dev, 2 test) and three open clips."""
+    from django.core.management import call_command
+
+    from labeling.models import Clip
+
+    def fill(project):
+        manifest = str(real_speech_dir() / "manifest.jsonl")
+        call_command("import_manifest", manifest, project=project.pk, user=owner.username)
+        imported = list(Clip.objects.filter(project=project).order_by("pk"))
+        Clip.objects.filter(pk__in=[c.pk for c in imported[:2]]).update(split="test")
+        Clip.objects.filter(pk__in=[c.pk for c in imported[2:4]]).update(split="dev")
+        make_clips(project, count=3)
+        return project
+
+    return fill

@@ -4,13 +4,11 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
 from django.utils import timezone
 
 from asr.model import ModelNotAvailable
 from labeling import queue
 from labeling.models import Clip, Transcript
-from tests.conftest import real_speech_dir
 from training import rounds
 from training.models import ModelVersion, ScoringRun, TrainingRound
 from training.scoring import scoring_run
@@ -42,19 +40,8 @@ def english(project, settings, tmp_path):
 
 
 @pytest.fixture
-def labeled(english, owner, make_clips):
-    """Ten real labeled clips (6 train, 2 dev, 2 test) and three open ones."""
-    call_command(
-        "import_manifest",
-        str(real_speech_dir() / "manifest.jsonl"),
-        project=english.pk,
-        user=owner.username,
-    )
-    imported = list(Clip.objects.filter(project=english).order_by("pk"))
-    Clip.objects.filter(pk__in=[c.pk for c in imported[:2]]).update(split="test")
-    Clip.objects.filter(pk__in=[c.pk for c in imported[2:4]]).update(split="dev")
-    make_clips(english, count=3)
-    return english
+def labeled(english, labeled_speech):
+    return labeled_speech(english)
 
 
 def test_a_round_needs_labels(english, owner):

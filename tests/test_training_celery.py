@@ -4,12 +4,10 @@ in the middle of a round."""
 import time
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from labeling import queue
 from labeling.models import Clip
-from tests.conftest import real_speech_dir
 from training import rounds
 from training.models import ScoringRun, TrainingRound
 
@@ -27,20 +25,10 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 @pytest.fixture
-def labeled(project, owner, make_clips, settings):
+def labeled(project, labeled_speech):
     project.alphabet = "abcdefghijklmnopqrstuvwxyz'"
     project.save()
-    call_command(
-        "import_manifest",
-        str(real_speech_dir() / "manifest.jsonl"),
-        project=project.pk,
-        user=owner.username,
-    )
-    imported = list(Clip.objects.filter(project=project).order_by("pk"))
-    Clip.objects.filter(pk__in=[c.pk for c in imported[:2]]).update(split="test")
-    Clip.objects.filter(pk__in=[c.pk for c in imported[2:4]]).update(split="dev")
-    make_clips(project, count=4)
-    return project
+    return labeled_speech(project)
 
 
 def test_upload_ingest_label_round_rescore_end_to_end(
@@ -100,7 +88,7 @@ def test_a_worker_killed_mid_round_is_noticed_and_the_round_resumes(
 ):
     start_worker = only_my_workers
     settings.VERNACULAR_ROUND_CONFIG = {
-        "max_steps": 800,
+        "max_steps": 400,
         "batch_size": 4,
         "warmup_steps": 1,
         "eval_every": 25,
@@ -122,14 +110,14 @@ def test_a_worker_killed_mid_round_is_noticed_and_the_round_resumes(
     time.sleep(settings.VERNACULAR_HEARTBEAT_STALE_SECONDS + 1)
     reaped = rounds.rounds_reap_stale(project=labeled)
     assert [r.pk for r in reaped] == [training_round.pk]
-    start_worker(queues="gpu", name="rescuer@localhost")
+    start_worker(queues="gpu", name="rescuer@localhost", wait=False)
     wait_for(
         lambda: TrainingRound.objects.get().status not in ("queued", "running"),
-        180,
+        600,
         "the resumed round",
     )
     training_round.refresh_from_db()
     assert training_round.status == "succeeded", training_round.error + training_round.log
     assert training_round.attempts == 2 and training_round.worker == "rescuer@localhost"
     assert "doomed@localhost stopped answering; resuming" in training_round.log
-    assert training_round.step == 800 > killed_at
+    assert training_round.step == 400 > killed_at

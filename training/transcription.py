@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from asr.audio import SAMPLE_RATE, AudioError, decode_audio
+from asr.audio import SAMPLE_RATE
 from config.dispatch import dispatch_on_commit
-from labeling.ingest import UploadLimits, UploadRejected, _spooled
+from labeling.ingest import UploadLimits, decode_upload, spooled_upload
 from labeling.models import Project
 from training.models import ApiToken, TranscriptionJob
 
@@ -20,19 +20,8 @@ def transcription_job_create(
     version = project.model_versions.filter(promoted=True).first()
     if version is None:
         raise ValidationError("This project has no promoted model yet: run a training round first.")
-    name = (uploaded.name or "recording").rsplit("/", 1)[-1][:200]
-    if uploaded.size > limits.max_bytes:
-        raise UploadRejected(f"{name}: over the limit of {limits.max_bytes // 2**20} MB.")
-    path = _spooled(uploaded)
-    try:
-        samples = decode_audio(path, max_seconds=limits.max_seconds)
-    except AudioError as error:
-        raise UploadRejected(
-            str(error).replace(str(path), name).replace(path.name, name)
-        ) from error
-    finally:
-        if not hasattr(uploaded, "temporary_file_path"):
-            path.unlink(missing_ok=True)
+    with spooled_upload(uploaded, limits) as (name, path):
+        samples = decode_upload(path, name, limits)
     with transaction.atomic():
         job = TranscriptionJob(
             project=project,

@@ -410,6 +410,13 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the Whisper encoder at every step instead of once per clip",
     )
+    parser.add_argument(
+        "--lm-order",
+        type=int,
+        default=0,
+        help="also test with a lexicon + word n-gram LM of this order built from the labeled "
+        "transcripts (wer_lm, cer_lm; needs flashlight-text); 0: greedy only",
+    )
     parser.add_argument("--device", default="auto")
 
 
@@ -447,6 +454,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         continue_training=args.continue_training,
         device=args.device,
         cache_encoder=not args.no_encoder_cache,
+        language_model_order=args.lm_order,
     )
     bar = None
 

@@ -1,9 +1,10 @@
 """Score a CTC model on clips with known transcripts: corpus WER/CER and each clip's errors."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from asr.metrics import ClipErrors, error_rates
 from asr.model import ClipTranscript, CtcModel, InferenceConfig, transcribe_clips
@@ -30,10 +31,13 @@ def evaluate_model(
     *,
     rules: TextRules = AS_GIVEN,
     inference_config: InferenceConfig | None = None,
+    decode: Callable[[torch.Tensor], str] | None = None,
 ) -> Evaluation:
-    """Transcribe clips (each (n_i,) at 16 kHz) and compare with their references."""
+    """Transcribe clips (each (n_i,) at 16 kHz) and compare with their references.
+
+    `decode`: log-probs -> text instead of greedy decoding (see asr.model.transcribe_clips)."""
     if len(clips) != len(references):
         raise ValueError(f"{len(clips)} clips but {len(references)} references")
-    transcripts = transcribe_clips(model, clips, inference_config or InferenceConfig())
+    transcripts = transcribe_clips(model, clips, inference_config or InferenceConfig(), decode)
     rates = error_rates(references, [t.text for t in transcripts], rules)
     return Evaluation(rates.wer, rates.cer, rates.clips, transcripts)

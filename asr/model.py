@@ -8,7 +8,7 @@ feature-extractor configs), so `AutoModelForCTC.from_pretrained(dir)` and
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,10 +227,15 @@ def length_buckets(
 
 @torch.no_grad()
 def transcribe_clips(
-    model: CtcModel, clips: Sequence[np.ndarray], config: InferenceConfig = InferenceConfig()
+    model: CtcModel,
+    clips: Sequence[np.ndarray],
+    config: InferenceConfig = InferenceConfig(),
+    decode: Callable[[torch.Tensor], str] | None = None,
 ) -> list[ClipTranscript]:
     """Clips of 16 kHz mono samples, each (n_i,) -> a transcript per clip, in input order.
 
+    The text is greedy CTC decoding unless `decode` (a clip's (T, V) log-probs -> text, e.g.
+    asr.lm.LexiconDecoder.decode) is given; confidences and scores stay the greedy ones.
     Clips under 0.1 s are padded with silence: the conv stack needs 400 samples for a frame.
     """
     clips = [_at_least(np.asarray(clip, np.float32), SAMPLE_RATE // 10) for clip in clips]
@@ -262,7 +267,11 @@ def transcribe_clips(
             clip_log_probs = log_probs[row, :frames]  # (T_i, V)
             hypothesis = ctc_greedy_decode(clip_log_probs, blank_id=model.vocabulary.pad_id)
             results[index] = ClipTranscript(
-                text=model.vocabulary.decode(hypothesis.token_ids),
+                text=(
+                    decode(clip_log_probs)
+                    if decode
+                    else model.vocabulary.decode(hypothesis.token_ids)
+                ),
                 token_confidences=hypothesis.token_confidences,
                 least_confidence=least_confidence(clip_log_probs),
                 mean_frame_entropy=mean_frame_entropy(clip_log_probs),

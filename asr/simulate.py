@@ -97,6 +97,9 @@ class SimulationConfig:
     continue_training: bool = False  # round r starts from round r-1's model, not the base
     device: str = "auto"
     cache_encoder: bool = True  # builtin:whisper-base: encode each clip once (frozen encoder)
+    # also decode the test set with a lexicon + word n-gram LM built from the round's labeled
+    # transcripts only (asr.lm; needs flashlight-text): rows get wer_lm and cer_lm
+    language_model_order: int = 0  # 0: no LM
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.strategies if name not in STRATEGIES]
@@ -278,6 +281,9 @@ def simulate(
                     [corpus.texts[i] for i in corpus.test],
                     inference_config=inference,
                 )
+                with_lm = _evaluate_with_language_model(
+                    best, corpus, labeled, config.language_model_order, run_dir, inference
+                )
                 rows.append(
                     {
                         "strategy": strategy,
@@ -288,6 +294,8 @@ def simulate(
                         "labeled_clips": len(labeled),
                         "wer": test.wer,
                         "cer": test.cer,
+                        "wer_lm": with_lm.wer if with_lm else None,
+                        "cer_lm": with_lm.cer if with_lm else None,
                         "dev_cer": result.best_dev_cer if corpus.dev else None,
                         "steps": result.steps,
                         "best_step": result.best_step,
@@ -302,6 +310,33 @@ def simulate(
                 rows_done, session_rows = rows_done + 1, session_rows + 1
                 report(name, "done", 1, 1)
     return rows
+
+
+def _evaluate_with_language_model(
+    model: CtcModel,
+    corpus: "_Corpus",
+    labeled: list[int],
+    order: int,
+    run_dir: Path,
+    inference: InferenceConfig,
+):
+    """Test WER/CER with a lexicon and an n-gram LM made from the labeled transcripts alone
+    (what a project would have at that point), or None when order is 0."""
+    if order < 1:
+        return None
+    from asr.lm import LexiconDecoder, train_ngram
+
+    texts = [corpus.texts[i] for i in labeled]
+    arpa = run_dir / "lm.arpa"
+    train_ngram(texts, order).write_arpa(arpa)
+    decoder = LexiconDecoder(model.vocabulary, (w for text in texts for w in text.split()), arpa)
+    return evaluate_model(
+        model,
+        [corpus.clips[i] for i in corpus.test],
+        [corpus.texts[i] for i in corpus.test],
+        inference_config=inference,
+        decode=decoder.decode,
+    )
 
 
 # --- test/dev split and selection -------------------------------------------------------------

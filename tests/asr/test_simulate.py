@@ -315,3 +315,24 @@ def test_bad_input_is_one_line_and_exit_status_2(manifest, tmp_path, capsys, cha
 def test_a_missing_manifest_is_one_line_and_exit_status_2(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path), *ARGS]) == 2
     assert "no such manifest" in capsys.readouterr().err
+
+
+def test_the_language_model_is_built_from_the_labeled_transcripts_only(manifest, tmp_path):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    config = replace(TINY, strategies=("random",), language_model_order=2)
+
+    rows = simulate(manifest, tmp_path, config)
+
+    texts = [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
+    for row in rows:
+        assert row["cer_lm"] >= 0 and row["wer_lm"] >= 0
+        run_dir = tmp_path / "runs" / "random" / "seed0" / f"round{row['round']}"
+        labeled_words = {
+            w for i in labeled(tmp_path, "random", row["round"]) for w in texts[i].split()
+        }
+        arpa = (run_dir / "lm.arpa").read_text()
+        unigrams = arpa.split("\\1-grams:\n")[1].split("\n\n")[0].splitlines()
+        words = {line.split("\t")[1] for line in unigrams}
+        assert words == labeled_words | {"<s>", "</s>", "<unk>"}
+    greedy_only = simulate(manifest, tmp_path / "greedy", replace(config, language_model_order=0))
+    assert all(row["wer_lm"] is None for row in greedy_only)

@@ -418,6 +418,76 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         "transcripts (wer_lm, cer_lm; needs flashlight-text); 0: greedy only",
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes, each running some of the strategies with one torch thread "
+        "(CPU: one per core); they share --out",
+    )
+
+
+def _simulate_in_processes(args: argparse.Namespace, config) -> int:
+    """Split the strategies over `--jobs` child processes of this command (one torch thread
+    each, logs in OUT/jobs/), draw one progress bar from the rows they write, and pass Ctrl-C
+    on: each child stops at the end of its training step, and the same command resumes."""
+    import json
+    import os
+    import subprocess
+
+    jobs = min(args.jobs, len(config.strategies))
+    groups = [config.strategies[job::jobs] for job in range(jobs)]
+    out = Path(args.out)
+    (out / "jobs").mkdir(parents=True, exist_ok=True)
+    package_root = str(Path(__file__).resolve().parent.parent)  # where `asr` is importable
+    env = os.environ | {
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+    }
+    children = []
+    for job, group in enumerate(groups):
+        argv = [*args.raw_argv, f"--strategies={','.join(group)}", "--jobs=1"]
+        log = open(out / "jobs" / f"job{job}.log", "w")  # noqa: SIM115 (closed below)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "asr", *argv], stderr=log, stdout=log, env=env
+        )
+        children.append((child, log))
+    total = len(config.strategies) * len(config.seeds) * len(config.budgets_minutes)
+    bar = ProgressBar("simulate", total)
+    interrupted = []
+
+    def stop(*_) -> None:
+        interrupted.append(True)
+        for child, _ in children:
+            child.send_signal(signal.SIGINT)
+
+    previous_handler = signal.signal(signal.SIGINT, stop)
+    try:
+        while any(child.poll() is None for child, _ in children):
+            time.sleep(1.0)
+            try:
+                rows = json.loads((out / "results.json").read_text())["rows"]
+            except (OSError, ValueError, KeyError):
+                rows = []
+            note = f"{jobs} processes, logs in {out / 'jobs'}"
+            bar.update(min(len(rows), total), note=note)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        for _, log in children:
+            log.close()
+    bar.close()
+    codes = [child.returncode for child, _ in children]
+    if interrupted or 130 in codes:
+        print("stopped; run the same command again to go on", file=sys.stderr)
+        return 130
+    for job, code in enumerate(codes):
+        if code != 0:
+            lines = (out / "jobs" / f"job{job}.log").read_text().strip().splitlines()
+            raise CliError(f"job {job} failed: {lines[-1] if lines else f'exit status {code}'}")
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    print(f"{len(rows)} rows -> {out / 'results.json'}, chart -> {out / 'learning_curves.svg'}")
+    return 0
 
 
 def _comma_list(text: str, kind: type, flag: str) -> tuple:
@@ -456,6 +526,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         cache_encoder=not args.no_encoder_cache,
         language_model_order=args.lm_order,
     )
+    if args.jobs > 1 and len(config.strategies) > 1:
+        return _simulate_in_processes(args, config)
     bar = None
 
     def show(report) -> None:
@@ -570,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.raw_argv = list(sys.argv[1:] if argv is None else argv)  # for child processes
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -22,6 +22,8 @@ Rows are written as each round finishes; running again with the same settings sk
 and picks an interrupted round up from its fine-tuning checkpoint.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -62,7 +64,7 @@ MAX_CLIP_SECONDS = 120.0
 # measured in docs/base-models.md): a fresh head on a frozen encoder wants a high learning
 # rate, a whole wav2vec 2.0 fine-tune a low one.
 TRAINING_DEFAULTS = {
-    BUILTIN_WHISPER: {"steps": 400, "batch_size": 6, "learning_rate": 3e-3},
+    BUILTIN_WHISPER: {"steps": 500, "batch_size": 6, "learning_rate": 3e-3},
     "": {"steps": 400, "batch_size": 8, "learning_rate": 1e-4},
 }
 
@@ -303,8 +305,10 @@ def simulate(
                         "wall_seconds": round(time.monotonic() - started, 2),
                     }
                 )
-                _write_results(results_path, settings, config_hash, rows)
-                (output_dir / "learning_curves.svg").write_text(learning_curves_svg(rows))
+                every_row = _write_results(results_path, settings, config_hash, rows)
+                _write_atomically(
+                    output_dir / "learning_curves.svg", learning_curves_svg(every_row)
+                )
                 (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # 80+ MB; the row is kept
                 previous_dir, previous_model = result.model_dir, best
                 rows_done, session_rows = rows_done + 1, session_rows + 1
@@ -492,43 +496,10 @@ class _ModelFactory:
 
     def _cached(self, model: CtcModel) -> CtcModel:
         if self.config.cache_encoder and model.network.encoder_frozen:
+            from asr.whisper import cache_encoder_outputs
+
             cache_encoder_outputs(model.network, self.encoder_cache)
         return model
-
-
-def cache_encoder_outputs(network, cache: dict) -> None:
-    """Make a WhisperCtcNetwork with a frozen encoder encode each distinct clip only once.
-
-    `network.encode` is replaced (on this instance) by a lookup keyed by a hash of the clip's
-    samples; clips not in `cache` are encoded together and stored. Training, scoring and
-    evaluation then run the encoder once per clip for the whole simulation, instead of at
-    every step. Outputs equal the uncached ones to float noise: a clip encodes the same alone
-    and in a padded batch (asr.whisper, tested)."""
-    encode = network.encode
-
-    def cached_encode(input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        if attention_mask is None:
-            lengths = [input_values.shape[1]] * input_values.shape[0]
-        else:
-            lengths = attention_mask.sum(dim=1).tolist()
-        rows = [input_values[row, :length] for row, length in enumerate(lengths)]
-        keys = [
-            hashlib.blake2b(row.cpu().numpy().tobytes(), digest_size=16).digest() for row in rows
-        ]
-        missing = [row for row, key in enumerate(keys) if key not in cache]
-        if missing:
-            longest = max(lengths[row] for row in missing)
-            samples = input_values[missing, :longest]
-            mask = None if attention_mask is None else attention_mask[missing, :longest]
-            hidden, frame_lengths = encode(samples, mask)  # (M, T, 512), (M,)
-            for position, row in enumerate(missing):
-                cache[keys[row]] = hidden[position, : frame_lengths[position]].detach().clone()
-        outputs = [cache[key] for key in keys]
-        hidden = torch.nn.utils.rnn.pad_sequence(outputs, batch_first=True)  # (B, T, 512)
-        frame_lengths = torch.tensor([len(output) for output in outputs])
-        return hidden.to(input_values.device), frame_lengths.to(input_values.device)
-
-    network.encode = cached_encode
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -552,14 +523,38 @@ def _previous_rows(path: Path, settings: dict, config_hash: str) -> list[dict]:
     return previous["rows"]
 
 
-def _write_results(path: Path, settings: dict, config_hash: str, rows: list[dict]) -> None:
-    document = {"config_hash": config_hash, "config": settings, "rows": rows}
-    _write_atomically(path, json.dumps(document, indent=1) + "\n")
+def _write_results(path: Path, settings: dict, config_hash: str, rows: list[dict]) -> list[dict]:
+    """Write this process's rows, keeping rows on disk that it does not hold: several
+    processes may share an output directory, each running other strategies (`--jobs`).
+    Returns every row."""
+    with _locked(path.with_name("results.lock")):
+        mine = {_row_key(row) for row in rows}
+        theirs = [
+            row for row in _previous_rows(path, settings, config_hash) if _row_key(row) not in mine
+        ]
+        every_row = rows + theirs
+        document = {"config_hash": config_hash, "config": settings, "rows": every_row}
+        _write_atomically(path, json.dumps(document, indent=1) + "\n")
+    return every_row
+
+
+def _row_key(row: dict) -> tuple:
+    return row["strategy"], row["seed"], row["round"]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """A kill while writing leaves the previous file whole."""
-    partial = path.with_name(path.name + ".partial")
+    """A kill while writing leaves the previous file whole (one partial file per process)."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     partial.write_text(text)
     os.replace(partial, path)
 

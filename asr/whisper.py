@@ -317,10 +317,17 @@ class WhisperEncoder(nn.Module):
         self.final_norm = nn.LayerNorm(config.width)
 
     def forward(
-        self, log_mel: torch.Tensor, mel_lengths: torch.Tensor
+        self,
+        log_mel: torch.Tensor,
+        mel_lengths: torch.Tensor,
+        output_layers: Sequence[int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """log_mel (B, 80, M) with zeros past each clip's end, mel_lengths (B,) ->
-        hidden (B, T, 512), frame_lengths (B,). Frames past a clip's end are not attended to."""
+        hidden (B, T, 512), frame_lengths (B,). Frames past a clip's end are not attended to.
+
+        With `output_layers` (1-based), hidden is (B, T, L, 512): the residual stream after each
+        listed layer (the last layer's through the final norm, as Whisper's decoder reads it),
+        and layers above the highest listed one are not run."""
         frame_lengths = (mel_lengths + 1) // 2
         frames = log_mel.shape[-1] // 2 + log_mel.shape[-1] % 2
         if frames > self.config.max_frames:
@@ -332,9 +339,16 @@ class WhisperEncoder(nn.Module):
         x = x + self.positions[:frames]
         valid = torch.arange(frames, device=x.device)[None, :] < frame_lengths[:, None]  # (B, T)
         attention_mask = None if bool(valid.all()) else valid[:, None, None, :]
-        for layer in self.layers:
+        if output_layers is None:
+            for layer in self.layers:
+                x = layer(x, attention_mask)
+            return self.final_norm(x), frame_lengths
+        outputs = []
+        for number, layer in enumerate(self.layers[: max(output_layers)], start=1):
             x = layer(x, attention_mask)
-        return self.final_norm(x), frame_lengths
+            if number in output_layers:
+                outputs.append(self.final_norm(x) if number == len(self.layers) else x)
+        return torch.stack(outputs, dim=2), frame_lengths
 
 
 def ctranslate2_encoder_names(config: WhisperEncoderConfig) -> dict[str, str]:
@@ -423,9 +437,14 @@ def load_whisper_base_encoder(paths: Sequence[str | Path] | None = None) -> Whis
 class WhisperCtcHeadConfig:
     """A small Transformer between the encoder and the CTC output layer.
 
-    The defaults make about 1.7M parameters. `unfreeze_top_layers` lets the top k encoder
-    layers train too (k = 0: the encoder is frozen and its outputs can be cached)."""
+    The defaults make about 1.7M parameters. `encoder_layers` are the encoder layers (1-based)
+    the head reads: one, as is, or several, each layer-normalized and mixed with learned
+    softmax weights. Whisper's middle layers carry more about how a word sounds than its top
+    layer, which is shaped for its own decoder: on the demo corpus the mix of layers 2-6 gave
+    a third of the top layer's CER (docs/benchmarks.md). `unfreeze_top_layers` lets the top k
+    encoder layers train too (k = 0: the encoder is frozen and its outputs can be cached)."""
 
+    encoder_layers: tuple[int, ...] = (2, 3, 4, 5, 6)
     width: int = 256
     layers: int = 2
     heads: int = 4
@@ -451,6 +470,15 @@ class WhisperCtcNetwork(nn.Module):
         self.head_config = config
         self.log_mel = LogMel(encoder.config.mel_bins)
         self.encoder = encoder
+        layer_count = encoder.config.layers
+        if not config.encoder_layers or not all(
+            1 <= k <= layer_count for k in config.encoder_layers
+        ):
+            raise ValueError(f"encoder_layers must be in 1..{layer_count}: {config.encoder_layers}")
+        mixed = len(config.encoder_layers) > 1
+        self.layer_weights = (
+            nn.Parameter(torch.zeros(len(config.encoder_layers))) if mixed else None
+        )
         self.head_in = nn.Linear(encoder.config.width, config.width)
         self.head = nn.TransformerEncoder(
             nn.TransformerEncoderLayer(
@@ -491,7 +519,8 @@ class WhisperCtcNetwork(nn.Module):
     def encode(
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """input_values (B, n) zero-padded, attention_mask (B, n) -> hidden (B, T, 512), lengths (B,)."""
+        """input_values (B, n) zero-padded, attention_mask (B, n) -> lengths (B,) and hidden
+        (B, T, 512), or (B, T, L, 512) when the head reads L encoder layers."""
         if attention_mask is None:
             sample_lengths = torch.full((input_values.shape[0],), input_values.shape[1])
         else:
@@ -500,8 +529,12 @@ class WhisperCtcNetwork(nn.Module):
         log_mel, mel_lengths = self.log_mel(
             input_values * _row_mask(sample_lengths, input_values.shape[1]), sample_lengths
         )
+        layers = self.head_config.encoder_layers
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
-            return self.encoder(log_mel, mel_lengths)
+            if layers == (self.encoder.config.layers,):
+                return self.encoder(log_mel, mel_lengths)
+            hidden, frame_lengths = self.encoder(log_mel, mel_lengths, output_layers=layers)
+            return (hidden[:, :, 0] if len(layers) == 1 else hidden), frame_lengths
 
     def head_forward(
         self,
@@ -510,8 +543,13 @@ class WhisperCtcNetwork(nn.Module):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
     ) -> CausalLMOutput:
-        """Encoder outputs (B, T, 512), frame_lengths (B,), labels (B, L) padded with -100 ->
-        logits (B, T, V) and, with labels, the CTC loss (mean over the batch of loss / label length)."""
+        """Encoder outputs (B, T, 512) or (B, T, L, 512), frame_lengths (B,), labels (B, N)
+        padded with -100 -> logits (B, T, V) and, with labels, the CTC loss (mean over the batch
+        of loss / label length)."""
+        hidden = hidden.float()  # a cache may hold float16
+        if hidden.dim() == 4:  # several layers: normalize each, mix with learned weights
+            normalized = F.layer_norm(hidden, hidden.shape[-1:])
+            hidden = torch.einsum("btlc,l->btc", normalized, self.layer_weights.softmax(0))
         padding = ~_row_mask(frame_lengths, hidden.shape[1])  # (B, T) true on padding
         head_hidden = self.head(self.head_in(hidden), src_key_padding_mask=padding)  # (B, T, W)
         logits = self.lm_head(head_hidden)  # (B, T, V)
@@ -604,7 +642,10 @@ def load_whisper_ctc_model(
     directory = Path(directory)
     description = json.loads((directory / "whisper_ctc.json").read_text())
     vocabulary = Vocabulary.load(directory / "vocab.json")
-    model = whisper_ctc_model(vocabulary, WhisperCtcHeadConfig(**description["head"]), encoder)
+    top = [description["encoder"]["layers"]]
+    head = {"encoder_layers": top} | description["head"]  # saved before the layer mix: the top
+    head["encoder_layers"] = tuple(head["encoder_layers"])
+    model = whisper_ctc_model(vocabulary, WhisperCtcHeadConfig(**head), encoder)
     trained = load_file(directory / "whisper_ctc.safetensors")
     missing, unexpected = model.network.load_state_dict(trained, strict=False)
     if unexpected or any(not name.startswith("encoder.") for name in missing):
@@ -624,7 +665,7 @@ def encode_clips(
     max_batch_seconds: float = 60.0,
     max_batch_size: int = 16,
 ) -> list[torch.Tensor]:
-    """Clips (n_i,) at 16 kHz -> encoder outputs (T_i, 512) each, in input order.
+    """Clips (n_i,) at 16 kHz -> encoder outputs (T_i, 512) or (T_i, L, 512) each, in order.
 
     With a frozen encoder these never change, so early rounds can cache them and train only
     the head (`network.head_forward`)."""
@@ -645,3 +686,40 @@ def encode_clips(
         for row, index in enumerate(batch):
             outputs[index] = hidden[row, : frame_lengths[row]].clone()
     return outputs  # type: ignore[return-value]
+
+
+def cache_encoder_outputs(network, cache: dict) -> None:
+    """Make a WhisperCtcNetwork with a frozen encoder encode each distinct clip only once.
+
+    `network.encode` is replaced (on this instance) by a lookup keyed by a hash of the clip's
+    samples; clips not in `cache` are encoded together and stored. Training, scoring and
+    evaluation then run the encoder once per clip for the whole simulation, instead of at
+    every step. Outputs equal the uncached ones to float noise: a clip encodes the same alone
+    and in a padded batch (asr.whisper, tested)."""
+    encode = network.encode
+
+    def cached_encode(input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        if attention_mask is None:
+            lengths = [input_values.shape[1]] * input_values.shape[0]
+        else:
+            lengths = attention_mask.sum(dim=1).tolist()
+        rows = [input_values[row, :length] for row, length in enumerate(lengths)]
+        keys = [
+            hashlib.blake2b(row.cpu().numpy().tobytes(), digest_size=16).digest() for row in rows
+        ]
+        missing = [row for row, key in enumerate(keys) if key not in cache]
+        if missing:
+            longest = max(lengths[row] for row in missing)
+            samples = input_values[missing, :longest]
+            mask = None if attention_mask is None else attention_mask[missing, :longest]
+            hidden, frame_lengths = encode(samples, mask)  # (M, T, 512), (M,)
+            for position, row in enumerate(missing):
+                # float16 halves the memory (a mixed-layer head caches several layers per frame)
+                output = hidden[position, : frame_lengths[position]]
+                cache[keys[row]] = output.detach().to(torch.float16, copy=True)
+        outputs = [cache[key] for key in keys]
+        hidden = torch.nn.utils.rnn.pad_sequence(outputs, batch_first=True)  # (B, T, 512)
+        frame_lengths = torch.tensor([len(output) for output in outputs])
+        return hidden.to(input_values.device), frame_lengths.to(input_values.device)
+
+    network.encode = cached_encode

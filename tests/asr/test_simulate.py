@@ -14,12 +14,12 @@ from asr.simulate import (
     SimulationCancelled,
     SimulationConfig,
     SimulationMismatch,
-    cache_encoder_outputs,
     learning_curves_svg,
     simulate,
     spread_order,
 )
 from asr.text import TextRules, vocabulary_from_texts
+from asr.whisper import cache_encoder_outputs
 
 SVG = "{http://www.w3.org/2000/svg}"
 # 30 synthetic clips are about 1.8 minutes: 0.3 min of test, 0.2 of dev, two small rounds
@@ -203,9 +203,11 @@ def test_the_encoder_cache_gives_the_same_outputs_and_encodes_each_clip_once():
         whisper_ctc_model,
     )
 
-    encoder_config = WhisperEncoderConfig(width=32, layers=1, heads=2, ffn_width=64)
+    encoder_config = WhisperEncoderConfig(width=32, layers=2, heads=2, ffn_width=64)
     vocabulary = vocabulary_from_texts(["abc"], TextRules())
-    head = WhisperCtcHeadConfig(width=32, layers=1, heads=2, ffn_width=64, dropout=0.0)
+    head = WhisperCtcHeadConfig(
+        encoder_layers=(1, 2), width=32, layers=1, heads=2, ffn_width=64, dropout=0.0
+    )
     model = whisper_ctc_model(vocabulary, head, WhisperEncoder(encoder_config))
     network = model.network.eval()
     rng = np.random.default_rng(0)
@@ -227,10 +229,11 @@ def test_the_encoder_cache_gives_the_same_outputs_and_encodes_each_clip_once():
     assert encoded == [3]  # the second batch and the single clip came from the cache
     frames = network._get_feat_extract_output_lengths(torch.tensor([len(c) for c in clips]))
     for row, count in enumerate(frames.tolist()):  # padding frames differ and are never read
-        assert torch.allclose(first[row, :count], expected[row, :count], atol=1e-4)
+        # the cache keeps float16: equal to its precision
+        assert torch.allclose(first[row, :count], expected[row, :count], atol=1e-2)
     assert torch.equal(again, first)
     assert alone.shape[1] == frames[1]
-    assert torch.allclose(alone[0], expected[1, : frames[1]], atol=1e-3)
+    assert torch.allclose(alone[0], expected[1, : frames[1]], atol=1e-2)
 
 
 def test_whisper_base_encodes_each_clip_once_for_the_whole_simulation(
@@ -336,3 +339,20 @@ def test_the_language_model_is_built_from_the_labeled_transcripts_only(manifest,
         assert words == labeled_words | {"<s>", "</s>", "<unk>"}
     greedy_only = simulate(manifest, tmp_path / "greedy", replace(config, language_model_order=0))
     assert all(row["wer_lm"] is None for row in greedy_only)
+
+
+def test_jobs_split_the_strategies_over_processes_that_share_the_output(manifest, tmp_path, capsys):
+    more = ["--strategies=random,entropy,diverse", "--jobs=2"]
+
+    assert main(["simulate", str(manifest), "--out", str(tmp_path), *ARGS, *more]) == 0
+
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert sorted((row["strategy"], row["round"]) for row in rows) == [
+        ("diverse", 1), ("diverse", 2), ("entropy", 1), ("entropy", 2), ("random", 1), ("random", 2)
+    ]  # fmt: skip
+    logs = sorted(path.name for path in (tmp_path / "jobs").iterdir())
+    assert logs == ["job0.log", "job1.log"]
+    assert "4 rows" in (tmp_path / "jobs" / "job0.log").read_text()  # random and diverse
+    assert "6 rows" in capsys.readouterr().out
+    chart = ET.parse(tmp_path / "learning_curves.svg").getroot()
+    assert len(chart.findall(f"{SVG}polyline")) == 6  # every process's rows: 2 panels x 3

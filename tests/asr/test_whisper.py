@@ -1,5 +1,7 @@
 import hashlib
 import importlib.util
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,9 @@ from asr.whisper import (
 )
 
 TINY = WhisperEncoderConfig(width=32, layers=2, heads=2, ffn_width=64)
-TINY_HEAD = WhisperCtcHeadConfig(width=32, layers=1, heads=2, ffn_width=64, dropout=0.0)
+TINY_HEAD = WhisperCtcHeadConfig(
+    encoder_layers=(2,), width=32, layers=1, heads=2, ffn_width=64, dropout=0.0
+)
 RULES = TextRules(strip_characters=",.?!;:\"'")
 
 
@@ -189,7 +193,8 @@ def test_the_real_encoder_loads_verified_with_sane_weights(base_encoder: Whisper
 def test_the_real_encoder_separates_speech_from_silence(base_encoder, real_speech):
     speech = decode_audio(next(path for path, _ in real_speech if path.name == "card-004.wav"))
     silence = np.zeros(SAMPLE_RATE, np.float32)
-    model = whisper_ctc_model(vocabulary_from_texts(["ab"], RULES), TINY_HEAD, base_encoder)
+    top_layer = replace(TINY_HEAD, encoder_layers=(6,))
+    model = whisper_ctc_model(vocabulary_from_texts(["ab"], RULES), top_layer, base_encoder)
 
     (hidden,) = encode_clips(model.network, [np.concatenate([silence, speech, silence])])
 
@@ -239,7 +244,7 @@ def test_the_real_encoder_matches_ctranslate2(base_encoder, real_speech, tmp_pat
 
 def test_save_and_load_round_trip_the_head_and_unfrozen_layers(tmp_path: Path):
     vocabulary = vocabulary_from_texts(["hello world"], RULES)
-    head = WhisperCtcHeadConfig(width=32, layers=1, heads=2, ffn_width=64, unfreeze_top_layers=1)
+    head = replace(TINY_HEAD, encoder_layers=(1, 2), unfreeze_top_layers=1)
     shared = tiny_encoder()
     model = whisper_ctc_model(vocabulary, head, shared)
     with torch.no_grad():
@@ -282,11 +287,13 @@ def test_the_ctc_head_on_whisper_learns_three_real_clips(real_speech, request):
     clips = [decode_audio(path) for path, _ in real_speech[:3]]
     texts = [normalize_text(text, RULES) for _, text in real_speech[:3]]
     vocabulary = vocabulary_from_texts(texts, RULES)
-    model = whisper_ctc_model(vocabulary, WhisperCtcHeadConfig(dropout=0.0), encoder)
+    layers = (2, 3, 4, 5, 6) if encoder.config.layers == 6 else (1, 2)
+    head = WhisperCtcHeadConfig(encoder_layers=layers, dropout=0.0)
+    model = whisper_ctc_model(vocabulary, head, encoder)
     network = model.network
     cached = encode_clips(network, clips)  # the encoder is frozen: encode once
     frames = torch.tensor([len(hidden) for hidden in cached])
-    hidden = torch.nn.utils.rnn.pad_sequence(cached, batch_first=True)  # (3, T, 512)
+    hidden = torch.nn.utils.rnn.pad_sequence(cached, batch_first=True)  # (3, T, 5, 512)
     labels = torch.nn.utils.rnn.pad_sequence(
         [torch.tensor(vocabulary.encode(text)) for text in texts],
         batch_first=True,
@@ -306,3 +313,49 @@ def test_the_ctc_head_on_whisper_learns_three_real_clips(real_speech, request):
         losses.append(loss.item())
 
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_a_mixed_head_reads_the_listed_layers_and_runs_no_layer_above_them():
+    encoder = tiny_encoder()
+    ran = []
+    for number, layer in enumerate(encoder.layers, start=1):
+        layer.register_forward_hook(lambda *_, number=number: ran.append(number))
+    head = replace(TINY_HEAD, encoder_layers=(1,))
+    model = whisper_ctc_model(vocabulary_from_texts(["ab"], RULES), head, encoder)
+    samples = np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32)
+
+    (first_layer,) = encode_clips(model.network, [samples])
+    assert ran == [1] and first_layer.shape == (whisper_frame_count(8000), 32)
+
+    ran.clear()
+    mixed = whisper_ctc_model(
+        vocabulary_from_texts(["ab"], RULES), replace(TINY_HEAD, encoder_layers=(1, 2)), encoder
+    )
+    (both,) = encode_clips(mixed.network, [samples])
+    assert ran == [1, 2] and both.shape == (whisper_frame_count(8000), 2, 32)
+    torch.testing.assert_close(both[:, 0], first_layer)
+    logits = mixed.network(torch.from_numpy(samples)[None]).logits
+    assert logits.shape == (1, whisper_frame_count(8000), 5)
+
+    with pytest.raises(ValueError, match="encoder_layers must be in 1..1"):
+        whisper_ctc_model(
+            vocabulary_from_texts(["ab"], RULES), TINY_HEAD, WhisperEncoder(replace(TINY, layers=1))
+        )
+
+
+def test_a_model_saved_before_the_layer_mix_loads_as_a_top_layer_head(tmp_path: Path):
+    vocabulary = vocabulary_from_texts(["ab"], RULES)
+    model = whisper_ctc_model(vocabulary, replace(TINY_HEAD, encoder_layers=(2,)), tiny_encoder())
+    save_whisper_ctc_model(model, tmp_path)
+    description = json.loads((tmp_path / "whisper_ctc.json").read_text())
+    del description["head"]["encoder_layers"]  # as the first sessions wrote it
+    (tmp_path / "whisper_ctc.json").write_text(json.dumps(description))
+
+    loaded = load_whisper_ctc_model(tmp_path, encoder=tiny_encoder())
+
+    assert loaded.network.head_config.encoder_layers == (2,)  # the top layer of this encoder
+    samples = torch.randn(1, 8000) * 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.network(samples).logits, model.network.eval()(samples).logits
+        )

@@ -249,6 +249,38 @@ class LexiconDecoder:
         return self.vocabulary.decode(collapsed)
 
 
+# --- a model directory's language model ------------------------------------------------------
+
+LM_FILE, LEXICON_FILE = "lm.arpa", "lexicon.txt"
+
+
+def save_language_model(directory: str | Path, texts: Sequence[str], order: int = 3) -> int:
+    """Write lm.arpa (word n-grams of `texts`) and lexicon.txt (their words, one per line) next
+    to a saved model. Returns the lexicon's size; nothing is written when texts have no words."""
+    words = sorted({word for text in texts for word in text.split()})
+    if not words:
+        return 0
+    directory = Path(directory)
+    train_ngram(texts, order).write_arpa(directory / LM_FILE)
+    (directory / LEXICON_FILE).write_text("".join(f"{word}\n" for word in words), "utf-8")
+    return len(words)
+
+
+def load_language_model(
+    directory: str | Path, vocabulary: Vocabulary, settings: BeamSettings = BeamSettings()
+) -> LexiconDecoder | None:
+    """The decoder for a model directory that has lm.arpa and lexicon.txt; None when it has
+    not, or when flashlight-text is not installed (greedy decoding then)."""
+    directory = Path(directory)
+    if not (directory / LM_FILE).is_file() or not (directory / LEXICON_FILE).is_file():
+        return None
+    words = (directory / LEXICON_FILE).read_text("utf-8").split()
+    try:
+        return LexiconDecoder(vocabulary, words, directory / LM_FILE, settings)
+    except LanguageModelUnavailable:
+        return None
+
+
 @contextlib.contextmanager
 def _stderr_silenced():
     """Point file descriptor 2 at /dev/null for a while (C++ code writes there directly)."""

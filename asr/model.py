@@ -290,10 +290,12 @@ def transcribe_recording(
     samples: np.ndarray,
     segment_config: SegmentConfig | None = None,
     inference_config: InferenceConfig = InferenceConfig(),
+    decode: Callable[[torch.Tensor], str] | None = None,
 ) -> list[tuple[ClipSpan, ClipTranscript]]:
-    """A long recording (n,) at 16 kHz -> its speech clips, each with where it lies and its text."""
+    """A long recording (n,) at 16 kHz -> its speech clips, each with where it lies and its text
+    (`decode`: as in transcribe_clips)."""
     spans = segment_speech(samples, segment_config or SegmentConfig())
     transcripts = transcribe_clips(
-        model, [samples[span.start : span.end] for span in spans], inference_config
+        model, [samples[span.start : span.end] for span in spans], inference_config, decode
     )
     return list(zip(spans, transcripts, strict=True))

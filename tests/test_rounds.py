@@ -1,7 +1,9 @@
 """Training rounds, run in this process: snapshot, fine-tune, test, promote, re-score."""
 
 from datetime import timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -9,7 +11,7 @@ from django.utils import timezone
 from asr.model import ModelNotAvailable
 from labeling import queue
 from labeling.models import Clip, Transcript
-from training import rounds
+from training import rounds, trainer
 from training.models import ModelVersion, ScoringRun, TrainingRound
 from training.scoring import scoring_run
 from training.trainer import round_run
@@ -123,6 +125,12 @@ def test_a_round_trains_tests_promotes_and_the_pool_is_rescored(labeled, owner, 
     assert version.test_cer >= 0 and version.test_wer >= 0
     assert len(version.test_details) == 2
     assert (version.labeled_minutes, version.round) == (started.labeled_minutes, started)
+    # the lexicon and LM come from the training transcripts only, never the test set's
+    train = trainer._labeled_clips(labeled, started.train_clip_ids)
+    lexicon = (Path(version.directory) / "lexicon.txt").read_text().split()
+    assert set(lexicon) == {word for _, _, text in train for word in text.split()}
+    assert version.test_wer_lm >= 0 and version.test_cer_lm >= 0
+    assert all("hypothesis_lm" in row for row in version.test_details)
 
     run = ScoringRun.objects.get()
     scoring_run(scoring_id=run.pk)
@@ -218,3 +226,30 @@ def test_a_round_on_the_builtin_whisper_base(labeled, owner, settings):
     scoring_run(scoring_id=run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded" and run.clips_done == 3
+
+
+def test_a_round_on_a_frozen_whisper_encoder_encodes_each_clip_once_when_it_fits(settings):
+    from asr.text import TextRules, vocabulary_from_texts
+    from asr.whisper import (
+        WhisperCtcHeadConfig,
+        WhisperEncoder,
+        WhisperEncoderConfig,
+        whisper_ctc_model,
+    )
+
+    def model():
+        encoder = WhisperEncoder(WhisperEncoderConfig(width=32, layers=2, heads=2, ffn_width=64))
+        head = WhisperCtcHeadConfig(encoder_layers=(1, 2), width=32, layers=1, heads=2)
+        return whisper_ctc_model(vocabulary_from_texts(["ab"], TextRules()), head, encoder)
+
+    # a minute: 50 frames/s x 2 layers x 32 wide x 2 bytes = 0.38 MB of outputs
+    clips = [(1, np.zeros(16000 * 60, np.float32), "ab")]
+    settings.VERNACULAR_ENCODER_CACHE_MB = 1
+    fits = model()
+    trainer._cache_encoder_outputs(fits, clips)
+    assert "encode" in vars(fits.network)  # replaced by the cached lookup on this instance
+
+    settings.VERNACULAR_ENCODER_CACHE_MB = 0.3
+    too_big = model()
+    trainer._cache_encoder_outputs(too_big, clips)
+    assert "encode" not in vars(too_big.network)

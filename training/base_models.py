@@ -1,9 +1,12 @@
 """Which model a round starts from: the project's base, or its last promoted version."""
 
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from django.conf import settings
 
+from asr.lm import load_language_model
 from asr.model import (
     CtcModel,
     TinyModelConfig,
@@ -43,3 +46,10 @@ def base_model(spec: str, vocabulary: Vocabulary) -> CtcModel:
 
 def load_version(directory: str | Path) -> CtcModel:
     return load_ctc_model(directory)
+
+
+def version_decoder(model: CtcModel, directory: str | Path) -> Callable[[torch.Tensor], str] | None:
+    """Lexicon + word n-gram beam search for a version saved with its language model (from its
+    round's training transcripts); None: greedy decoding."""
+    decoder = load_language_model(directory, model.vocabulary)
+    return decoder.decode if decoder else None

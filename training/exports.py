@@ -50,6 +50,8 @@ def model_card(version: ModelVersion) -> str:
 - Test set: {version.test_clips} clips, never trained on
 - Test WER: {percent(version.test_wer)}
 - Test CER: {percent(version.test_cer)}
+- Test WER / CER with the lexicon and word 3-gram LM (`lm.arpa`, `lexicon.txt`, from the
+  training transcripts; `asr.lm.load_language_model`): {percent(version.test_wer_lm)} / {percent(version.test_cer_lm)}
 - Dev CER: {percent(version.dev_cer)}
 - Promoted in Vernacular: {"yes" if version.promoted else "no"}
 

@@ -91,6 +91,10 @@ class ModelVersion(models.Model):
     labeled_minutes = models.FloatField()
     test_wer = models.FloatField(null=True)
     test_cer = models.FloatField(null=True)
+    # the same test set decoded with a lexicon + word 3-gram LM of the round's training
+    # transcripts (asr.lm); null without a test set or without flashlight-text
+    test_wer_lm = models.FloatField(null=True)
+    test_cer_lm = models.FloatField(null=True)
     dev_cer = models.FloatField(null=True)
     test_clips = models.PositiveIntegerField(default=0)
     # One dict per test clip: clip id, reference, hypothesis, wer, cer.

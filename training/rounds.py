@@ -26,7 +26,7 @@ from training.selectors import labeled_minutes
 # a frozen encoder wants a high learning rate, a whole wav2vec 2.0 fine-tune a low one.
 ROUND_DEFAULTS = {
     "builtin:whisper-base": {
-        "max_steps": 400,
+        "max_steps": 500,
         "batch_size": 6,
         "learning_rate": 3e-3,
         "warmup_steps": 40,

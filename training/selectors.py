@@ -17,6 +17,7 @@ def curve_points(project: Project) -> list[dict]:
             "minutes": round(v.labeled_minutes, 2),
             "wer": v.test_wer,
             "cer": v.test_cer,
+            "wer_lm": v.test_wer_lm,
             "promoted": v.promoted,
         }
         for v in versions

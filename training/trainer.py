@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from asr.evaluate import evaluate_model
 from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune
+from asr.lm import save_language_model
 from asr.text import normalize_text
 from labeling.models import Clip, Project
 from labeling.selectors import labeled_set
@@ -178,6 +179,7 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
         / f"round-{training_round.number}"
     )
     config = FinetuneConfig(**training_round.config)
+    _cache_encoder_outputs(model, train + dev)
     result = finetune(
         model,
         _audio_and_text(train),
@@ -194,13 +196,19 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
     )
 
     TrainingRound.objects.filter(pk=round_id).update(phase="testing")
+    words = save_language_model(result.model_dir, [text for _, _, text in train])
+    _log(round_id, f"language model: {words} words from the training transcripts")
     best = base_models.load_version(result.model_dir)
-    test_wer = test_cer = None
+    decode = base_models.version_decoder(best, result.model_dir)
+    test_wer = test_cer = test_wer_lm = test_cer_lm = None
     details = []
     if test:
         evaluation = _evaluate(best, test)
         test_wer, test_cer = evaluation.wer, evaluation.cer
-        for (clip_id, _, _), errors in zip(test, evaluation.clips, strict=True):
+        with_lm = _evaluate(best, test, decode) if decode else None
+        if with_lm:
+            test_wer_lm, test_cer_lm = with_lm.wer, with_lm.cer
+        for row, ((clip_id, _, _), errors) in enumerate(zip(test, evaluation.clips, strict=True)):
             details.append(
                 {
                     "clip": clip_id,
@@ -209,6 +217,7 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
                     "wer": errors.wer,
                     "cer": errors.cer,
                 }
+                | ({"hypothesis_lm": with_lm.clips[row].hypothesis} if with_lm else {})
             )
     dev_cer = result.best_dev_cer if dev else None
     promote = _beats_promoted(project, best_dev_cer=dev_cer, dev=dev, test_cer=test_cer, test=test)
@@ -220,6 +229,8 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
             labeled_minutes=training_round.labeled_minutes,
             test_wer=test_wer,
             test_cer=test_cer,
+            test_wer_lm=test_wer_lm,
+            test_cer_lm=test_cer_lm,
             dev_cer=dev_cer,
             test_clips=len(test),
             test_details=details,
@@ -228,7 +239,11 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
             ModelVersion.objects.filter(project=project, promoted=True).update(promoted=False)
             version.promoted, version.promoted_at = True, timezone.now()
             version.save(update_fields=["promoted", "promoted_at"])
-    _log(round_id, f"test WER {test_wer}, CER {test_cer}; promoted: {promote}")
+    _log(
+        round_id,
+        f"test WER {test_wer}, CER {test_cer}; with the LM: WER {test_wer_lm}, CER "
+        f"{test_cer_lm}; promoted: {promote}",
+    )
     return version
 
 
@@ -245,7 +260,23 @@ def _beats_promoted(project, *, best_dev_cer, dev, test_cer, test) -> bool:
     return True
 
 
-def _evaluate(model, clips):
+def _evaluate(model, clips, decode=None):
     return evaluate_model(
-        model, [samples for _, samples, _ in clips], [text for _, _, text in clips]
+        model, [samples for _, samples, _ in clips], [text for _, _, text in clips], decode=decode
     )
+
+
+def _cache_encoder_outputs(model, clips) -> None:
+    """With a frozen Whisper encoder, encode each clip once for the whole round rather than at
+    every step, when its outputs fit in VERNACULAR_ENCODER_CACHE_MB (float16, every layer the
+    head reads)."""
+    network = model.network
+    if not getattr(network, "encoder_frozen", False):
+        return
+    from asr.whisper import cache_encoder_outputs
+
+    seconds = sum(len(samples) for _, samples, _ in clips) / 16000
+    layers = len(network.head_config.encoder_layers)
+    megabytes = seconds * 50 * layers * network.encoder.config.width * 2 / 1e6
+    if megabytes <= settings.VERNACULAR_ENCODER_CACHE_MB:
+        cache_encoder_outputs(network, {})

@@ -18,10 +18,14 @@ def transcription_run(*, job_id: int) -> None:
     job = TranscriptionJob.objects.select_related("model_version").get(pk=job_id)
     try:
         samples = decode_stored(job.audio, max_seconds=job.duration_seconds + 60)
-        model = base_models.load_version(job.model_version.directory)
+        directory = job.model_version.directory
+        model = base_models.load_version(directory)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         pieces = transcribe_recording(
-            model, samples, inference_config=InferenceConfig(device=device)
+            model,
+            samples,
+            inference_config=InferenceConfig(device=device),
+            decode=base_models.version_decoder(model, directory),
         )
     except Exception as error:
         TranscriptionJob.objects.filter(pk=job_id).update(

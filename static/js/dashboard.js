@@ -1,14 +1,19 @@
-// The learning curve: test WER and CER (%) against labeled minutes, one point per round.
+// The learning curve: test WER and CER (%) against labeled minutes, one point per round; the
+// dashed line is WER when decoding with the round's lexicon and word LM.
 (function () {
   const data = document.getElementById("curve-points");
   const canvas = document.getElementById("curve");
   if (!data || !canvas || !window.Chart) return;
   const points = JSON.parse(data.textContent);
-  const series = (key, color) => ({
-    label: key.toUpperCase(),
-    data: points.map((p) => ({ x: p.minutes, y: p[key] * 100, round: p.round })),
+  const series = (key, color, label) => ({
+    label: label || key.toUpperCase(),
+    data: points
+      .filter((p) => p[key] !== null && p[key] !== undefined)
+      .map((p) => ({ x: p.minutes, y: p[key] * 100, round: p.round, promoted: p.promoted })),
     borderColor: color,
-    backgroundColor: points.map((p) => (p.promoted ? color : "#ffffff")),
+    backgroundColor: points
+      .filter((p) => p[key] !== null && p[key] !== undefined)
+      .map((p) => (p.promoted ? color : "#ffffff")),
     pointRadius: 5,
     pointHoverRadius: 7,
     borderWidth: 2,
@@ -16,7 +21,13 @@
   });
   window.vernacularChart = new Chart(canvas, {
     type: "line",
-    data: { datasets: [series("wer", "#2f6f5e"), series("cer", "#b86e00")] },
+    data: {
+      datasets: [
+        series("wer", "#2f6f5e"),
+        { ...series("wer_lm", "#2f6f5e", "WER with lexicon + LM"), borderDash: [6, 4] },
+        series("cer", "#b86e00"),
+      ],
+    },
     options: {
       animation: false,
       maintainAspectRatio: false,

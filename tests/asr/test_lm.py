@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from asr.decode import ctc_greedy_decode
-from asr.lm import SENTENCE_END, UNKNOWN_WORD, BeamSettings, LexiconDecoder, train_ngram
+from asr.lm import (
+    SENTENCE_END,
+    UNKNOWN_WORD,
+    BeamSettings,
+    LexiconDecoder,
+    load_language_model,
+    save_language_model,
+    train_ngram,
+)
 from asr.text import TextRules, vocabulary_from_texts
 
 SENTENCES = ["mama na baba", "mama na mtoto", "baba na mama", "mtoto na mama", "kesho"]
@@ -106,3 +114,17 @@ def test_words_the_vocabulary_cannot_spell_are_left_out_of_the_lexicon(arpa: Pat
     decoder = LexiconDecoder(VOCABULARY, ["kata", "tuta", "kesho", ""], arpa)
 
     assert decoder.lexicon_size == 2
+
+
+def test_a_model_directory_keeps_its_language_model(tmp_path: Path):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    log_probs = spelled(*word("kata", {"i": 0.5, "a": 0.4}), {"|": 0.9}, *word("tuta"))
+    assert load_language_model(tmp_path, VOCABULARY) is None  # none saved: greedy decoding
+    assert save_language_model(tmp_path, ["", " "]) == 0
+    assert not (tmp_path / "lm.arpa").exists()
+
+    assert save_language_model(tmp_path, ["kata tuta", "tuta kata kata"], order=2) == 2
+
+    decoder = load_language_model(tmp_path, VOCABULARY)
+    assert (tmp_path / "lexicon.txt").read_text() == "kata\ntuta\n"
+    assert decoder.decode(log_probs) == "kata tuta"

@@ -5,6 +5,8 @@
     python -m asr finetune --train train.jsonl --dev dev.jsonl --model base/ --out run/
     python -m asr evaluate --model run/model --manifest test.jsonl --out errors.jsonl
     python -m asr simulate corpus/manifest.jsonl --out sim/ --budgets 2,5,10
+    python -m asr corpus --out demo/ --clips 400                 a synthetic demo corpus
+    python -m asr pretrain recordings/ more.mp3 --out w2v/        wav2vec 2.0 on unlabeled audio
 
 Manifests are NeMo-style JSONL (asr.manifest). Texts in manifests are taken as normalized.
 Mistakes (a missing file, unreadable audio, a directory without a model) end with one line on
@@ -30,6 +32,7 @@ from asr.audio import SAMPLE_RATE, AudioError, AudioTooLong, SegmentConfig, deco
 from asr.manifest import ManifestEntry, ManifestError, read_manifest, write_manifest
 
 MAX_CLIP_SECONDS = 120.0  # transcribe/evaluate/finetune read clips, not recordings
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm")  # in folders
 CHUNK_CLIPS = 32  # clips decoded and transcribed at a time: bounds memory, paces the bar
 
 
@@ -602,6 +605,130 @@ def run_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- pretrain ---------------------------------------------------------------------------------
+
+
+def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="unlabeled audio of any length: files, folders of audio files, manifests (*.jsonl)",
+    )
+    parser.add_argument("--out", required=True, help="directory: checkpoint.pt, then the model")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out; only --max-steps, --max-minutes and --device may change",
+    )
+    # None = PretrainConfig's default; not read here so that --help needs no torch import
+    training = parser.add_argument_group("training (defaults: asr.pretrain.PretrainConfig)")
+    for flag, kind, field_name in (
+        ("--max-steps", int, "max_steps"),
+        ("--batch-size", int, "batch_size"),
+        ("--seed", int, "seed"),
+        ("--device", str, "device"),
+    ):
+        metavar = {int: "N", str: "NAME"}[kind]
+        training.add_argument(
+            flag, type=kind, dest=f"config_{field_name}", metavar=metavar, help=field_name
+        )
+    training.add_argument(
+        "--max-minutes", type=float, metavar="X", help="wall-clock budget over all sessions"
+    )
+
+
+def _audio_files(inputs: Sequence[str]) -> list[str]:
+    """The inputs with each folder replaced by the audio files under it, sorted."""
+    names = []
+    for name in inputs:
+        folder = Path(name)
+        if not folder.is_dir():
+            names.append(name)
+            continue
+        found = sorted(path for path in folder.rglob("*") if path.suffix.lower() in AUDIO_SUFFIXES)
+        if not found:
+            raise CliError(f"{folder}: no audio files ({' '.join(AUDIO_SUFFIXES)}) in this folder")
+        names += [str(path) for path in found]
+    return names
+
+
+def _mean_of_last_10(values: Sequence[float]) -> float:
+    tail = values[-10:]  # one step's loss is noisy
+    return sum(tail) / len(tail) if tail else math.nan
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        if not args.resume:
+            raise CliError(
+                f"{out} is not empty: pass --resume to continue that run, or another --out"
+            )
+        if not (out / "checkpoint.pt").is_file():
+            raise CliError(f"{out} holds no checkpoint.pt to resume from")
+    entries = _entries(_audio_files(args.inputs))
+
+    _quiet_transformers()
+    from asr.pretrain import (
+        PretrainConfig,
+        PretrainingCancelled,
+        PretrainProgress,
+        pretrain_wav2vec2,
+    )
+
+    overrides = {
+        name.removeprefix("config_"): value
+        for name, value in vars(args).items()
+        if name.startswith("config_") and value is not None
+    }
+    if args.max_minutes is not None:
+        overrides["max_seconds"] = 60 * args.max_minutes
+    config = PretrainConfig(**overrides)
+
+    bar = ProgressBar("load", len(entries))
+    recordings = []
+    for entry in entries:
+        recordings.append(decode_audio(entry.audio_filepath))  # recordings: no clip limit
+        bar.update(len(recordings))
+    bar.close()
+
+    bar = ProgressBar("pretrain", config.max_steps)
+
+    def show(report: PretrainProgress) -> None:
+        note = f"loss {report.loss:.3f} perplexity {report.perplexity:.0f}"
+        bar.update(report.step, eta_seconds=report.eta_seconds, note=note)
+
+    interrupted = []  # the first Ctrl-C asks the loop to stop at the end of its step
+    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    try:
+        result = pretrain_wav2vec2(
+            recordings, config, out, progress=show, should_cancel=lambda: bool(interrupted)
+        )
+    except PretrainingCancelled as cancelled:
+        bar.close()
+        print(
+            f"stopped at step {cancelled.step}; run the same command with --resume to go on",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+    bar.close()
+    codevectors = config.num_codevector_groups * config.num_codevectors_per_group
+    print(
+        f"loss {_mean_of_last_10(result.losses):.3f} (contrastive "
+        f"{_mean_of_last_10(result.contrastive_losses):.3f}, chance "
+        f"{math.log(1 + config.num_negatives):.3f}; codebook perplexity "
+        f"{_mean_of_last_10(result.perplexities):.0f} of {codevectors}), "
+        f"mean of the last {min(len(result.losses), 10)} steps"
+    )
+    print(f"{len(result.losses)} steps in {result.seconds:.0f} s; model: {out}")
+    print(
+        f"fine-tune it: python -m asr finetune --model {out} --train T.jsonl --dev D.jsonl --out R/"
+    )
+    return 0
+
+
 # --- dispatch ---------------------------------------------------------------------------------
 
 SUBCOMMANDS = [
@@ -621,6 +748,7 @@ SUBCOMMANDS = [
     Subcommand(
         "corpus", "a synthetic demo-language corpus (espeak-ng)", add_corpus_arguments, run_corpus
     ),
+    Subcommand("pretrain", "wav2vec 2.0 on unlabeled audio", add_pretrain_arguments, run_pretrain),
 ]
 
 

@@ -33,6 +33,18 @@ def real_speech() -> list[tuple[Path, str]]:
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from two threads, and on a shared 2-core machine two threads
+    wait on each other: the overfit test took 80 s instead of 10 s under load."""
+    import torch  # here: the text and manifest tests need no torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def ffmpeg(tmp_path: Path) -> Callable[..., Path]:
     """Run ffmpeg to make a test file: ffmpeg(input args..., output name) -> path in tmp_path."""
 

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +13,25 @@ import torch
 from transformers import Wav2Vec2Config, Wav2Vec2Model
 
 import asr.finetune
+import asr.pretrain
 from asr.audio import SAMPLE_RATE, decode_audio, write_wav
 from asr.cli import ProgressBar, main
 from asr.evaluate import evaluate_model
-from asr.model import build_tiny_ctc_model, load_ctc_model, save_ctc_model, transcribe_clips
+from asr.model import (
+    build_tiny_ctc_model,
+    ctc_model_from_encoder,
+    load_ctc_model,
+    save_ctc_model,
+    transcribe_clips,
+)
 from asr.text import TextRules, vocabulary_from_texts
 from tests.asr.conftest import REPO_ROOT
+from tests.asr.test_pretrain import TINY
 
 LETTERS = vocabulary_from_texts(["abcdefghijklmnopqrstuvwxyz"], TextRules())
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from two threads, and on a shared 2-core machine two threads
-    wait on each other: the overfit test took 80 s instead of 10 s under load."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/asr/conftest.py says why
 
 
 def rows(manifest: Path) -> list[dict]:
@@ -161,6 +163,8 @@ def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
     (tmp / "broken.jsonl").write_text('{"audio_filepath": "a.wav"}\n{oops\n')
     (tmp / "no-weights").mkdir()
     (tmp / "no-weights" / "vocab.json").write_text('{"[PAD]": 0, "[UNK]": 1, "|": 2}')
+    (tmp / "notes").mkdir()
+    (tmp / "notes" / "todo.txt").write_text("not audio")
     (tmp / "ok.jsonl").write_text(json.dumps({"audio_filepath": "speech.wav", "text": "a"}))
     write_wav(tmp / "interview.wav", np.full(121 * SAMPLE_RATE, 0.1, np.float32))
     model = ["--model", str(model_dir)]
@@ -190,6 +194,7 @@ def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
             "--precision",
             "fp8",
         ],
+        "folder without audio": ["pretrain", str(tmp / "notes"), "--out", str(tmp / "w2v")],
         "unknown subcommand": ["pretrian"],
         "missing option": ["evaluate", *model],
     }
@@ -206,6 +211,7 @@ def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
         ("missing manifest", "nope.jsonl: no such manifest"),
         ("missing recording", "nope.mp3: no such file"),
         ("bad precision", "precision is auto, fp32, bf16 or fp16"),
+        ("folder without audio", "notes: no audio files (.wav .flac"),
         ("unknown subcommand", "invalid choice: 'pretrian'"),
         ("missing option", "the following arguments are required: --manifest"),
     ],
@@ -296,3 +302,81 @@ def test_corpus_makes_a_manifest_and_a_rerun_renders_nothing_new(tmp_path, capsy
 def test_corpus_refuses_a_nonsense_count(tmp_path, capsys):
     assert main(["corpus", "--out", str(tmp_path), "--clips", "0"]) == 2
     assert capsys.readouterr().err.strip().endswith("--clips must be at least 1")
+
+
+@pytest.fixture
+def tiny_pretraining(monkeypatch):
+    """`pretrain` with the tiny model of the library's tests; the flags still apply on top."""
+    monkeypatch.setattr(asr.pretrain, "PretrainConfig", lambda **flags: replace(TINY, **flags))
+
+
+@pytest.fixture
+def unlabeled(real_speech, tmp_path) -> list[str]:
+    """A folder of two recordings and a manifest of two more: what `pretrain` takes."""
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for path, _ in real_speech[:2]:
+        (folder / path.name).symlink_to(path)
+    (folder / "notes.txt").write_text("not audio, not read")
+    manifest = tmp_path / "more.jsonl"
+    lines = [json.dumps({"audio_filepath": str(path)}) for path, _ in real_speech[5:7]]
+    manifest.write_text("\n".join(lines) + "\n")
+    return [str(folder), str(manifest)]
+
+
+def test_pretrain_writes_an_encoder_for_finetune_and_resume_goes_on(
+    tmp_path, tiny_pretraining, unlabeled, capsys
+):
+    out = tmp_path / "w2v"
+    pretraining = ["pretrain", *unlabeled, "--out", str(out), "--seed", "1"]
+
+    assert main([*pretraining, "--max-steps", "3"]) == 0
+    stdout, err = capsys.readouterr()
+    assert "pretrain [" in err and "ETA" in err and "perplexity" in err
+    assert "3 steps in" in stdout and f"python -m asr finetune --model {out}" in stdout
+    model = ctc_model_from_encoder(out, LETTERS)
+    assert model.network.config.hidden_size == TINY.hidden_size
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert checkpoint["settings"]["seed"] == 1
+    assert checkpoint["settings"]["recordings"].startswith("4 recordings")
+
+    # the directory is taken: refused without --resume; with it, a longer run goes on
+    assert main([*pretraining, "--max-steps", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume" in err
+    assert main([*pretraining, "--max-steps", "5", "--resume"]) == 0
+    assert "5 steps in" in capsys.readouterr().out
+    resumed = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert resumed["losses"][:3] == checkpoint["losses"] and len(resumed["losses"]) == 5
+
+    # other settings than the checkpoint's are refused, naming them
+    assert main([*pretraining, "--max-steps", "5", "--resume", "--batch-size", "2"]) == 2
+    assert "batch_size 2 here, 4 there" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_pretraining_at_a_checkpoint_that_resume_continues(
+    tmp_path, tiny_pretraining, unlabeled, capsys, monkeypatch
+):
+    train_for_real = asr.pretrain.pretrain_wav2vec2
+
+    def pretrain_with_ctrl_c_at_step_2(*args, progress, **kwargs):
+        def progress_then_ctrl_c(report):
+            progress(report)
+            if report.step == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C would
+
+        return train_for_real(*args, progress=progress_then_ctrl_c, **kwargs)
+
+    monkeypatch.setattr(asr.pretrain, "pretrain_wav2vec2", pretrain_with_ctrl_c_at_step_2)
+    pretraining = ["pretrain", *unlabeled, "--out", str(tmp_path / "w2v"), "--max-steps", "4"]
+
+    assert main(pretraining) == 130
+    assert "stopped at step 2; run the same command with --resume to go on" in (
+        capsys.readouterr().err
+    )
+    assert torch.load(tmp_path / "w2v" / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+
+    monkeypatch.setattr(asr.pretrain, "pretrain_wav2vec2", train_for_real)
+    assert main([*pretraining, "--resume"]) == 0
+    assert "4 steps in" in capsys.readouterr().out

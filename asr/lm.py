@@ -266,6 +266,11 @@ def save_language_model(directory: str | Path, texts: Sequence[str], order: int 
     return len(words)
 
 
+def remove_language_model(directory: str | Path) -> None:
+    for name in (LM_FILE, LEXICON_FILE):
+        (Path(directory) / name).unlink(missing_ok=True)
+
+
 def load_language_model(
     directory: str | Path, vocabulary: Vocabulary, settings: BeamSettings = BeamSettings()
 ) -> LexiconDecoder | None:

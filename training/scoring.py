@@ -47,8 +47,8 @@ def scoring_run(*, scoring_id: int) -> None:
 def _score(run: ScoringRun) -> None:
     project = run.project
     model = base_models.load_version(run.model_version.directory)
-    # drafts read better through the lexicon and LM; uncertainty stays the model's own
-    decode = base_models.version_decoder(model, run.model_version.directory)
+    # Drafts stay greedy, letter by letter: annotators correct characters, and the lexicon's
+    # forced words raised CER at small label budgets (docs/benchmarks.md).
     config = InferenceConfig(device="cuda" if torch.cuda.is_available() else "cpu")
     pool = list(project.clips.filter(status=Clip.Status.UNLABELED).order_by("pk"))
     ScoringRun.objects.filter(pk=run.pk).update(clips_total=len(pool))
@@ -57,7 +57,7 @@ def _score(run: ScoringRun) -> None:
     embeddings: list[np.ndarray] = []
     for start in range(0, len(pool), CHUNK):
         chunk = pool[start : start + CHUNK]
-        for result in transcribe_clips(model, [clip_samples(c) for c in chunk], config, decode):
+        for result in transcribe_clips(model, [clip_samples(c) for c in chunk], config):
             drafts.append(result.text)
             uncertainty.append(result.mean_frame_entropy)
             embeddings.append(result.embedding)

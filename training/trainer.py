@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from asr.evaluate import evaluate_model
 from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune
-from asr.lm import save_language_model
+from asr.lm import remove_language_model, save_language_model
 from asr.text import normalize_text
 from labeling.models import Clip, Project
 from labeling.selectors import labeled_set
@@ -219,6 +219,8 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
                 }
                 | ({"hypothesis_lm": with_lm.clips[row].hypothesis} if with_lm else {})
             )
+    if decode and dev:
+        _keep_language_model_if_it_helps(round_id, best, dev, decode, result.model_dir)
     dev_cer = result.best_dev_cer if dev else None
     promote = _beats_promoted(project, best_dev_cer=dev_cer, dev=dev, test_cer=test_cer, test=test)
     with transaction.atomic():
@@ -264,6 +266,21 @@ def _evaluate(model, clips, decode=None):
     return evaluate_model(
         model, [samples for _, samples, _ in clips], [text for _, _, text in clips], decode=decode
     )
+
+
+def _keep_language_model_if_it_helps(round_id, model, dev, decode, directory: Path) -> None:
+    """Transcription decodes with the lexicon and LM only where they lowered WER on the dev
+    set: with few labels the lexicon is small and forcing words can cost more than it gives.
+    The test scores with the LM are kept either way, as a measurement."""
+    greedy, with_lm = _evaluate(model, dev), _evaluate(model, dev, decode)
+    keep = with_lm.wer < greedy.wer
+    _log(
+        round_id,
+        f"dev WER {greedy.wer:.3f} greedy, {with_lm.wer:.3f} with the LM: "
+        f"{'transcription uses the LM' if keep else 'the LM is not used'}",
+    )
+    if not keep:
+        remove_language_model(directory)
 
 
 def _cache_encoder_outputs(model, clips) -> None:

@@ -11,6 +11,7 @@ from asr.lm import (
     BeamSettings,
     LexiconDecoder,
     load_language_model,
+    remove_language_model,
     save_language_model,
     train_ngram,
 )
@@ -128,3 +129,5 @@ def test_a_model_directory_keeps_its_language_model(tmp_path: Path):
     decoder = load_language_model(tmp_path, VOCABULARY)
     assert (tmp_path / "lexicon.txt").read_text() == "kata\ntuta\n"
     assert decoder.decode(log_probs) == "kata tuta"
+    remove_language_model(tmp_path)
+    assert load_language_model(tmp_path, VOCABULARY) is None

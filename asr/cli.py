@@ -448,46 +448,54 @@ def _simulate_in_processes(args: argparse.Namespace, config) -> int:
         "MKL_NUM_THREADS": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
     }
-    children = []
-    for job, group in enumerate(groups):
-        argv = [*args.raw_argv, f"--strategies={','.join(group)}", "--jobs=1"]
-        log = open(out / "jobs" / f"job{job}.log", "w")  # noqa: SIM115 (closed below)
-        child = subprocess.Popen(
-            [sys.executable, "-m", "asr", *argv], stderr=log, stdout=log, env=env
-        )
-        children.append((child, log))
-    total = len(config.strategies) * len(config.seeds) * len(config.budgets_minutes)
-    bar = ProgressBar("simulate", total)
+    plan = {(s, seed, n) for s in config.strategies for seed in config.seeds
+            for n in range(1, len(config.budgets_minutes) + 1)}  # fmt: skip
+    bar = ProgressBar("simulate", len(plan))
+    children: list[tuple[subprocess.Popen, TextIO]] = []
     interrupted = []
 
     def stop(*_) -> None:
         interrupted.append(True)
         for child, _ in children:
-            child.send_signal(signal.SIGINT)
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
 
     previous_handler = signal.signal(signal.SIGINT, stop)
     try:
+        for job, group in enumerate(groups):
+            argv = [*args.raw_argv, f"--strategies={','.join(group)}", "--jobs=1"]
+            log = open(out / "jobs" / f"job{job}.log", "w")  # noqa: SIM115 (closed below)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "asr", *argv], stderr=log, stdout=log, env=env
+            )
+            children.append((child, log))
         while any(child.poll() is None for child, _ in children):
+            if any(child.returncode not in (None, 0) for child, _ in children):
+                stop()  # one failed: the others would only finish a partial comparison
             time.sleep(1.0)
             try:
                 rows = json.loads((out / "results.json").read_text())["rows"]
             except (OSError, ValueError, KeyError):
                 rows = []
-            note = f"{jobs} processes, logs in {out / 'jobs'}"
-            bar.update(min(len(rows), total), note=note)
+            done = sum((r["strategy"], r["seed"], r["round"]) in plan for r in rows)
+            bar.update(done, note=f"{jobs} processes, logs in {out / 'jobs'}")
     finally:
         signal.signal(signal.SIGINT, previous_handler)
-        for _, log in children:
+        for child, log in children:  # never leave a child running on the shared --out
+            if child.poll() is None:
+                child.terminate()
+            child.wait()
             log.close()
     bar.close()
     codes = [child.returncode for child, _ in children]
+    for job, code in enumerate(codes):
+        if code not in (0, 130):
+            lines = (out / "jobs" / f"job{job}.log").read_text().strip().splitlines()
+            last = lines[-1] if lines else ""
+            raise CliError(f"job {job} failed with exit status {code}: {last}")
     if interrupted or 130 in codes:
         print("stopped; run the same command again to go on", file=sys.stderr)
         return 130
-    for job, code in enumerate(codes):
-        if code != 0:
-            lines = (out / "jobs" / f"job{job}.log").read_text().strip().splitlines()
-            raise CliError(f"job {job} failed: {lines[-1] if lines else f'exit status {code}'}")
     rows = json.loads((out / "results.json").read_text())["rows"]
     print(f"{len(rows)} rows -> {out / 'results.json'}, chart -> {out / 'learning_curves.svg'}")
     return 0

@@ -418,7 +418,8 @@ def _rng_states() -> dict:
 def _restore_rng_states(states: dict) -> None:
     random.setstate(_as_tuples(states["python"]))
     name, keys, position, has_gauss, cached_gaussian = states["numpy"]
-    np.random.set_state((name, keys.numpy(), position, has_gauss, cached_gaussian))
+    # keys.cpu(): a checkpoint loaded with map_location="cuda" put this array on the GPU too
+    np.random.set_state((name, keys.cpu().numpy(), position, has_gauss, cached_gaussian))
     torch.set_rng_state(states["torch"].cpu())
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])

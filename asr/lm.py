@@ -78,12 +78,15 @@ class NgramModel:
 def train_ngram(
     sentences: Iterable[str], order: int = 3, unknown_share: float = 0.01
 ) -> NgramModel:
-    """A backoff n-gram model of whitespace-separated words (see the module docstring)."""
-    if order < 1:
-        raise ValueError("an n-gram model has order >= 1")
+    """A backoff n-gram model of whitespace-separated words (see the module docstring). Order 2
+    at least: KenLM reads no unigram-only model. Words spelled like <s>, </s> or <unk> are
+    left out: they would collide with the ARPA file's own."""
+    if order < 2:
+        raise ValueError("an n-gram model has order >= 2 (KenLM reads no unigram model)")
     counts: list[Counter] = [Counter() for _ in range(order + 1)]  # counts[n][ngram]
     for sentence in sentences:
-        words = [SENTENCE_START, *sentence.split(), SENTENCE_END]
+        reserved = (SENTENCE_START, SENTENCE_END, UNKNOWN_WORD)
+        words = [SENTENCE_START, *(w for w in sentence.split() if w not in reserved), SENTENCE_END]
         if len(words) == 2:
             continue
         for n in range(1, order + 1):
@@ -152,8 +155,8 @@ class BeamSettings:
     """Beam search weights, added to the acoustic log-probabilities: lm_weight times the LM's
     log10 score, word_score per word (positive favors more words), and unknown_score, what
     flashlight's decoder pays to leave the lexicon (-inf: only lexicon words come out; a finite
-    score lets it keep letters it cannot fit into a word: slightly better CER and the same WER
-    on the demo corpus, docs/benchmarks.md). Defaults were tuned on a dev set (same page)."""
+    score lets it keep letters it cannot fit into a word). Defaults were picked on a dev set of
+    the demo corpus, where -5 beat -inf on CER and WER (docs/benchmarks.md)."""
 
     lm_weight: float = 2.0
     word_score: float = 1.0
@@ -194,7 +197,7 @@ class LexiconDecoder:
         lexicon = {
             word: [[*word, WORD_DELIMITER]]
             for word in sorted(set(words))
-            if word and set(word) <= spellable
+            if word and set(word) <= spellable and word not in (SENTENCE_START, SENTENCE_END)
         }
         lexicon[UNKNOWN_WORD] = [[UNKNOWN_WORD]]
         self.word_dictionary = create_word_dict(lexicon)
@@ -237,10 +240,16 @@ class LexiconDecoder:
 
     def decode(self, log_probs: torch.Tensor | np.ndarray) -> str:
         """(T, V) log-probabilities of one clip -> its best word sequence."""
-        emissions = torch.as_tensor(log_probs, dtype=torch.float32).cpu().contiguous()
-        frames, tokens = emissions.shape
-        if frames == 0:
+        emissions = torch.as_tensor(log_probs, dtype=torch.float32).cpu()
+        if emissions.shape[0] == 0:
             return ""
+        # Lexicon spellings end in the word delimiter, which a CTC model never writes after a
+        # clip's last word; one extra frame that is surely a delimiter lets the last word end
+        # as a lexicon word (without it, it could only leave through <unk>).
+        closing = torch.full((1, emissions.shape[1]), -1e4)
+        closing[0, self.vocabulary.word_delimiter_id] = 0.0
+        emissions = torch.cat([emissions, closing]).contiguous()
+        frames, tokens = emissions.shape
         best = self._decoder.decode(emissions.data_ptr(), frames, tokens)[0]
         # Spelled from the token path rather than the word ids: where the decoder left the
         # lexicon (unknown_score > -inf) the letters it took come out, not "<unk>".
@@ -257,7 +266,8 @@ LM_FILE, LEXICON_FILE = "lm.arpa", "lexicon.txt"
 def save_language_model(directory: str | Path, texts: Sequence[str], order: int = 3) -> int:
     """Write lm.arpa (word n-grams of `texts`) and lexicon.txt (their words, one per line) next
     to a saved model. Returns the lexicon's size; nothing is written when texts have no words."""
-    words = sorted({word for text in texts for word in text.split()})
+    reserved = (SENTENCE_START, SENTENCE_END, UNKNOWN_WORD)
+    words = sorted({word for text in texts for word in text.split() if word not in reserved})
     if not words:
         return 0
     directory = Path(directory)

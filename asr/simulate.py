@@ -120,6 +120,17 @@ class SimulationConfig:
             raise ValueError("the test set needs some minutes (and the dev set cannot be < 0)")
         if self.steps < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError("steps, batch size and learning rate must be positive")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError("each strategy once")
+        if self.language_model_order == 1 or self.language_model_order < 0:
+            raise ValueError("the language model's order is 0 (none) or at least 2")
+        if self.language_model_order:
+            try:
+                import flashlight.lib.text.decoder  # noqa: F401
+            except ImportError as error:
+                raise ValueError(
+                    "--lm-order needs flashlight-text: pip install flashlight-text"
+                ) from error
 
     def finetune_config(self, seed: int, device: str) -> FinetuneConfig:
         return FinetuneConfig(
@@ -140,6 +151,12 @@ class SimulationConfig:
         for name in ("strategies", "seeds", "device", "cache_encoder"):
             settings.pop(name)
         settings["budgets_minutes"] = list(settings["budgets_minutes"])
+        if not self.language_model_order:  # runs made before the option resume unchanged
+            settings.pop("language_model_order")
+        if self.base == BUILTIN_WHISPER:  # the head's recipe (which layers it reads) counts
+            from asr.whisper import WhisperCtcHeadConfig
+
+            settings["whisper_head"] = asdict(WhisperCtcHeadConfig())
         return settings
 
 
@@ -305,10 +322,7 @@ def simulate(
                         "wall_seconds": round(time.monotonic() - started, 2),
                     }
                 )
-                every_row = _write_results(results_path, settings, config_hash, rows)
-                _write_atomically(
-                    output_dir / "learning_curves.svg", learning_curves_svg(every_row)
-                )
+                _write_results(results_path, settings, config_hash, rows)
                 (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # 80+ MB; the row is kept
                 previous_dir, previous_model = result.model_dir, best
                 rows_done, session_rows = rows_done + 1, session_rows + 1
@@ -524,9 +538,9 @@ def _previous_rows(path: Path, settings: dict, config_hash: str) -> list[dict]:
 
 
 def _write_results(path: Path, settings: dict, config_hash: str, rows: list[dict]) -> list[dict]:
-    """Write this process's rows, keeping rows on disk that it does not hold: several
-    processes may share an output directory, each running other strategies (`--jobs`).
-    Returns every row."""
+    """Write this process's rows, keeping rows on disk that it does not hold, and the chart
+    of them all: several processes may share an output directory, each running other
+    strategies (`--jobs`). Returns every row."""
     with _locked(path.with_name("results.lock")):
         mine = {_row_key(row) for row in rows}
         theirs = [
@@ -535,6 +549,7 @@ def _write_results(path: Path, settings: dict, config_hash: str, rows: list[dict
         every_row = rows + theirs
         document = {"config_hash": config_hash, "config": settings, "rows": every_row}
         _write_atomically(path, json.dumps(document, indent=1) + "\n")
+        _write_atomically(path.with_name("learning_curves.svg"), learning_curves_svg(every_row))
     return every_row
 
 

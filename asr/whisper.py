@@ -471,10 +471,11 @@ class WhisperCtcNetwork(nn.Module):
         self.log_mel = LogMel(encoder.config.mel_bins)
         self.encoder = encoder
         layer_count = encoder.config.layers
-        if not config.encoder_layers or not all(
-            1 <= k <= layer_count for k in config.encoder_layers
-        ):
-            raise ValueError(f"encoder_layers must be in 1..{layer_count}: {config.encoder_layers}")
+        layers = config.encoder_layers
+        if not layers or not all(1 <= k <= layer_count for k in layers):
+            raise ValueError(f"encoder_layers must be in 1..{layer_count}: {layers}")
+        if list(layers) != sorted(set(layers)):
+            raise ValueError(f"encoder_layers must be increasing, each once: {layers}")
         mixed = len(config.encoder_layers) > 1
         self.layer_weights = (
             nn.Parameter(torch.zeros(len(config.encoder_layers))) if mixed else None
@@ -519,8 +520,8 @@ class WhisperCtcNetwork(nn.Module):
     def encode(
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """input_values (B, n) zero-padded, attention_mask (B, n) -> lengths (B,) and hidden
-        (B, T, 512), or (B, T, L, 512) when the head reads L encoder layers."""
+        """input_values (B, n) zero-padded, attention_mask (B, n) -> hidden (B, T, 512), or
+        (B, T, L, 512) when the head reads L encoder layers, and frame lengths (B,)."""
         if attention_mask is None:
             sample_lengths = torch.full((input_values.shape[0],), input_values.shape[1])
         else:
@@ -694,8 +695,9 @@ def cache_encoder_outputs(network, cache: dict) -> None:
     `network.encode` is replaced (on this instance) by a lookup keyed by a hash of the clip's
     samples; clips not in `cache` are encoded together and stored. Training, scoring and
     evaluation then run the encoder once per clip for the whole simulation, instead of at
-    every step. Outputs equal the uncached ones to float noise: a clip encodes the same alone
-    and in a padded batch (asr.whisper, tested)."""
+    every step. Outputs equal the uncached ones to float16 precision (they are stored so, on
+    the CPU): a clip encodes the same alone and in a padded batch (tested). `del
+    network.encode` ends the caching and frees the cache's last reference from the network."""
     encode = network.encode
 
     def cached_encode(input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
@@ -714,9 +716,10 @@ def cache_encoder_outputs(network, cache: dict) -> None:
             mask = None if attention_mask is None else attention_mask[missing, :longest]
             hidden, frame_lengths = encode(samples, mask)  # (M, T, 512), (M,)
             for position, row in enumerate(missing):
-                # float16 halves the memory (a mixed-layer head caches several layers per frame)
+                # float16 on the CPU: half the memory (a mixed-layer head caches several layers
+                # per frame), and none of a GPU's
                 output = hidden[position, : frame_lengths[position]]
-                cache[keys[row]] = output.detach().to(torch.float16, copy=True)
+                cache[keys[row]] = output.detach().to("cpu", torch.float16, copy=True)
         outputs = [cache[key] for key in keys]
         hidden = torch.nn.utils.rnn.pad_sequence(outputs, batch_first=True)  # (B, T, 512)
         frame_lengths = torch.tensor([len(output) for output in outputs])

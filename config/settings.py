@@ -201,11 +201,11 @@ VERNACULAR_ALLOW_MODEL_DOWNLOAD = env_bool("VERNACULAR_ALLOW_MODEL_DOWNLOAD", Fa
 VERNACULAR_ROUND_CONFIG = {}
 if os.environ.get("VERNACULAR_ROUND_MAX_STEPS"):
     VERNACULAR_ROUND_CONFIG["max_steps"] = env_int("VERNACULAR_ROUND_MAX_STEPS", 400)
-# A running round or scoring run whose worker has not written for this long is taken as dead.
-# A round on a frozen Whisper encoder keeps each clip's encoder outputs in memory (float16) up
+# A round on a frozen Whisper encoder keeps each clip's encoder outputs in CPU memory (float16) up
 # to this size, so the encoder runs once per clip instead of at every step: an hour of
 # labels takes about 0.9 GB.
 VERNACULAR_ENCODER_CACHE_MB = env_int("VERNACULAR_ENCODER_CACHE_MB", 2000)
+# A running round or scoring run whose worker has not written for this long is taken as dead.
 VERNACULAR_HEARTBEAT_STALE_SECONDS = env_int("VERNACULAR_HEARTBEAT_STALE_SECONDS", 180)
 VERNACULAR_HEARTBEAT_SECONDS = env_int("VERNACULAR_HEARTBEAT_SECONDS", 10)
 VERNACULAR_ROUND_MAX_ATTEMPTS = 3

@@ -42,6 +42,11 @@ def model_card(version: ModelVersion) -> str:
         return "not measured (no test set yet)" if value is None else f"{value:.1%}"
 
     usage = WHISPER_USAGE if (Path(version.directory) / "whisper_ctc.json").is_file() else HF_USAGE
+    lm_note = (
+        " (`lm.arpa`, `lexicon.txt` here: `asr.lm.load_language_model`)"
+        if (Path(version.directory) / "lm.arpa").is_file()
+        else " (not kept: it did not lower dev WER, or it could not be measured)"
+    )
     return f"""# {project.name}: speech recognizer, round {training_round.number}
 
 - Language: `{project.language_code}`
@@ -50,8 +55,8 @@ def model_card(version: ModelVersion) -> str:
 - Test set: {version.test_clips} clips, never trained on
 - Test WER: {percent(version.test_wer)}
 - Test CER: {percent(version.test_cer)}
-- Test WER / CER with the lexicon and word 3-gram LM (`lm.arpa`, `lexicon.txt`, from the
-  training transcripts; `asr.lm.load_language_model`): {percent(version.test_wer_lm)} / {percent(version.test_cer_lm)}
+- Test WER / CER with a lexicon and word 3-gram LM of the training transcripts:
+  {percent(version.test_wer_lm)} / {percent(version.test_cer_lm)}{lm_note}
 - Dev CER: {percent(version.dev_cer)}
 - Promoted in Vernacular: {"yes" if version.promoted else "no"}
 

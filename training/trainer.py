@@ -189,6 +189,8 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
         progress=on_progress,
         should_cancel=should_cancel,
     )
+    vars(model.network).pop("encode", None)  # the encoder cache goes before testing begins
+    del model
     _log(
         round_id,
         f"trained {result.steps} steps in {result.seconds:.0f} s; best dev CER "
@@ -219,8 +221,7 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
                 }
                 | ({"hypothesis_lm": with_lm.clips[row].hypothesis} if with_lm else {})
             )
-    if decode and dev:
-        _keep_language_model_if_it_helps(round_id, best, dev, decode, result.model_dir)
+    _keep_language_model_if_it_helps(round_id, best, dev, decode, result.model_dir)
     dev_cer = result.best_dev_cer if dev else None
     promote = _beats_promoted(project, best_dev_cer=dev_cer, dev=dev, test_cer=test_cer, test=test)
     with transaction.atomic():
@@ -271,7 +272,12 @@ def _evaluate(model, clips, decode=None):
 def _keep_language_model_if_it_helps(round_id, model, dev, decode, directory: Path) -> None:
     """Transcription decodes with the lexicon and LM only where they lowered WER on the dev
     set: with few labels the lexicon is small and forcing words can cost more than it gives.
-    The test scores with the LM are kept either way, as a measurement."""
+    No dev set, or no decoder (flashlight-text missing): not tried, not kept. The test
+    scores with the LM are kept either way, as a measurement."""
+    if not dev or decode is None:
+        remove_language_model(directory)
+        _log(round_id, "the LM is not used: " + ("no dev set" if not dev else "no decoder"))
+        return
     greedy, with_lm = _evaluate(model, dev), _evaluate(model, dev, decode)
     keep = with_lm.wer < greedy.wer
     _log(

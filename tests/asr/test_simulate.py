@@ -306,6 +306,8 @@ def test_the_simulate_command_writes_results_and_the_chart(manifest, tmp_path, c
         (["--strategies=random,bogus"], "strategies are some of"),
         (["--steps=0"], "steps, batch size and learning rate must be positive"),
         (["--base=/no/such/model"], "no such model directory"),
+        (["--strategies=random,entropy,random"], "each strategy once"),
+        (["--lm-order=1"], "order is 0 (none) or at least 2"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(manifest, tmp_path, capsys, change, message):

@@ -13,7 +13,7 @@ from training.selectors import word_diff
 pytestmark = pytest.mark.django_db
 
 
-def finished_round(project, number, minutes, wer, cer, promoted=False, details=()):
+def finished_round(project, number, minutes, wer, cer, promoted=False, details=(), wer_lm=None):
     training_round = TrainingRound.objects.create(
         project=project,
         number=number,
@@ -28,6 +28,7 @@ def finished_round(project, number, minutes, wer, cer, promoted=False, details=(
         labeled_minutes=minutes,
         test_wer=wer,
         test_cer=cer,
+        test_wer_lm=wer_lm,
         dev_cer=cer,
         promoted=promoted,
         test_details=list(details),
@@ -44,13 +45,14 @@ def curve(body: str) -> list[dict]:
 
 def test_one_point_per_finished_round_with_a_test_set(client_for, annotator, project):
     finished_round(project, 1, 5.0, 0.9, 0.4)
-    finished_round(project, 2, 10.0, 0.7, 0.25, promoted=True)
+    finished_round(project, 2, 10.0, 0.7, 0.25, promoted=True, wer_lm=0.5)
     TrainingRound.objects.create(project=project, number=3, base="x", status="failed", error="boom")
     body = client_for(annotator).get(reverse("dashboard", args=[project.pk])).content.decode()
     assert curve(body) == [
-        {"round": 1, "minutes": 5.0, "wer": 0.9, "cer": 0.4, "promoted": False},
-        {"round": 2, "minutes": 10.0, "wer": 0.7, "cer": 0.25, "promoted": True},
+        {"round": 1, "minutes": 5.0, "wer": 0.9, "cer": 0.4, "wer_lm": None, "promoted": False},
+        {"round": 2, "minutes": 10.0, "wer": 0.7, "cer": 0.25, "wer_lm": 0.5, "promoted": True},
     ]
+    assert '<tr data-round="2"' in body and "50%" in body  # the WER-with-LM column
     assert "boom" in body
     assert "Start a round" not in body  # annotators watch; managers start rounds
 
@@ -166,7 +168,7 @@ def test_the_chart_shows_one_point_per_finished_round(
         name="Curve", language_code="sw", alphabet="abc", created_by=lead
     )
     finished_round(project, 1, 5.0, 0.9, 0.45)
-    finished_round(project, 2, 12.5, 0.6, 0.2, promoted=True)
+    finished_round(project, 2, 12.5, 0.6, 0.2, promoted=True, wer_lm=0.3)
     page.goto(live_server.url + "/accounts/login/")
     page.get_by_label("Username").fill("lead")
     page.get_by_label("Password").fill("pass-word-123")
@@ -178,7 +180,8 @@ def test_the_chart_shows_one_point_per_finished_round(
     points = page.evaluate(
         "window.vernacularChart.data.datasets.map(d => d.data.map(p => [p.x, p.y]))"
     )
-    assert points == [[[5.0, 90.0], [12.5, 60.0]], [[5.0, 45.0], [12.5, 20.0]]]
+    # WER, WER with the LM (only round 2 has it: no point for round 1), CER
+    assert points == [[[5.0, 90.0], [12.5, 60.0]], [[12.5, 30.0]], [[5.0, 45.0], [12.5, 20.0]]]
     expect(page.locator('tr[data-round="2"]')).to_contain_text("promoted")
 
 

@@ -399,6 +399,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dev-minutes", type=float, default=2.0)
     parser.add_argument("--split-seed", type=int, default=0, help="draws the test and dev sets")
     parser.add_argument("--steps", type=int, help="training steps per round (default: by base)")
+    parser.add_argument(
+        "--steps-per-minute",
+        type=float,
+        help="a round trains max(--steps, this x its labeled minutes) (default: by base)",
+    )
     parser.add_argument("--lr", type=float, help="peak learning rate (default: by base)")
     parser.add_argument("--batch-size", type=int, help="clips per step (default: by base)")
     parser.add_argument("--warmup-steps", type=int, help="default: a tenth of --steps")
@@ -528,6 +533,11 @@ def run_simulate(args: argparse.Namespace) -> int:
         dev_minutes=args.dev_minutes,
         split_seed=args.split_seed,
         steps=defaults["steps"] if args.steps is None else args.steps,
+        steps_per_minute=(
+            defaults.get("steps_per_minute", 0.0)
+            if args.steps_per_minute is None
+            else args.steps_per_minute
+        ),
         batch_size=defaults["batch_size"] if args.batch_size is None else args.batch_size,
         learning_rate=defaults["learning_rate"] if args.lr is None else args.lr,
         warmup_steps=args.warmup_steps,

@@ -91,6 +91,7 @@ class SimulationConfig:
     dev_minutes: float = 2.0
     split_seed: int = 0  # the test and dev sets: one draw, shared by every seed and strategy
     steps: int = 400  # per round
+    steps_per_minute: float = 0.0  # a round trains max(steps, this x its labeled minutes)
     batch_size: int = 6
     learning_rate: float = 3e-3
     warmup_steps: int | None = None  # None: a tenth of the steps
@@ -132,13 +133,17 @@ class SimulationConfig:
                     "--lm-order needs flashlight-text: pip install flashlight-text"
                 ) from error
 
-    def finetune_config(self, seed: int, device: str) -> FinetuneConfig:
+    def round_steps(self, labeled_minutes: float) -> int:
+        return max(self.steps, round(self.steps_per_minute * labeled_minutes))
+
+    def finetune_config(self, seed: int, device: str, labeled_minutes: float) -> FinetuneConfig:
+        steps = self.round_steps(labeled_minutes)
         return FinetuneConfig(
-            max_steps=self.steps,
+            max_steps=steps,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
-            warmup_steps=self.steps // 10 if self.warmup_steps is None else self.warmup_steps,
-            eval_every=max(self.steps // 5, 1) if self.eval_every is None else self.eval_every,
+            warmup_steps=steps // 10 if self.warmup_steps is None else self.warmup_steps,
+            eval_every=max(steps // 5, 1) if self.eval_every is None else self.eval_every,
             patience=self.patience,
             seed=seed,
             device=device,
@@ -151,8 +156,9 @@ class SimulationConfig:
         for name in ("strategies", "seeds", "device", "cache_encoder"):
             settings.pop(name)
         settings["budgets_minutes"] = list(settings["budgets_minutes"])
-        if not self.language_model_order:  # runs made before the option resume unchanged
-            settings.pop("language_model_order")
+        for name in ("language_model_order", "steps_per_minute"):
+            if not settings[name]:  # runs made before the option resume unchanged
+                settings.pop(name)
         if self.base == BUILTIN_WHISPER:  # the head's recipe (which layers it reads) counts
             from asr.whisper import WhisperCtcHeadConfig
 
@@ -283,7 +289,9 @@ def simulate(
                         train,
                         dev,
                         run_dir,
-                        config.finetune_config(seed, device),
+                        config.finetune_config(
+                            seed, device, float(corpus.seconds[labeled].sum()) / 60
+                        ),
                         progress=show,
                         should_cancel=should_cancel,
                     )

@@ -258,3 +258,15 @@ def test_a_round_on_a_frozen_whisper_encoder_encodes_each_clip_once_when_it_fits
     too_big = model()
     trainer._cache_encoder_outputs(too_big, clips)
     assert "encode" not in vars(too_big.network)
+
+
+def test_a_base_with_steps_per_minute_trains_longer_as_the_labels_grow(settings, monkeypatch):
+    base = {"max_steps": 500, "steps_per_minute": 25, "batch_size": 6}
+    monkeypatch.setitem(rounds.ROUND_DEFAULTS, "some-base", base)
+    settings.VERNACULAR_ROUND_CONFIG = {}
+
+    assert rounds.round_config("some-base", 10)["max_steps"] == 500
+    assert rounds.round_config("some-base", 60) == {"max_steps": 1500, "batch_size": 6}
+
+    settings.VERNACULAR_ROUND_CONFIG = {"max_steps": 7}  # the operator's number stands
+    assert rounds.round_config("some-base", 60)["max_steps"] == 7

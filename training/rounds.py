@@ -44,9 +44,15 @@ ROUND_DEFAULTS = {
 }
 
 
-def round_config(base: str) -> dict:
-    defaults = ROUND_DEFAULTS.get(base, ROUND_DEFAULTS[""])
-    return {**defaults, **settings.VERNACULAR_ROUND_CONFIG}
+def round_config(base: str, train_minutes: float = 0.0) -> dict:
+    """asr.finetune's config for a round. A base with `steps_per_minute` trains longer as the
+    labels grow: max(max_steps, steps_per_minute x training minutes), unless the operator set
+    max_steps (VERNACULAR_ROUND_MAX_STEPS)."""
+    config = {**ROUND_DEFAULTS.get(base, ROUND_DEFAULTS[""]), **settings.VERNACULAR_ROUND_CONFIG}
+    per_minute = config.pop("steps_per_minute", 0)
+    if "max_steps" not in settings.VERNACULAR_ROUND_CONFIG:
+        config["max_steps"] = max(config["max_steps"], round(per_minute * train_minutes))
+    return config
 
 
 def round_start(*, project: Project, user) -> TrainingRound:
@@ -54,11 +60,13 @@ def round_start(*, project: Project, user) -> TrainingRound:
     rounds_reap_stale(project=project)
     labeled = labeled_set(project)
     splits: dict[str, list[int]] = {"train": [], "dev": [], "test": []}
-    seconds = 0.0
+    seconds = train_seconds = 0.0
     for transcript in labeled:
         clip = transcript.clip
-        splits[clip.split if clip.split in ("dev", "test") else "train"].append(clip.pk)
+        split = clip.split if clip.split in ("dev", "test") else "train"
+        splits[split].append(clip.pk)
         seconds += clip.duration_seconds
+        train_seconds += clip.duration_seconds if split == "train" else 0.0
     if not splits["train"]:
         raise ValidationError(
             "Nothing to train on yet: label some clips first (the first ones go to the test "
@@ -79,7 +87,10 @@ def round_start(*, project: Project, user) -> TrainingRound:
                 dev_clip_ids=splits["dev"],
                 test_clip_ids=splits["test"],
                 labeled_minutes=seconds / 60,
-                config=round_config(project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL),
+                config=round_config(
+                    project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL,
+                    train_seconds / 60,
+                ),
                 created_by=user,
             )
     except IntegrityError as error:

@@ -1,5 +1,6 @@
 """Training rounds, run in this process: snapshot, fine-tune, test, promote, re-score."""
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -227,6 +228,10 @@ def test_a_round_on_the_builtin_whisper_base(labeled, owner, settings):
     assert started.status == "succeeded", started.error + started.log
     version = ModelVersion.objects.get()
     assert version.promoted and version.test_cer is not None
+    assert version.test_wer_lm is not None  # with the round's lexicon and LM too
+    assert "language model: " in started.log
+    head = json.loads((Path(version.directory) / "whisper_ctc.json").read_text())["head"]
+    assert head["encoder_layers"] == [2, 3, 4, 5, 6]
     run = ScoringRun.objects.get()
     scoring_run(scoring_id=run.pk)
     run.refresh_from_db()

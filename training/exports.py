@@ -45,7 +45,7 @@ def model_card(version: ModelVersion) -> str:
     lm_note = (
         " (`lm.arpa`, `lexicon.txt` here: `asr.lm.load_language_model`)"
         if (Path(version.directory) / "lm.arpa").is_file()
-        else " (not kept: it did not lower dev WER, or it could not be measured)"
+        else " (not kept: it did not help on the dev set, or could not be measured there)"
     )
     return f"""# {project.name}: speech recognizer, round {training_round.number}
 

@@ -270,8 +270,9 @@ def _evaluate(model, clips, decode=None):
 
 
 def _keep_language_model_if_it_helps(round_id, model, dev, decode, directory: Path) -> None:
-    """Transcription decodes with the lexicon and LM only where they lowered WER on the dev
-    set: with few labels the lexicon is small and forcing words can cost more than it gives.
+    """Transcription decodes with the lexicon and LM only where they lowered WER on the dev set
+    without raising CER: with few labels the lexicon is small, and forcing words into it can
+    garble more letters than greedy decoding gets wrong (docs/benchmarks.md).
     No dev set, or no decoder (flashlight-text missing): not tried, not kept. The test
     scores with the LM are kept either way, as a measurement."""
     if not dev or decode is None:
@@ -279,10 +280,11 @@ def _keep_language_model_if_it_helps(round_id, model, dev, decode, directory: Pa
         _log(round_id, "the LM is not used: " + ("no dev set" if not dev else "no decoder"))
         return
     greedy, with_lm = _evaluate(model, dev), _evaluate(model, dev, decode)
-    keep = with_lm.wer < greedy.wer
+    keep = with_lm.wer < greedy.wer and with_lm.cer <= greedy.cer
     _log(
         round_id,
-        f"dev WER {greedy.wer:.3f} greedy, {with_lm.wer:.3f} with the LM: "
+        f"dev WER / CER {greedy.wer:.3f} / {greedy.cer:.3f} greedy, {with_lm.wer:.3f} / "
+        f"{with_lm.cer:.3f} with the LM: "
         f"{'transcription uses the LM' if keep else 'the LM is not used'}",
     )
     if not keep:

@@ -222,7 +222,7 @@ def simulate(
         for strategy in config.strategies
         for number in range(1, len(config.budgets_minutes) + 1)
     ]
-    finished = {(row["strategy"], row["seed"], row["round"]) for row in rows}
+    finished = {_row_key(row) for row in rows}
     rows_done = sum(key in finished for key in plan)
     session_start, session_rows = time.monotonic(), 0
 
@@ -355,12 +355,10 @@ def _evaluate_with_language_model(
     (what a project would have at that point), or None when order is 0."""
     if order < 1:
         return None
-    from asr.lm import LexiconDecoder, train_ngram
+    from asr.lm import load_language_model, save_language_model
 
-    texts = [corpus.texts[i] for i in labeled]
-    arpa = run_dir / "lm.arpa"
-    train_ngram(texts, order).write_arpa(arpa)
-    decoder = LexiconDecoder(model.vocabulary, (w for text in texts for w in text.split()), arpa)
+    save_language_model(run_dir, [corpus.texts[i] for i in labeled], order)
+    decoder = load_language_model(run_dir, model.vocabulary)
     return evaluate_model(
         model,
         [corpus.clips[i] for i in corpus.test],

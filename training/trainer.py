@@ -201,6 +201,7 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
     words = save_language_model(result.model_dir, [text for _, _, text in train])
     _log(round_id, f"language model: {words} words from the training transcripts")
     best = base_models.load_version(result.model_dir)
+    _cache_encoder_outputs(best, test + dev)  # read up to four times below: encode once
     decode = base_models.version_decoder(best, result.model_dir)
     test_wer = test_cer = test_wer_lm = test_cer_lm = None
     details = []
@@ -298,10 +299,10 @@ def _cache_encoder_outputs(model, clips) -> None:
     network = model.network
     if not getattr(network, "encoder_frozen", False):
         return
-    from asr.whisper import cache_encoder_outputs
+    from asr.whisper import SAMPLES_PER_FRAME, cache_encoder_outputs
 
-    seconds = sum(len(samples) for _, samples, _ in clips) / 16000
+    frames = sum(len(samples) for _, samples, _ in clips) / SAMPLES_PER_FRAME
     layers = len(network.head_config.encoder_layers)
-    megabytes = seconds * 50 * layers * network.encoder.config.width * 2 / 1e6
+    megabytes = frames * layers * network.encoder.config.width * 2 / 1e6  # float16
     if megabytes <= settings.VERNACULAR_ENCODER_CACHE_MB:
         cache_encoder_outputs(network, {})

@@ -14,14 +14,7 @@ TEXTS = ["habari yako", "ndiyo", "asante sana", "karibu", "hapana", "sawa sawa"]
 VOCABULARY = vocabulary_from_texts(TEXTS, TextRules())
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from two threads, and on a shared 2-core machine two threads
-    wait on each other: the overfit test took 80 s instead of 10 s under load."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def noise_clip(seconds: float, seed: int) -> np.ndarray:

@@ -389,7 +389,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategies",
         default="random,entropy,diverse",
-        help="comma-separated: random, least-confidence, entropy, margin, diverse",
+        help="comma-separated: random, least-confidence, entropy, margin, diverse, new-words",
     )
     parser.add_argument("--seeds", default="0", help="comma-separated integers")
     parser.add_argument(

@@ -5,6 +5,11 @@ frames removed) and returns a float where higher means the model is less sure. S
 averaged over frames so that long clips are not ranked first just for being long.
 """
 
+import heapq
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 import torch
 
@@ -87,6 +92,56 @@ def pick_diverse_uncertain(
         choice = int(np.argmax(score))
         picked.append(choice)
         nearest_distance = np.minimum(nearest_distance, _distances(pool, pool[[choice]])[:, 0])
+    return picked
+
+
+# A spelling that only one clip's draft holds is most often a misreading of some other word;
+# one that recurs across clips is most often a real word. Weights grow with the log of that
+# count so that a recurring word outweighs many one-off spellings, and the most frequent words
+# (which any pick covers soon) do not drown the rest.
+ONE_DRAFT_WEIGHT = 0.1
+
+
+def pick_new_words(
+    drafts: Sequence[str],
+    seconds: np.ndarray,
+    known_words: Iterable[str],
+    count: int,
+) -> list[int]:
+    """Vocabulary coverage: clips whose drafts hold the most words not labeled yet, per second.
+
+    drafts (N,) are the model's transcripts of the pool, seconds (N,) their durations,
+    known_words the words of the labeled transcripts. Each step picks the clip with the largest
+    sum, over the distinct draft words that neither the labeled transcripts nor an earlier
+    pick's draft hold, of log(number of pool drafts holding the word) + ONE_DRAFT_WEIGHT,
+    divided by the clip's seconds. Why: with long words, most word errors are words the
+    labeled set has never shown (a lexicon decoder cannot write them at all), and uncertainty
+    alone favours acoustically degraded clips (docs/benchmarks.md). Returns `count` distinct
+    pool indices in pick order; ties go to the lower index.
+    """
+    draft_words = [frozenset(draft.split()) for draft in drafts]
+    seconds = np.maximum(np.asarray(seconds, np.float64), 1e-3)
+    support = Counter(word for words in draft_words for word in words)
+    weight = {word: math.log(n) + ONE_DRAFT_WEIGHT for word, n in support.items()}
+    covered = set(known_words)
+
+    def gain(index: int) -> float:
+        new = sum(weight[word] for word in draft_words[index] if word not in covered)
+        return new / seconds[index]
+
+    # Lazy greedy: a clip's gain only falls as words get covered, so a stale gain is an upper
+    # bound and the top of the heap needs a fresh look only when it was computed earlier.
+    heap = [(-gain(index), index) for index in range(len(draft_words))]
+    heapq.heapify(heap)
+    picked: list[int] = []
+    while heap and len(picked) < count:
+        _, index = heapq.heappop(heap)
+        fresh = (-gain(index), index)
+        if heap and fresh > heap[0]:
+            heapq.heappush(heap, fresh)
+            continue
+        picked.append(index)
+        covered |= draft_words[index]
     return picked
 
 

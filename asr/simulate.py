@@ -52,10 +52,15 @@ from asr.model import (
     load_ctc_model,
     transcribe_clips,
 )
-from asr.select import pick_diverse_uncertain, pick_most_uncertain, pick_random
+from asr.select import (
+    pick_diverse_uncertain,
+    pick_most_uncertain,
+    pick_new_words,
+    pick_random,
+)
 from asr.text import normalize_text, vocabulary_from_texts
 
-STRATEGIES = ("random", "least-confidence", "entropy", "margin", "diverse")
+STRATEGIES = ("random", "least-confidence", "entropy", "margin", "diverse", "new-words")
 BUILTIN_TINY = "builtin:tiny"
 BUILTIN_WHISPER = "builtin:whisper-base"
 MAX_CLIP_SECONDS = 120.0
@@ -160,7 +165,10 @@ class SimulationConfig:
         settings = asdict(self)
         for name in ("strategies", "seeds", "device", "cache_encoder"):
             settings.pop(name)
-        settings["budgets_minutes"] = list(settings["budgets_minutes"])
+        # 25 and 25.0 are one setting, but JSON (and so the settings hash) tells them apart
+        for name in ("test_minutes", "dev_minutes", "steps_per_minute", "learning_rate"):
+            settings[name] = float(settings[name])
+        settings["budgets_minutes"] = [float(minutes) for minutes in settings["budgets_minutes"]]
         for name in ("language_model_order", "steps_per_minute"):
             if not settings[name]:  # runs made before the option resume unchanged
                 settings.pop(name)
@@ -168,7 +176,7 @@ class SimulationConfig:
             from asr.whisper import WhisperCtcHeadConfig
 
             settings["whisper_head"] = asdict(WhisperCtcHeadConfig())
-        return settings
+        return json.loads(json.dumps(settings))  # as results.json holds them: lists, not tuples
 
 
 @dataclass(frozen=True)
@@ -405,25 +413,29 @@ def select_clips(
     """Unlabeled pool clips (manifest indices) adding up to at least `wanted_seconds`.
 
     With no model (round 1) or for `random`, a seeded random draw: the same clips for every
-    strategy in round 1. Otherwise the model scores the pool (and the labeled clips, whose
-    embeddings `diverse` keeps away from)."""
+    strategy in round 1. Otherwise the model scores the pool (and, for `diverse`, the labeled
+    clips, whose embeddings it keeps away from); `new-words` reads the labeled transcripts."""
     labeled_set = set(labeled)
     pool = [i for i in corpus.pool if i not in labeled_set]
     seconds = corpus.seconds[pool]
     if strategy == "random" or model is None:
         order = pick_random(len(pool), len(pool), seed * 1000 + round_number)
     else:
-        transcripts = transcribe_clips(model, [corpus.clips[i] for i in pool + labeled], inference)
+        scoring = pool + labeled if strategy == "diverse" else pool
+        transcripts = transcribe_clips(model, [corpus.clips[i] for i in scoring], inference)
         scored, known = transcripts[: len(pool)], transcripts[len(pool) :]
+        # enough picks for the minutes even if every pick were the shortest clip
+        count = min(len(pool), int(wanted_seconds / max(seconds.min(), 1e-3)) + 1)
         if strategy == "diverse":
-            # enough picks for the minutes even if every pick were the shortest clip
-            count = min(len(pool), int(wanted_seconds / max(seconds.min(), 1e-3)) + 1)
             order = pick_diverse_uncertain(
                 np.stack([t.embedding for t in scored]),
                 np.array([t.mean_frame_entropy for t in scored]),
                 count,
                 np.stack([t.embedding for t in known]) if known else None,
             )
+        elif strategy == "new-words":
+            known_words = {word for i in labeled for word in corpus.texts[i].split()}
+            order = pick_new_words([t.text for t in scored], seconds, known_words, count)
         else:
             order = pick_most_uncertain(_uncertainty(strategy, scored), len(pool))
     return [pool[i] for i in take_minutes(order, seconds, wanted_seconds)]
@@ -599,6 +611,7 @@ COLORS = {
     "entropy": "#d62728",
     "margin": "#9467bd",
     "diverse": "#2ca02c",
+    "new-words": "#ff7f0e",
 }
 
 

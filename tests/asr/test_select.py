@@ -9,6 +9,7 @@ from asr.select import (
     mean_frame_entropy,
     pick_diverse_uncertain,
     pick_most_uncertain,
+    pick_new_words,
     pick_random,
     top2_margin_uncertainty,
 )
@@ -112,3 +113,57 @@ def test_diverse_picker_returns_distinct_indices_even_past_the_pool_size():
 def test_negative_uncertainty_is_refused():
     with pytest.raises(ValueError):
         pick_diverse_uncertain(np.ones((2, 2)), np.array([0.5, -0.1]), 1)
+
+
+# --- vocabulary coverage ----------------------------------------------------------------------
+
+
+def test_new_words_picks_clips_that_teach_unlabeled_words_before_ones_already_known():
+    drafts = ["mama ni mama", "watoto wanacheza", "mama ni", "watoto wanacheza nje"]
+    seconds = np.array([2.0, 2.0, 2.0, 2.0])
+    picks = pick_new_words(drafts, seconds, known_words={"mama", "ni"}, count=4)
+    # clip 3 holds the most unknown words; after it, clip 1 teaches nothing more than the
+    # fully known clips 0 and 2, and equal gains go by index
+    assert picks == [3, 0, 1, 2]
+    assert pick_new_words(drafts, seconds, known_words={"mama", "ni"}, count=1) == [3]
+    assert pick_new_words(drafts, seconds, known_words={"watoto", "wanacheza"}, count=1) == [0]
+
+
+def test_a_spelling_found_in_one_draft_only_weighs_less_than_a_recurring_word():
+    # clip 0 holds three one-off spellings (likely misreadings); clip 1 one word that recurs
+    drafts = ["xqa zzt kkp", "shule", "shule leo", "shule"]
+    picks = pick_new_words(drafts, np.ones(4), known_words={"leo"}, count=1)
+    assert picks == [1]
+
+
+def test_new_words_are_counted_per_second_of_audio():
+    drafts = ["kitabu", "kalamu"]  # one new word each, but clip 0 takes five times as long
+    picks = pick_new_words(drafts + drafts, np.array([5.0, 1.0, 5.0, 1.0]), set(), count=2)
+    assert picks == [1, 0]
+
+
+def test_new_words_matches_a_plain_greedy_pick_on_a_random_pool():
+    rng = np.random.default_rng(0)
+    words = [f"w{n}" for n in range(60)]
+    drafts = [" ".join(rng.choice(words, size=rng.integers(1, 8))) for _ in range(80)]
+    seconds = rng.uniform(1.0, 6.0, size=80)
+    known = set(words[:10])
+
+    weight = {w: math.log(sum(w in set(d.split()) for d in drafts)) + 0.1 for w in words}
+    covered, expected = set(known), []
+    for _ in range(30):  # the slow way: every clip's gain afresh at every step
+        gains = [
+            -np.inf
+            if i in expected
+            else sum(weight[w] for w in set(d.split()) - covered) / seconds[i]
+            for i, d in enumerate(drafts)
+        ]
+        best = int(np.argmax(gains))  # ties: the lower index
+        expected.append(best)
+        covered |= set(drafts[best].split())
+    assert pick_new_words(drafts, seconds, known, count=30) == expected
+
+
+def test_new_words_returns_distinct_indices_even_past_the_pool_size():
+    picks = pick_new_words(["a b", "", "b c"], np.ones(3), set(), count=10)
+    assert sorted(picks) == [0, 1, 2]

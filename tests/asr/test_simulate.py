@@ -10,6 +10,7 @@ import torch
 
 from asr.cli import main
 from asr.corpus import CorpusConfig, EspeakNotAvailable, generate_corpus
+from asr.model import ClipTranscript
 from asr.simulate import (
     SimulationCancelled,
     SimulationConfig,
@@ -102,6 +103,29 @@ def test_labels_grow_by_rounds_and_never_include_test_or_dev_clips(finished):
         assert not set(second) & held_out
 
 
+def test_new_words_labels_the_clips_whose_drafts_hold_words_the_labels_lack(monkeypatch):
+    import asr.simulate
+
+    texts = ["mama ni", "mama ni mama", "shule leo", "mama ni", "watoto nje", "ni mama"]
+    drafts = ["mama ni", "mama ni mama", "shule leo", "mama ni", "watoto nje", "ni mama"]
+    corpus = asr.simulate._Corpus(
+        clips=[np.zeros(16000, np.float32)] * 6,
+        texts=texts,
+        seconds=np.full(6, 1.0),
+        pool=[1, 2, 3, 4, 5],
+    )
+
+    def drafts_of(model, clips, inference):
+        assert len(clips) == 4  # the pool less what is labeled
+        return [ClipTranscript(drafts[i], [], 0.0, 0.0, 0.0, np.zeros(2)) for i in [1, 2, 4, 5]]
+
+    monkeypatch.setattr(asr.simulate, "transcribe_clips", drafts_of)
+    picked = asr.simulate.select_clips(
+        "new-words", corpus, [0, 3], 2.0, 0, 2, model=object(), inference=None
+    )
+    assert sorted(picked) == [2, 4]
+
+
 def test_the_chart_is_svg_with_a_line_per_strategy_in_each_panel(finished):
     output_dir, rows = finished
     root = ET.parse(output_dir / "learning_curves.svg").getroot()
@@ -176,6 +200,19 @@ def test_results_of_other_settings_are_refused(manifest, finished):
     output_dir, _ = finished
     with pytest.raises(SimulationMismatch, match="steps 3 here, 2 there"):
         simulate(manifest, output_dir, replace(TINY, steps=3))
+
+
+def test_a_whole_number_setting_has_one_hash_however_it_was_typed():
+    # the settings hash is of their JSON, where 25 and 25.0 differ: a run started with
+    # `--steps-per-minute 25` could not be extended by one using the default (25)
+    def settings_json(config: SimulationConfig) -> str:
+        return json.dumps(config.result_settings(), sort_keys=True)
+
+    whisper = replace(TINY, base="builtin:whisper-base", steps_per_minute=25, test_minutes=6)
+    typed = replace(whisper, steps_per_minute=25.0, test_minutes=6.0, budgets_minutes=(0.3, 0.6))
+    assert settings_json(whisper) == settings_json(typed)
+    # and they compare equal to what results.json gives back (lists, not tuples)
+    assert json.loads(settings_json(whisper)) == whisper.result_settings()
 
 
 def test_an_impossible_budget_is_refused_before_any_training(manifest, tmp_path):

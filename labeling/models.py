@@ -74,6 +74,18 @@ class Project(models.Model):
         default=False,
         help_text="Train only on transcripts a reviewer accepted (otherwise on all submitted).",
     )
+
+    class Selection(models.TextChoices):
+        DIVERSE = "diverse", "Uncertain clips, unlike each other"
+        NEW_WORDS = "new-words", "Clips whose drafts hold words the labels lack"
+
+    selection = models.CharField(
+        max_length=20,
+        choices=Selection.choices,
+        default=Selection.DIVERSE,
+        help_text="How the queue orders the pool after each round (docs/benchmarks.md compares "
+        "them: words the labels lack gave the lower WER with the language model).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

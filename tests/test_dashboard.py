@@ -101,20 +101,24 @@ def test_training_settings_are_validated(client_for, owner, project):
             "base_model": "/models/xls-r-300m",
             "auto_round_minutes": "-3",
             "train_from_promoted": "on",
+            "selection": "longest",
         },
         follow=True,
     )
     assert "above 0" in response.content.decode()
+    assert "longest is not one of the available choices" in response.content.decode()
     client.post(
         reverse("training_settings", args=[project.pk]),
         {
             "base_model": "/models/xls-r-300m",
             "auto_round_minutes": "5",
             "train_from_promoted": "on",
+            "selection": "new-words",
         },
     )
     project.refresh_from_db()
     assert (project.base_model, project.auto_round_minutes) == ("/models/xls-r-300m", 5.0)
+    assert project.selection == "new-words"
 
 
 def test_the_version_page_lists_test_clips_worst_first_with_differences(

@@ -1,6 +1,7 @@
 """Training rounds, run in this process: snapshot, fine-tune, test, promote, re-score."""
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -149,6 +150,42 @@ def test_a_round_trains_tests_promotes_and_the_pool_is_rescored(labeled, owner, 
     labeled.save()
     best = max(scored, key=lambda c: c.selection_score)
     assert queue.clip_lease_next(project=labeled, user=annotator).pk == best.pk
+
+
+def test_new_words_selection_queues_the_clip_whose_draft_the_labels_cannot_spell(
+    labeled, owner, annotator, monkeypatch
+):
+    import training.scoring
+    from labeling.selectors import labeled_set
+
+    started = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=started.pk, worker="w")
+    known = sorted(
+        {w for t in labeled_set(labeled) if t.clip.split == "train" for w in t.text.split()}
+    )
+    open_clips = list(Clip.objects.filter(project=labeled, status="unlabeled").order_by("pk"))
+    assert len(open_clips) >= 2 and known
+    labeled.selection = "new-words"
+    labeled.test_minutes_target = labeled.dev_minutes_target = 0
+    labeled.save()
+    transcribe = training.scoring.transcribe_clips
+    version = ModelVersion.objects.get()
+
+    for target in (0, len(open_clips) - 1):  # whichever clip it is, uncertainty aside
+
+        def drafts_of(model, clips, config, target=target):
+            real = transcribe(model, clips, config)
+            texts = [" ".join(known[:3])] * len(clips)
+            texts[target] = "zanzibar " + known[0]
+            return [replace(result, text=text) for result, text in zip(real, texts, strict=True)]
+
+        monkeypatch.setattr(training.scoring, "transcribe_clips", drafts_of)
+        run = ScoringRun.objects.create(project=labeled, model_version=version)
+        scoring_run(scoring_id=run.pk)
+        first = Clip.objects.filter(status="unlabeled").order_by("-selection_score").first()
+        assert first.pk == open_clips[target].pk
+        assert first.draft_text == "zanzibar " + known[0]
+    assert queue.clip_lease_next(project=labeled, user=annotator).pk == first.pk
 
 
 def test_a_second_round_continues_from_the_promoted_one(labeled, owner):

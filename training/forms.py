@@ -11,12 +11,14 @@ class TrainingSettingsForm(forms.ModelForm):
             "train_from_promoted",
             "auto_round_minutes",
             "train_on_accepted_only",
+            "selection",
         ]
         labels = {
             "base_model": "Base model",
             "train_from_promoted": "Continue from the promoted model",
             "auto_round_minutes": "Automatic rounds every … new labeled minutes",
             "train_on_accepted_only": "Train on reviewer-accepted transcripts only",
+            "selection": "The queue picks",
         }
 
     def clean_auto_round_minutes(self):

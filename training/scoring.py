@@ -9,8 +9,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from asr.model import InferenceConfig, transcribe_clips
-from asr.select import pick_diverse_uncertain
-from labeling.models import Clip
+from asr.select import pick_diverse_uncertain, pick_new_words
+from labeling.models import Clip, Project
+from labeling.selectors import labeled_set
 from training import base_models
 from training.models import ScoringRun
 from training.trainer import Heartbeat, clip_samples
@@ -67,23 +68,12 @@ def _score(run: ScoringRun) -> None:
     if not pool:
         return
 
-    # Distance to what is labeled already keeps the picker from choosing near-copies of it.
-    labeled = list(
-        project.clips.filter(split=Clip.Split.TRAIN)
-        .exclude(status__in=[Clip.Status.UNLABELED, Clip.Status.FLAGGED])
-        .order_by("-pk")[: settings.VERNACULAR_SCORING_LABELED_SAMPLE]
-    )
-    labeled_embeddings = None
-    if labeled:
-        results = transcribe_clips(model, [clip_samples(c) for c in labeled], config)
-        labeled_embeddings = np.stack([r.embedding for r in results])
     scores = np.asarray(uncertainty, np.float64)
-    picks = pick_diverse_uncertain(
-        np.stack(embeddings),
-        scores,
-        min(settings.VERNACULAR_SCORING_PICKS, len(pool)),
-        labeled_embeddings,
-    )
+    count = min(settings.VERNACULAR_SCORING_PICKS, len(pool))
+    if project.selection == Project.Selection.NEW_WORDS:
+        picks = _pick_new_words(project, pool, drafts, count)
+    else:
+        picks = _pick_diverse(project, model, config, embeddings, scores, count)
     for rank, index in enumerate(picks):
         scores[index] = PICKED_BASE - rank
     for clip, draft, score in zip(pool, drafts, scores, strict=True):
@@ -98,3 +88,29 @@ def _score(run: ScoringRun) -> None:
         [c for c in pool if c.pk in still_open], ["draft_text", "selection_score"], batch_size=500
     )
     log.info("scored %d clips of %s", len(pool), project)
+
+
+def _pick_new_words(project, pool: list[Clip], drafts: list[str], count: int) -> list[int]:
+    """The words of the training transcripts are known: the lexicon and LM are built of them."""
+    known_words = {
+        word
+        for transcript in labeled_set(project)
+        if transcript.clip.split == Clip.Split.TRAIN
+        for word in transcript.text.split()
+    }
+    seconds = np.array([clip.duration_seconds for clip in pool])
+    return pick_new_words(drafts, seconds, known_words, count)
+
+
+def _pick_diverse(project, model, config, embeddings, scores, count: int) -> list[int]:
+    # Distance to what is labeled already keeps the picker from choosing near-copies of it.
+    labeled = list(
+        project.clips.filter(split=Clip.Split.TRAIN)
+        .exclude(status__in=[Clip.Status.UNLABELED, Clip.Status.FLAGGED])
+        .order_by("-pk")[: settings.VERNACULAR_SCORING_LABELED_SAMPLE]
+    )
+    labeled_embeddings = None
+    if labeled:
+        results = transcribe_clips(model, [clip_samples(c) for c in labeled], config)
+        labeled_embeddings = np.stack([r.embedding for r in results])
+    return pick_diverse_uncertain(np.stack(embeddings), scores, count, labeled_embeddings)

@@ -1,5 +1,5 @@
 // The learning curve: test WER and CER (%) against labeled minutes, one point per round; the
-// dashed line is WER when decoding with the round's lexicon and word LM.
+// dashed, lighter line is WER when decoding with the round's lexicon and word LM.
 (function () {
   const data = document.getElementById("curve-points");
   const canvas = document.getElementById("curve");
@@ -24,7 +24,7 @@
     data: {
       datasets: [
         series("wer", "#2f6f5e"),
-        { ...series("wer_lm", "#2f6f5e", "WER with lexicon + LM"), borderDash: [6, 4] },
+        { ...series("wer_lm", "#6fae9c", "WER with lexicon + LM"), borderDash: [6, 4] },
         series("cer", "#b86e00"),
       ],
     },
@@ -36,6 +36,9 @@
         y: { title: { display: true, text: "error rate (%)" }, beginAtZero: true },
       },
       plugins: {
+        // short lines in the legend: a box is filled with the first point's colour (white
+        // for an unpromoted round) and a dashed border made it a blot
+        legend: { labels: { usePointStyle: true, pointStyle: "line", pointStyleWidth: 30 } },
         tooltip: { callbacks: { label: (c) => `round ${c.raw.round}: ${c.dataset.label} ${c.raw.y.toFixed(1)}%` } },
       },
     },

@@ -390,3 +390,18 @@ def test_jobs_split_the_strategies_over_processes_that_share_the_output(manifest
     assert "6 rows" in capsys.readouterr().out
     chart = ET.parse(tmp_path / "learning_curves.svg").getroot()
     assert len(chart.findall(f"{SVG}polyline")) == 6  # every process's rows: 2 panels x 3
+
+
+def test_a_failing_job_stops_the_command_and_names_its_exit_status(manifest, tmp_path, capsys):
+    # results of other settings in --out: each child refuses them and exits with status 2
+    (tmp_path / "results.json").write_text(
+        json.dumps({"config_hash": "0" * 16, "config": {"steps": 99}, "rows": []})
+    )
+    more = ["--strategies=random,entropy", "--jobs=2"]
+
+    assert main(["simulate", str(manifest), "--out", str(tmp_path), *ARGS, *more]) == 2
+
+    error = capsys.readouterr().err
+    assert "job 0 failed with exit status 2" in error
+    assert "other settings" in error
+    assert not (tmp_path / "runs").exists()  # nothing was trained

@@ -4,7 +4,8 @@ Given a manifest whose transcripts are all known, the simulation hides them and 
 the app does, round after round:
 
     fixed test and dev sets (random, spread over the manifest, never trained on)
-    round 1: label random clips up to the first budget (no model yet: the same for everyone)
+    round 1: label random clips up to the first budget (no model yet: the same for everyone,
+             so it is trained once per seed and copied to the other strategies)
     round r: score the unlabeled pool with round r-1's model, label the clips the strategy
              picks up to budget r (the oracle reveals their transcripts), fine-tune, test
 
@@ -28,6 +29,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 import wave
 from collections.abc import Callable, Sequence
@@ -267,6 +269,35 @@ def simulate(
                     raise SimulationCancelled(f"stopped before {name}")
                 started = time.monotonic()
 
+                shared = (
+                    _first_round_done(output_dir, rows, results_path, settings, config_hash, seed)
+                    if number == 1
+                    else None
+                )
+                if shared is not None:
+                    # round 1 is the same random draw and the same training for every
+                    # strategy: copy another strategy's instead of training it again
+                    if run_dir.exists():
+                        shutil.rmtree(run_dir)
+                    shutil.copytree(
+                        shared[1], run_dir, ignore=shutil.ignore_patterns("checkpoint.pt")
+                    )
+                    rows.append(
+                        shared[0]
+                        | {
+                            "strategy": strategy,
+                            "shared_from": shared[0]["strategy"],
+                            "train_seconds": 0.0,  # what this row cost, not the copied one
+                            "wall_seconds": round(time.monotonic() - started, 2),
+                        }
+                    )
+                    _write_results(results_path, settings, config_hash, rows)
+                    labeled = json.loads(labeled_path.read_text())
+                    previous_dir, previous_model = run_dir / "model", None
+                    rows_done, session_rows = rows_done + 1, session_rows + 1
+                    report(name, "done", 1, 1)
+                    continue
+
                 if labeled_path.is_file():  # chosen before an interruption: keep the choice
                     labeled = json.loads(labeled_path.read_text())
                 else:
@@ -349,6 +380,24 @@ def simulate(
                 rows_done, session_rows = rows_done + 1, session_rows + 1
                 report(name, "done", 1, 1)
     return rows
+
+
+def _first_round_done(
+    output_dir: Path,
+    rows: list[dict],
+    results_path: Path,
+    settings: dict,
+    config_hash: str,
+    seed: int,
+) -> tuple[dict, Path] | None:
+    """A finished round 1 of this seed (this process's, or one another `--jobs` process wrote)
+    whose run directory holds its model: (row, run directory)."""
+    candidates = rows + _previous_rows(results_path, settings, config_hash)
+    for row in candidates:
+        run_dir = output_dir / "runs" / row["strategy"] / f"seed{seed}" / "round1"
+        if (row["seed"], row["round"]) == (seed, 1) and (run_dir / "model").is_dir():
+            return row, run_dir
+    return None
 
 
 def _evaluate_with_language_model(

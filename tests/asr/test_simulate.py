@@ -91,6 +91,19 @@ def test_the_first_round_is_the_same_random_draw_for_every_strategy(finished):
     assert labeled(output_dir, "random", 1) == labeled(output_dir, "entropy", 1)
 
 
+def test_the_first_round_is_trained_once_and_shared(finished):
+    output_dir, rows = finished
+    first = {row["strategy"]: row for row in rows if row["round"] == 1}
+    assert "shared_from" not in first["random"]
+    assert first["entropy"]["shared_from"] == "random"
+    for key in ("wer", "cer", "wer_lm", "steps", "best_step", "labeled_clips"):
+        assert first["entropy"][key] == first["random"][key], key
+    # entropy's round 2 scored the pool with that model, read from its own run directory
+    model = output_dir / "runs" / "entropy" / "seed0" / "round1" / "model"
+    assert (model / "vocab.json").is_file()
+    assert not (model.parent / "checkpoint.pt").exists()
+
+
 def test_labels_grow_by_rounds_and_never_include_test_or_dev_clips(finished):
     output_dir, _ = finished
     split = json.loads((output_dir / "split.json").read_text())

@@ -188,6 +188,34 @@ def test_new_words_selection_queues_the_clip_whose_draft_the_labels_cannot_spell
     assert queue.clip_lease_next(project=labeled, user=annotator).pk == first.pk
 
 
+def test_new_words_knows_a_labeled_word_however_its_transcript_was_cased_or_punctuated(
+    labeled, owner, monkeypatch
+):
+    import training.scoring
+
+    started = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=started.pk, worker="w")
+    # a training transcript written "Kilimanjaro, Serengeti!": training reads it lowercased
+    # and without punctuation (the project's rules), and so do the drafts
+    Transcript.objects.filter(clip__project=labeled).exclude(
+        clip__split__in=["test", "dev"]
+    ).update(text="Kilimanjaro, Serengeti!")
+    open_clips = list(Clip.objects.filter(project=labeled, status="unlabeled").order_by("pk"))
+    transcribe = training.scoring.transcribe_clips
+
+    def drafts_of(model, clips, config):
+        texts = ["kilimanjaro serengeti"] * len(clips)
+        texts[-1] = "zanzibar"  # the one word no label holds
+        return [replace(r, text=t) for r, t in zip(transcribe(model, clips, config), texts)]
+
+    monkeypatch.setattr(training.scoring, "transcribe_clips", drafts_of)
+    labeled.selection = "new-words"
+    labeled.save()
+    scoring_run(scoring_id=ScoringRun.objects.get().pk)
+    first = Clip.objects.filter(status="unlabeled").order_by("-selection_score").first()
+    assert first.pk == open_clips[-1].pk
+
+
 def test_a_second_round_continues_from_the_promoted_one(labeled, owner):
     first = rounds.round_start(project=labeled, user=owner)
     round_run(round_id=first.pk, worker="w")

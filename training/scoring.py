@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from asr.model import InferenceConfig, transcribe_clips
 from asr.select import pick_diverse_uncertain, pick_new_words
+from asr.text import normalize_text
 from labeling.models import Clip, Project
 from labeling.selectors import labeled_set
 from training import base_models
@@ -91,12 +92,14 @@ def _score(run: ScoringRun) -> None:
 
 
 def _pick_new_words(project, pool: list[Clip], drafts: list[str], count: int) -> list[int]:
-    """The words of the training transcripts are known: the lexicon and LM are built of them."""
+    """The words of the training transcripts are known: the lexicon and LM are built of them,
+    written as training sees them (the project's text rules), as the drafts are."""
+    rules = project.text_rules()
     known_words = {
         word
         for transcript in labeled_set(project)
-        if transcript.clip.split == Clip.Split.TRAIN
-        for word in transcript.text.split()
+        if transcript.clip.split not in (Clip.Split.TEST, Clip.Split.DEV)  # as rounds count
+        for word in normalize_text(transcript.text, rules).split()
     }
     seconds = np.array([clip.duration_seconds for clip in pool])
     return pick_new_words(drafts, seconds, known_words, count)

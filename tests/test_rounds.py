@@ -206,7 +206,9 @@ def test_new_words_knows_a_labeled_word_however_its_transcript_was_cased_or_punc
     def drafts_of(model, clips, config):
         texts = ["kilimanjaro serengeti"] * len(clips)
         texts[-1] = "zanzibar"  # the one word no label holds
-        return [replace(r, text=t) for r, t in zip(transcribe(model, clips, config), texts)]
+        return [
+            replace(r, text=t) for r, t in zip(transcribe(model, clips, config), texts, strict=True)
+        ]
 
     monkeypatch.setattr(training.scoring, "transcribe_clips", drafts_of)
     labeled.selection = "new-words"

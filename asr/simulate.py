@@ -270,7 +270,7 @@ def simulate(
                 started = time.monotonic()
 
                 shared = (
-                    _first_round_done(output_dir, rows, results_path, settings, config_hash, seed)
+                    _first_round_done(output_dir, results_path, settings, config_hash, seed)
                     if number == 1
                     else None
                 )
@@ -383,17 +383,12 @@ def simulate(
 
 
 def _first_round_done(
-    output_dir: Path,
-    rows: list[dict],
-    results_path: Path,
-    settings: dict,
-    config_hash: str,
-    seed: int,
+    output_dir: Path, results_path: Path, settings: dict, config_hash: str, seed: int
 ) -> tuple[dict, Path] | None:
-    """A finished round 1 of this seed (this process's, or one another `--jobs` process wrote)
-    whose run directory holds its model: (row, run directory)."""
-    candidates = rows + _previous_rows(results_path, settings, config_hash)
-    for row in candidates:
+    """A finished round 1 of this seed whose run directory holds its model: (row, run
+    directory). results.json holds every finished row, this process's and other `--jobs`
+    processes'."""
+    for row in _previous_rows(results_path, settings, config_hash):
         run_dir = output_dir / "runs" / row["strategy"] / f"seed{seed}" / "round1"
         if (row["seed"], row["round"]) == (seed, 1) and (run_dir / "model").is_dir():
             return row, run_dir

@@ -389,7 +389,8 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--strategies",
         default="random,entropy,diverse",
-        help="comma-separated: random, least-confidence, entropy, margin, diverse, new-words",
+        help="comma-separated: random, least-confidence, entropy, margin, diverse, new-words; "
+        "oracle-words (new-words on the true transcripts: a bound, for benchmarks)",
     )
     parser.add_argument("--seeds", default="0", help="comma-separated integers")
     parser.add_argument(

@@ -62,7 +62,16 @@ from asr.select import (
 )
 from asr.text import normalize_text, vocabulary_from_texts
 
-STRATEGIES = ("random", "least-confidence", "entropy", "margin", "diverse", "new-words")
+STRATEGIES = (
+    "random",
+    "least-confidence",
+    "entropy",
+    "margin",
+    "diverse",
+    "new-words",
+    # a bound, not a strategy a project can use: new-words run on the true transcripts
+    "oracle-words",
+)
 BUILTIN_TINY = "builtin:tiny"
 BUILTIN_WHISPER = "builtin:whisper-base"
 MAX_CLIP_SECONDS = 120.0
@@ -301,7 +310,8 @@ def simulate(
                 if labeled_path.is_file():  # chosen before an interruption: keep the choice
                     labeled = json.loads(labeled_path.read_text())
                 else:
-                    if number > 1 and strategy != "random" and previous_model is None:
+                    needs_model = strategy not in ("random", "oracle-words")
+                    if number > 1 and needs_model and previous_model is None:
                         previous_model = make_model.load(previous_dir)
                     report(name, "score", 0, 1)
                     labeled = labeled + select_clips(
@@ -458,11 +468,17 @@ def select_clips(
 
     With no model (round 1) or for `random`, a seeded random draw: the same clips for every
     strategy in round 1. Otherwise the model scores the pool (and, for `diverse`, the labeled
-    clips, whose embeddings it keeps away from); `new-words` reads the labeled transcripts."""
+    clips, whose embeddings it keeps away from); `new-words` reads the labeled transcripts.
+    `oracle-words` is `new-words` with the pool's true transcripts for drafts: what a perfect
+    draft would pick, the bound of any word-coverage strategy."""
     labeled_set = set(labeled)
     pool = [i for i in corpus.pool if i not in labeled_set]
     seconds = corpus.seconds[pool]
-    if strategy == "random" or model is None:
+    known_words = {word for i in labeled for word in corpus.texts[i].split()}
+    if strategy == "oracle-words" and round_number > 1:
+        count = min(len(pool), int(wanted_seconds / max(seconds.min(), 1e-3)) + 1)
+        order = pick_new_words([corpus.texts[i] for i in pool], seconds, known_words, count)
+    elif strategy == "random" or model is None:
         order = pick_random(len(pool), len(pool), seed * 1000 + round_number)
     else:
         scoring = pool + labeled if strategy == "diverse" else pool
@@ -478,7 +494,6 @@ def select_clips(
                 np.stack([t.embedding for t in known]) if known else None,
             )
         elif strategy == "new-words":
-            known_words = {word for i in labeled for word in corpus.texts[i].split()}
             order = pick_new_words([t.text for t in scored], seconds, known_words, count)
         else:
             order = pick_most_uncertain(_uncertainty(strategy, scored), len(pool))
@@ -656,6 +671,7 @@ COLORS = {
     "margin": "#9467bd",
     "diverse": "#2ca02c",
     "new-words": "#ff7f0e",
+    "oracle-words": "#8c564b",
 }
 
 

@@ -139,6 +139,28 @@ def test_new_words_labels_the_clips_whose_drafts_hold_words_the_labels_lack(monk
     assert sorted(picked) == [2, 4]
 
 
+def test_oracle_words_picks_by_the_true_transcripts_without_the_model(monkeypatch):
+    import asr.simulate
+
+    # clip 4's transcript holds two new words, clip 2's one; the model is never asked
+    texts = ["mama ni", "mama ni", "shule ni", "mama ni", "watoto nje", "ni mama"]
+    corpus = asr.simulate._Corpus(
+        clips=[np.zeros(16000, np.float32)] * 6,
+        texts=texts,
+        seconds=np.full(6, 1.0),
+        pool=[1, 2, 3, 4, 5],
+    )
+
+    def no_drafts(model, clips, inference):
+        raise AssertionError("oracle-words needs no drafts")
+
+    monkeypatch.setattr(asr.simulate, "transcribe_clips", no_drafts)
+    picked = asr.simulate.select_clips(
+        "oracle-words", corpus, [0], 2.0, 0, 2, model=None, inference=None
+    )
+    assert picked == [4, 2]
+
+
 def test_the_chart_is_svg_with_a_line_per_strategy_in_each_panel(finished):
     output_dir, rows = finished
     root = ET.parse(output_dir / "learning_curves.svg").getroot()

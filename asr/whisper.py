@@ -693,12 +693,14 @@ def cache_encoder_outputs(network, cache: dict) -> None:
     """Make a WhisperCtcNetwork with a frozen encoder encode each distinct clip only once.
 
     `network.encode` is replaced (on this instance) by a lookup keyed by a hash of the clip's
-    samples; clips not in `cache` are encoded together and stored. Training, scoring and
+    samples and the encoder layers the head reads (so networks with other heads can share one
+    `cache`); clips not in `cache` are encoded together and stored. Training, scoring and
     evaluation then run the encoder once per clip for the whole simulation, instead of at
     every step. Outputs equal the uncached ones to float16 precision (they are stored so, on
     the CPU): a clip encodes the same alone and in a padded batch (tested). `del
     network.encode` ends the caching and frees the cache's last reference from the network."""
     encode = network.encode
+    layers = repr(tuple(network.head_config.encoder_layers)).encode()
 
     def cached_encode(input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
         if attention_mask is None:
@@ -707,7 +709,8 @@ def cache_encoder_outputs(network, cache: dict) -> None:
             lengths = attention_mask.sum(dim=1).tolist()
         rows = [input_values[row, :length] for row, length in enumerate(lengths)]
         keys = [
-            hashlib.blake2b(row.cpu().numpy().tobytes(), digest_size=16).digest() for row in rows
+            hashlib.blake2b(row.cpu().numpy().tobytes() + layers, digest_size=16).digest()
+            for row in rows
         ]
         missing = [row for row, key in enumerate(keys) if key not in cache]
         if missing:

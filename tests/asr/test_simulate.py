@@ -303,6 +303,36 @@ def test_the_encoder_cache_gives_the_same_outputs_and_encodes_each_clip_once():
     assert torch.allclose(alone[0], expected[1, : frames[1]], atol=1e-2)
 
 
+def test_heads_reading_other_encoder_layers_can_share_one_cache():
+    from asr.whisper import (
+        WhisperCtcHeadConfig,
+        WhisperEncoder,
+        WhisperEncoderConfig,
+        whisper_ctc_model,
+    )
+
+    encoder = WhisperEncoder(WhisperEncoderConfig(width=32, layers=2, heads=2, ffn_width=64))
+    vocabulary = vocabulary_from_texts(["abc"], TextRules())
+    clips = [np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32)]
+    cache, expected = {}, []
+    for layers in ((1, 2), (1,), (2,)):
+        head = WhisperCtcHeadConfig(
+            encoder_layers=layers, width=32, layers=1, heads=2, ffn_width=64, dropout=0.0
+        )
+        model = whisper_ctc_model(vocabulary, head, encoder)
+        batch = model.feature_extractor(clips, sampling_rate=16000, return_tensors="pt")
+        network = model.network.eval()
+        with torch.no_grad():
+            plain = network.encode(batch["input_values"], batch["attention_mask"])[0]
+            cache_encoder_outputs(network, cache)
+            cached = network.encode(batch["input_values"], batch["attention_mask"])[0]
+        assert cached.shape == plain.shape, layers
+        assert torch.allclose(cached.float(), plain, atol=1e-2), layers
+        expected.append(plain)
+    assert len(cache) == 3  # one entry per clip and head
+    assert not torch.allclose(expected[1], expected[2], atol=1e-2)  # the layers differ
+
+
 def test_whisper_base_encodes_each_clip_once_for_the_whole_simulation(
     manifest, tmp_path, monkeypatch
 ):

@@ -426,6 +426,12 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="also test with a lexicon + word n-gram LM of this order built from the labeled "
         "transcripts (wer_lm, cer_lm; needs flashlight-text); 0: greedy only",
     )
+    parser.add_argument(
+        "--lm-drafts",
+        action="store_true",
+        help="the LM also reads the previous round's drafts of the unlabeled pool, as the "
+        "app's rounds do (with --lm-order)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--jobs",
@@ -547,6 +553,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         device=args.device,
         cache_encoder=not args.no_encoder_cache,
         language_model_order=args.lm_order,
+        lm_reads_drafts=args.lm_drafts,
     )
     if args.jobs > 1 and len(config.strategies) > 1:
         return _simulate_in_processes(args, config)

@@ -124,6 +124,9 @@ class SimulationConfig:
     # also decode the test set with a lexicon + word n-gram LM built from the round's labeled
     # transcripts only (asr.lm; needs flashlight-text): rows get wer_lm and cer_lm
     language_model_order: int = 0  # 0: no LM
+    # the LM also reads the drafts of the pool clips still unlabeled, written by the previous
+    # round's model: what the app's rounds do (training/trainer.py). Round 1 has none.
+    lm_reads_drafts: bool = False
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.strategies if name not in STRATEGIES]
@@ -146,6 +149,8 @@ class SimulationConfig:
             raise ValueError("each strategy once")
         if self.language_model_order == 1 or self.language_model_order < 0:
             raise ValueError("the language model's order is 0 (none) or at least 2")
+        if self.lm_reads_drafts and not self.language_model_order:
+            raise ValueError("--lm-drafts needs an LM: give --lm-order too")
         if self.language_model_order:
             try:
                 import flashlight.lib.text.decoder  # noqa: F401
@@ -180,7 +185,7 @@ class SimulationConfig:
         for name in ("test_minutes", "dev_minutes", "steps_per_minute", "learning_rate"):
             settings[name] = float(settings[name])
         settings["budgets_minutes"] = [float(minutes) for minutes in settings["budgets_minutes"]]
-        for name in ("language_model_order", "steps_per_minute"):
+        for name in ("language_model_order", "steps_per_minute", "lm_reads_drafts"):
             if not settings[name]:  # runs made before the option resume unchanged
                 settings.pop(name)
         if self.base == BUILTIN_WHISPER:  # the head's recipe (which layers it reads) counts
@@ -362,8 +367,14 @@ def simulate(
                     [corpus.texts[i] for i in corpus.test],
                     inference_config=inference,
                 )
+                drafts = []
+                if config.language_model_order and config.lm_reads_drafts and number > 1:
+                    report(name, "drafts", 0, 1)
+                    drafts = pool_drafts(
+                        previous_model or make_model.load(previous_dir), corpus, labeled, inference
+                    )
                 with_lm = _evaluate_with_language_model(
-                    best, corpus, labeled, config.language_model_order, run_dir, inference
+                    best, corpus, labeled, config.language_model_order, run_dir, inference, drafts
                 )
                 rows.append(
                     {
@@ -412,14 +423,15 @@ def _evaluate_with_language_model(
     order: int,
     run_dir: Path,
     inference: InferenceConfig,
+    drafts: Sequence[str] = (),
 ):
-    """Test WER/CER with a lexicon and an n-gram LM made from the labeled transcripts alone
-    (what a project would have at that point), or None when order is 0."""
+    """Test WER/CER with a lexicon and an n-gram LM made from the labeled transcripts and
+    `drafts` (what a project would have at that point), or None when order is 0."""
     if order < 1:
         return None
     from asr.lm import load_language_model, save_language_model
 
-    save_language_model(run_dir, [corpus.texts[i] for i in labeled], order)
+    save_language_model(run_dir, [corpus.texts[i] for i in labeled] + list(drafts), order)
     decoder = load_language_model(run_dir, model.vocabulary)
     return evaluate_model(
         model,
@@ -428,6 +440,15 @@ def _evaluate_with_language_model(
         inference_config=inference,
         decode=decoder.decode,
     )
+
+
+def pool_drafts(
+    model: CtcModel, corpus: "_Corpus", labeled: list[int], inference: InferenceConfig
+) -> list[str]:
+    """Greedy drafts of the pool clips not in `labeled`, in pool order."""
+    taken = set(labeled)
+    clips = [corpus.clips[i] for i in corpus.pool if i not in taken]
+    return [transcript.text for transcript in transcribe_clips(model, clips, inference)]
 
 
 # --- test/dev split and selection -------------------------------------------------------------

@@ -440,6 +440,53 @@ def test_the_language_model_is_built_from_the_labeled_transcripts_only(manifest,
     assert all(row["wer_lm"] is None for row in greedy_only)
 
 
+def test_with_lm_drafts_the_lm_also_reads_the_previous_models_drafts_of_the_pool(
+    manifest, tmp_path, monkeypatch
+):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    import asr.simulate
+
+    calls = []
+
+    def fake_drafts(model, corpus, labeled, inference):
+        calls.append((model.network, sorted(labeled)))
+        return ["zebu quokka", "quokka"]
+
+    monkeypatch.setattr(asr.simulate, "pool_drafts", fake_drafts)
+    config = replace(TINY, strategies=("random",), language_model_order=2, lm_reads_drafts=True)
+
+    simulate(manifest, tmp_path, config)
+
+    texts = [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
+
+    def unigrams(number):
+        arpa = (tmp_path / "runs" / "random" / "seed0" / f"round{number}" / "lm.arpa").read_text()
+        lines = arpa.split("\\1-grams:\n")[1].split("\n\n")[0].splitlines()
+        return {line.split("\t")[1] for line in lines} - {"<s>", "</s>", "<unk>"}
+
+    def labeled_words(number):
+        return {w for i in labeled(tmp_path, "random", number) for w in texts[i].split()}
+
+    assert unigrams(1) == labeled_words(1)  # round 1: no model has written drafts yet
+    assert unigrams(2) == labeled_words(2) | {"zebu", "quokka"}
+    assert len(calls) == 1 and calls[0][1] == sorted(labeled(tmp_path, "random", 2))
+    with pytest.raises(ValueError, match="--lm-order"):
+        replace(config, language_model_order=0)
+
+
+def test_pool_drafts_are_of_the_clips_not_labeled_in_pool_order(monkeypatch):
+    import asr.simulate
+
+    clips = [np.full(1600, i, np.float32) for i in range(5)]
+    corpus = asr.simulate._Corpus(clips, ["a"] * 5, np.full(5, 0.1), pool=[4, 1, 2, 3])
+
+    def drafts_of(model, clips, inference):
+        return [ClipTranscript(f"c{int(c[0])}", [], 0.0, 0.0, 0.0, np.zeros(2)) for c in clips]
+
+    monkeypatch.setattr(asr.simulate, "transcribe_clips", drafts_of)
+    assert asr.simulate.pool_drafts(None, corpus, [1, 3], None) == ["c4", "c2"]
+
+
 def test_jobs_split_the_strategies_over_processes_that_share_the_output(manifest, tmp_path, capsys):
     more = ["--strategies=random,entropy,diverse", "--jobs=2"]
 

@@ -5,6 +5,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from asr.metrics import clip_errors
+from asr.text import normalize_text
 from labeling.models import Clip, Membership, Project, Transcript
 
 
@@ -171,6 +172,21 @@ def seconds_on_lease(clip: Clip, lease_token, project: Project) -> float:
         return 0.0
     started = clip.lease_expires_at - timedelta(minutes=project.lease_minutes)
     return max(0.0, (timezone.now() - started).total_seconds())
+
+
+def pool_drafts(project: Project) -> list[str]:
+    """The model's drafts of the clips nobody has transcribed yet, written as training reads
+    text (the project's rules). Clips set aside for test or dev are left out even before
+    they are labeled, so no draft of an evaluation clip reaches a language model."""
+    rules = project.text_rules()
+    drafts = (
+        project.clips.filter(status=Clip.Status.UNLABELED)
+        .exclude(split__in=[Clip.Split.TEST, Clip.Split.DEV])
+        .exclude(draft_text="")
+        .order_by("pk")
+        .values_list("draft_text", flat=True)
+    )
+    return [text for text in (normalize_text(draft, rules) for draft in drafts) if text]
 
 
 def labeled_set(project: Project) -> list[Transcript]:

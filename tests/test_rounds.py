@@ -127,10 +127,14 @@ def test_a_round_trains_tests_promotes_and_the_pool_is_rescored(labeled, owner, 
     assert version.test_cer >= 0 and version.test_wer >= 0
     assert len(version.test_details) == 2
     assert (version.labeled_minutes, version.round) == (started.labeled_minutes, started)
-    # the lexicon and LM come from the training transcripts only, never the test set's
+    # the lexicon and LM come from the training transcripts (no pool drafts yet: nothing
+    # scored the pool before this first round), never the test set's
     train = trainer._labeled_clips(labeled, started.train_clip_ids)
     words = {word for _, _, text in train for word in text.split()}
-    assert f"language model: {len(words)} words from the training transcripts" in started.log
+    assert (
+        f"language model: {len(words)} words from the training transcripts ({len(train)}) and "
+        "the drafts of unlabeled clips (0)" in started.log
+    )
     lexicon = Path(version.directory) / "lexicon.txt"
     if "transcription uses the LM" in started.log:  # it lowered dev WER
         assert set(lexicon.read_text().split()) == words
@@ -216,6 +220,31 @@ def test_new_words_knows_a_labeled_word_however_its_transcript_was_cased_or_punc
     scoring_run(scoring_id=ScoringRun.objects.get().pk)
     first = Clip.objects.filter(status="unlabeled").order_by("-selection_score").first()
     assert first.pk == open_clips[-1].pk
+
+
+def test_the_language_model_also_reads_the_drafts_of_unlabeled_clips_but_no_test_clips(
+    labeled, owner, monkeypatch
+):
+    open_clips = list(Clip.objects.filter(project=labeled, status="unlabeled").order_by("pk"))
+    assert len(open_clips) >= 3
+    Clip.objects.filter(pk=open_clips[0].pk).update(draft_text="Zanzibar, pemba!")
+    Clip.objects.filter(pk=open_clips[1].pk).update(draft_text="mafia", split="test")
+    Clip.objects.filter(pk=open_clips[2].pk).update(draft_text="unguja", status="flagged")
+    lm_texts = []
+
+    def save_language_model(directory, texts, order=3):
+        lm_texts.extend(texts)
+        return real_save(directory, texts, order)
+
+    real_save = trainer.save_language_model
+    monkeypatch.setattr(trainer, "save_language_model", save_language_model)
+    started = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=started.pk, worker="w")
+    started.refresh_from_db()
+
+    train = trainer._labeled_clips(labeled, started.train_clip_ids)
+    assert lm_texts == [text for _, _, text in train] + ["zanzibar pemba"]  # project rules
+    assert f"transcripts ({len(train)}) and the drafts of unlabeled clips (1)" in started.log
 
 
 def test_a_second_round_continues_from_the_promoted_one(labeled, owner):

@@ -25,7 +25,7 @@ from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune
 from asr.lm import remove_language_model, save_language_model
 from asr.text import normalize_text
 from labeling.models import Clip, Project
-from labeling.selectors import labeled_set
+from labeling.selectors import labeled_set, pool_drafts
 from training import base_models
 from training.models import ModelVersion, TrainingRound
 from training.rounds import round_log as _log
@@ -198,8 +198,16 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
     )
 
     TrainingRound.objects.filter(pk=round_id).update(phase="testing")
-    words = save_language_model(result.model_dir, [text for _, _, text in train])
-    _log(round_id, f"language model: {words} words from the training transcripts")
+    # The pool's drafts (by the model that last scored it) are read too: its frequent words are
+    # mostly spelled right, and they fill the lexicon far beyond the labeled words
+    # (docs/benchmarks.md, "Drafts in the language model"). Evaluation clips are never drafts.
+    drafts = pool_drafts(project)
+    words = save_language_model(result.model_dir, [text for _, _, text in train] + drafts)
+    _log(
+        round_id,
+        f"language model: {words} words from the training transcripts ({len(train)}) and "
+        f"the drafts of unlabeled clips ({len(drafts)})",
+    )
     best = base_models.load_version(result.model_dir)
     _cache_encoder_outputs(best, test + dev)  # read up to four times below: encode once
     decode = base_models.version_decoder(best, result.model_dir)

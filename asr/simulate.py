@@ -697,16 +697,20 @@ COLORS = {
 
 
 def learning_curves_svg(rows: Sequence[dict]) -> str:
-    """Two panels (WER, CER) against labeled minutes: per strategy, the mean over seeds as a
-    line with dots and, with several seeds, the min-max band. A plain SVG string."""
-    width, height = 2 * PANEL_WIDTH + 40, PANEL_HEIGHT + 2 * MARGIN + 30
+    """Panels of WER and CER (and WER with the LM, when every row has it) against labeled
+    minutes: per strategy, the mean over seeds as a line with dots and, with several seeds,
+    the min-max band. A plain SVG string."""
+    metrics = ["wer", "cer"]
+    if rows and all(row.get("wer_lm") is not None for row in rows):
+        metrics.append("wer_lm")
+    width, height = len(metrics) * PANEL_WIDTH + 40, PANEL_HEIGHT + 2 * MARGIN + 30
     strategies = [name for name in STRATEGIES if any(row["strategy"] == name for row in rows)]
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
     ]
-    for panel, metric in enumerate(("wer", "cer")):
+    for panel, metric in enumerate(metrics):
         parts += _panel(rows, strategies, metric, left=20 + panel * PANEL_WIDTH + MARGIN)
     for number, strategy in enumerate(strategies):  # the legend, under the panels
         legend_x, legend_y = 20 + MARGIN + 130 * number, height - 14
@@ -720,6 +724,7 @@ def learning_curves_svg(rows: Sequence[dict]) -> str:
 
 
 PANEL_WIDTH, PANEL_HEIGHT, MARGIN = 420, 300, 56
+PANEL_TITLES = {"wer": "test WER", "cer": "test CER", "wer_lm": "test WER with the LM"}
 
 
 def _panel(rows: Sequence[dict], strategies: list[str], metric: str, left: float) -> list[str]:
@@ -736,7 +741,7 @@ def _panel(rows: Sequence[dict], strategies: list[str], metric: str, left: float
 
     parts = [
         f'<text x="{left + plot_width / 2}" y="{top - 12}" text-anchor="middle" '
-        f'font-size="14" font-weight="bold">test {metric.upper()}</text>'
+        f'font-size="14" font-weight="bold">{PANEL_TITLES[metric]}</text>'
     ]
     for tick in y_ticks:
         parts.append(

@@ -173,6 +173,19 @@ def test_the_chart_is_svg_with_a_line_per_strategy_in_each_panel(finished):
     assert not root.findall(f"{SVG}polygon")  # one seed: no min-max band
 
 
+def test_rows_tested_with_the_lm_get_a_third_panel():
+    rows = [
+        {"strategy": "random", "seed": 0, "round": number, "labeled_minutes": minutes}
+        | {"wer": 0.6, "cer": 0.2, "wer_lm": wer_lm}
+        for number, minutes, wer_lm in ((1, 2.0, 0.5), (2, 5.0, 0.4))
+    ]
+    root = ET.fromstring(learning_curves_svg(rows))
+    assert len(root.findall(f"{SVG}polyline")) == 3
+    assert "test WER with the LM" in {text.text for text in root.iter(f"{SVG}text")}
+    greedy_only = [row | {"wer_lm": None} for row in rows]
+    assert len(ET.fromstring(learning_curves_svg(greedy_only)).findall(f"{SVG}polyline")) == 2
+
+
 def test_several_seeds_draw_a_band():
     rows = [
         {"strategy": "random", "seed": seed, "round": number, "labeled_minutes": minutes}

@@ -131,12 +131,10 @@ def test_a_round_trains_tests_promotes_and_the_pool_is_rescored(labeled, owner, 
     # scored the pool before this first round), never the test set's
     train = trainer._labeled_clips(labeled, started.train_clip_ids)
     words = {word for _, _, text in train for word in text.split()}
-    assert (
-        f"language model: {len(words)} words from the training transcripts ({len(train)}) and "
-        "the drafts of unlabeled clips (0)" in started.log
-    )
+    assert f"language model from the training transcripts ({len(words)} words)" in started.log
+    assert "pool drafts" not in started.log
     lexicon = Path(version.directory) / "lexicon.txt"
-    if "transcription uses the LM" in started.log:  # it lowered dev WER
+    if "transcription uses it" in started.log:  # it lowered dev WER
         assert set(lexicon.read_text().split()) == words
     else:
         assert "the LM is not used" in started.log and not lexicon.exists()
@@ -233,7 +231,7 @@ def test_the_language_model_also_reads_the_drafts_of_unlabeled_clips_but_no_test
     lm_texts = []
 
     def save_language_model(directory, texts, order=3):
-        lm_texts.extend(texts)
+        lm_texts.append(list(texts))
         return real_save(directory, texts, order)
 
     real_save = trainer.save_language_model
@@ -243,8 +241,59 @@ def test_the_language_model_also_reads_the_drafts_of_unlabeled_clips_but_no_test
     started.refresh_from_db()
 
     train = trainer._labeled_clips(labeled, started.train_clip_ids)
-    assert lm_texts == [text for _, _, text in train] + ["zanzibar pemba"]  # project rules
-    assert f"transcripts ({len(train)}) and the drafts of unlabeled clips (1)" in started.log
+    transcripts = [text for _, _, text in train]
+    assert lm_texts[0] == transcripts
+    assert lm_texts[1] == transcripts + ["zanzibar pemba"]  # written as the project's rules say
+    assert "language model from the training transcripts + pool drafts (1)" in started.log
+
+
+@pytest.mark.parametrize("drafts_help", [True, False])
+def test_the_dev_set_chooses_between_the_lm_with_and_without_pool_drafts(
+    drafts_help, tmp_path, monkeypatch
+):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    from types import SimpleNamespace
+
+    from asr.text import TextRules, vocabulary_from_texts
+
+    model = SimpleNamespace(vocabulary=vocabulary_from_texts(["mama ni zanzibar"], TextRules()))
+    monkeypatch.setattr(trainer, "pool_drafts", lambda project: ["zanzibar pemba"])
+
+    def evaluate(model, clips, decode=None):  # dev WER and CER by what the lexicon holds
+        if decode is None:
+            return SimpleNamespace(wer=0.5, cer=0.10)
+        with_drafts = "zanzibar" in (tmp_path / "lexicon.txt").read_text()
+        better = with_drafts == drafts_help
+        return SimpleNamespace(wer=0.3 if better else 0.4, cer=0.05)
+
+    monkeypatch.setattr(trainer, "_evaluate", evaluate)
+    decode, use_lm = trainer._choose_language_model(
+        0, model, ["a dev clip"], tmp_path, ["mama ni"], project=None
+    )
+    assert use_lm and decode is not None
+    lexicon = set((tmp_path / "lexicon.txt").read_text().split())
+    assert lexicon == ({"mama", "ni", "zanzibar", "pemba"} if drafts_help else {"mama", "ni"})
+
+
+def test_an_lm_that_does_worse_than_greedy_on_dev_is_not_used(tmp_path, monkeypatch):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    from types import SimpleNamespace
+
+    from asr.text import TextRules, vocabulary_from_texts
+
+    model = SimpleNamespace(vocabulary=vocabulary_from_texts(["mama ni"], TextRules()))
+    monkeypatch.setattr(trainer, "pool_drafts", lambda project: [])
+    monkeypatch.setattr(
+        trainer,
+        "_evaluate",
+        lambda model, clips, decode=None: SimpleNamespace(
+            wer=0.5 if decode is None else 0.45, cer=0.10 if decode is None else 0.12
+        ),  # fewer word errors, more letter errors
+    )
+    decode, use_lm = trainer._choose_language_model(
+        0, model, ["a dev clip"], tmp_path, ["mama ni"], project=None
+    )
+    assert decode is not None and not use_lm
 
 
 def test_a_second_round_continues_from_the_promoted_one(labeled, owner):
@@ -325,7 +374,7 @@ def test_a_round_on_the_builtin_whisper_base(labeled, owner, settings):
     version = ModelVersion.objects.get()
     assert version.promoted and version.test_cer is not None
     assert version.test_wer_lm is not None  # with the round's lexicon and LM too
-    assert "language model: " in started.log
+    assert "language model from the training transcripts" in started.log
     head = json.loads((Path(version.directory) / "whisper_ctc.json").read_text())["head"]
     assert head["encoder_layers"] == [2, 3, 4, 5, 6]
     run = ScoringRun.objects.get()

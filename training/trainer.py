@@ -198,19 +198,11 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
     )
 
     TrainingRound.objects.filter(pk=round_id).update(phase="testing")
-    # The pool's drafts (by the model that last scored it) are read too: its frequent words are
-    # mostly spelled right, and they fill the lexicon far beyond the labeled words
-    # (docs/benchmarks.md, "Drafts in the language model"). Evaluation clips are never drafts.
-    drafts = pool_drafts(project)
-    words = save_language_model(result.model_dir, [text for _, _, text in train] + drafts)
-    _log(
-        round_id,
-        f"language model: {words} words from the training transcripts ({len(train)}) and "
-        f"the drafts of unlabeled clips ({len(drafts)})",
-    )
     best = base_models.load_version(result.model_dir)
-    _cache_encoder_outputs(best, test + dev)  # read up to four times below: encode once
-    decode = base_models.version_decoder(best, result.model_dir)
+    _cache_encoder_outputs(best, test + dev)  # read several times below: encode once
+    decode, use_lm = _choose_language_model(
+        round_id, best, dev, result.model_dir, [text for _, _, text in train], project
+    )
     test_wer = test_cer = test_wer_lm = test_cer_lm = None
     details = []
     if test:
@@ -230,7 +222,8 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
                 }
                 | ({"hypothesis_lm": with_lm.clips[row].hypothesis} if with_lm else {})
             )
-    _keep_language_model_if_it_helps(round_id, best, dev, decode, result.model_dir)
+    if not use_lm:
+        remove_language_model(result.model_dir)
     dev_cer = result.best_dev_cer if dev else None
     promote = _beats_promoted(project, best_dev_cer=dev_cer, dev=dev, test_cer=test_cer, test=test)
     with transaction.atomic():
@@ -278,26 +271,58 @@ def _evaluate(model, clips, decode=None):
     )
 
 
-def _keep_language_model_if_it_helps(round_id, model, dev, decode, directory: Path) -> None:
-    """Transcription decodes with the lexicon and LM only where they lowered WER on the dev set
-    without raising CER: with few labels the lexicon is small, and forcing words into it can
-    garble more letters than greedy decoding gets wrong (docs/benchmarks.md).
-    No dev set, or no decoder (flashlight-text missing): not tried, not kept. The test
-    scores with the LM are kept either way, as a measurement."""
-    if not dev or decode is None:
-        remove_language_model(directory)
-        _log(round_id, "the LM is not used: " + ("no dev set" if not dev else "no decoder"))
-        return
-    greedy, with_lm = _evaluate(model, dev), _evaluate(model, dev, decode)
-    keep = with_lm.wer < greedy.wer and with_lm.cer <= greedy.cer
+def _choose_language_model(round_id, model, dev, directory: Path, transcripts, project):
+    """Write the round's lexicon + word LM next to its model; returns (decode, use_lm).
+
+    Two LMs compete on the dev set: one from the training transcripts, and one that also reads
+    the pool's drafts (by the model that last scored it): their frequent words are mostly
+    spelled right and fill the lexicon far beyond the labeled words, which lowered test CER in
+    every simulated round, and WER in most (docs/benchmarks.md, "Drafts in the language
+    model"). Evaluation clips are never drafts. Transcription decodes with the winner only
+    where it lowered dev WER without raising CER against greedy decoding: with few labels and
+    no drafts, forcing words into a small lexicon garbles more letters than greedy decoding
+    gets wrong. Without a dev set nothing is chosen or used; the test is still decoded with
+    the LM that reads the drafts, as a measurement. `decode` is None without flashlight-text."""
+    drafts = pool_drafts(project)
+    candidates = [("the training transcripts", transcripts)]
+    if drafts:
+        candidates.append(
+            (f"the training transcripts + pool drafts ({len(drafts)})", transcripts + drafts)
+        )
+    candidates = [(name, texts) for name, texts in candidates if any(t.split() for t in texts)]
+    if not candidates:
+        _log(round_id, "the LM is not used: no words to build it from")
+        return None, False
+    if not dev:
+        name, texts = candidates[-1]
+        words = save_language_model(directory, texts)
+        _log(round_id, f"language model: {words} words from {name}; not used: no dev set")
+        return base_models.version_decoder(model, directory), False
+    greedy = _evaluate(model, dev)
+    scored = []
+    for name, texts in candidates:
+        words = save_language_model(directory, texts)
+        decode = base_models.version_decoder(model, directory)
+        if decode is None:
+            _log(round_id, "the LM is not used: no decoder (pip install flashlight-text)")
+            return None, False
+        with_lm = _evaluate(model, dev, decode)
+        scored.append((with_lm.wer, with_lm.cer, name, texts))
+        _log(
+            round_id,
+            f"language model from {name} ({words} words): dev WER / CER {with_lm.wer:.3f} / "
+            f"{with_lm.cer:.3f}; greedy {greedy.wer:.3f} / {greedy.cer:.3f}",
+        )
+    wer, cer, name, texts = min(scored, key=lambda row: row[:2])
+    if texts is not candidates[-1][1]:  # the files on disk are the last candidate's
+        save_language_model(directory, texts)
+    use_lm = wer < greedy.wer and cer <= greedy.cer
     _log(
         round_id,
-        f"dev WER / CER {greedy.wer:.3f} / {greedy.cer:.3f} greedy, {with_lm.wer:.3f} / "
-        f"{with_lm.cer:.3f} with the LM: "
-        f"{'transcription uses the LM' if keep else 'the LM is not used'}",
+        f"the LM from {name} did best on dev: "
+        + ("transcription uses it" if use_lm else "the LM is not used (greedy did better)"),
     )
-    if not keep:
-        remove_language_model(directory)
+    return base_models.version_decoder(model, directory), use_lm
 
 
 def _cache_encoder_outputs(model, clips) -> None:

@@ -53,9 +53,12 @@ def point_app_at_redis(url: str) -> None:
     settings.REDIS_URL = url
     app.conf.broker_url = url
     app.conf.result_backend = url
-    # Connections made for the old URL are cached: drop them, as Celery does after a fork.
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # Connections made for the old URL are cached, in kombu's pools too (keyed by URL, so a
+    # closed one would come back when a test points at an earlier URL again): drop them all,
+    # as Celery does after a fork.
+    from kombu import pools
+
+    pools.reset()
     app._after_fork()
     app._backend_cache = None
     app._local.__dict__.pop("backend", None)
@@ -242,6 +245,17 @@ def redis_url(tmp_path_factory):
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_down():
+    """The app points at a port where no Redis listens, whatever ran before; then back."""
+    from django.conf import settings
+
+    before = settings.REDIS_URL
+    point_app_at_redis(NO_REDIS)
+    yield NO_REDIS
+    point_app_at_redis(before)
 
 
 class Worker:

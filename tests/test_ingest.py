@@ -52,6 +52,18 @@ def test_a_good_and_a_bad_file_one_kept_one_refused_with_its_reason(
     assert recording.duration_seconds == pytest.approx(seconds, abs=0.1)
 
 
+def test_with_redis_down_an_upload_is_kept_and_says_how_to_go_on(
+    client_for, owner, project, speech_recording, django_capture_on_commit_callbacks, redis_down
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(client_for(owner), project, as_upload(speech_recording), json=True)
+    assert [r["ok"] for r in response.json()["results"]] == [True]
+    recording = Recording.objects.get()
+    assert recording.status == "failed" and recording.audio.storage.exists(recording.audio.name)
+    assert "The task queue (Redis) was unreachable" in recording.error
+    assert "press Retry once Redis is back" in recording.error
+
+
 def test_the_stored_name_is_generated(client_for, owner, project, speech_recording):
     upload(client_for(owner), project, as_upload(speech_recording, "../../etc/passwd.wav"))
     recording = Recording.objects.get()

@@ -420,3 +420,21 @@ def test_a_base_with_steps_per_minute_trains_longer_as_the_labels_grow(settings,
 
     settings.VERNACULAR_ROUND_CONFIG = {"max_steps": 7}  # the operator's number stands
     assert rounds.round_config("some-base", 60)["max_steps"] == 7
+
+
+def test_with_redis_down_a_started_round_says_so_and_the_labels_stay(
+    labeled, owner, client_for, django_capture_on_commit_callbacks, redis_down
+):
+    from django.urls import reverse
+
+    labels = Transcript.objects.filter(clip__project=labeled).count()
+    client = client_for(owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("round_start", args=[labeled.pk]))
+    assert response.status_code == 302
+    started = TrainingRound.objects.get()
+    assert started.status == "failed"
+    assert "The task queue (Redis) was unreachable" in started.error
+    assert Transcript.objects.filter(clip__project=labeled).count() == labels
+    body = client.get(reverse("dashboard", args=[labeled.pk])).content.decode()
+    assert "was unreachable" in body

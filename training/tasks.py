@@ -12,21 +12,25 @@ def worker_echo(token: str) -> dict:
     }
 
 
-@shared_task(name="training.round_train")
+# The work tasks keep their state in their row and return nothing, so they store no result.
+# That also keeps sending them off the result backend: with Redis down, a task that expects a
+# result makes the sender wait through 20 reconnects and then raise a RuntimeError that
+# dispatch_on_commit cannot tell from a bug, instead of the quick OperationalError it handles.
+@shared_task(name="training.round_train", ignore_result=True)
 def round_train_task(round_id: int) -> None:
     from training.trainer import round_run
 
     round_run(round_id=round_id, worker=round_train_task.request.hostname or "")
 
 
-@shared_task(name="training.score_pool")
+@shared_task(name="training.score_pool", ignore_result=True)
 def scoring_task(scoring_id: int) -> None:
     from training.scoring import scoring_run
 
     scoring_run(scoring_id=scoring_id)
 
 
-@shared_task(name="training.transcribe")
+@shared_task(name="training.transcribe", ignore_result=True)
 def transcription_task(job_id: int) -> None:
     from training.transcriber import transcription_run
 

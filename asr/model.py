@@ -201,6 +201,7 @@ class ClipTranscript:
     mean_frame_entropy: float
     top2_margin_uncertainty: float
     embedding: np.ndarray  # (H,) mean of the encoder's last hidden states over the clip
+    greedy_text: str = ""  # greedy CTC decoding, also when `text` came from another decoder
 
 
 def length_buckets(
@@ -235,7 +236,8 @@ def transcribe_clips(
     """Clips of 16 kHz mono samples, each (n_i,) -> a transcript per clip, in input order.
 
     The text is greedy CTC decoding unless `decode` (a clip's (T, V) log-probs -> text, e.g.
-    asr.lm.LexiconDecoder.decode) is given; confidences and scores stay the greedy ones.
+    asr.lm.LexiconDecoder.decode) is given; confidences, scores and `greedy_text` stay the
+    greedy ones.
     Clips under 0.1 s are padded with silence: the conv stack needs 400 samples for a frame.
     """
     clips = [_at_least(np.asarray(clip, np.float32), SAMPLE_RATE // 10) for clip in clips]
@@ -266,17 +268,15 @@ def transcribe_clips(
         for row, (index, frames) in enumerate(zip(batch_indices, frame_lengths, strict=True)):
             clip_log_probs = log_probs[row, :frames]  # (T_i, V)
             hypothesis = ctc_greedy_decode(clip_log_probs, blank_id=model.vocabulary.pad_id)
+            greedy = model.vocabulary.decode(hypothesis.token_ids)
             results[index] = ClipTranscript(
-                text=(
-                    decode(clip_log_probs)
-                    if decode
-                    else model.vocabulary.decode(hypothesis.token_ids)
-                ),
+                text=decode(clip_log_probs) if decode else greedy,
                 token_confidences=hypothesis.token_confidences,
                 least_confidence=least_confidence(clip_log_probs),
                 mean_frame_entropy=mean_frame_entropy(clip_log_probs),
                 top2_margin_uncertainty=top2_margin_uncertainty(clip_log_probs),
                 embedding=hidden[row, :frames].mean(dim=0).numpy(),
+                greedy_text=greedy,
             )
     return results  # type: ignore[return-value]
 

@@ -219,7 +219,10 @@ class Clip(models.Model):
     random_key = models.FloatField(default=random_key, db_index=True)
     # Filled by the latest scoring run (training app): higher = more worth labeling next.
     selection_score = models.FloatField(null=True, blank=True, db_index=True)
-    draft_text = models.TextField(blank=True)
+    draft_text = models.TextField(blank=True)  # what the annotator is shown
+    # The same clip decoded letter by letter: what language models and the new-words picker
+    # read. It differs from draft_text when the promoted version decodes with its LM.
+    draft_greedy = models.TextField(blank=True)
     lease_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -175,16 +175,16 @@ def seconds_on_lease(clip: Clip, lease_token, project: Project) -> float:
 
 
 def pool_drafts(project: Project) -> list[str]:
-    """The model's drafts of the clips nobody has transcribed yet, written as training reads
-    text (the project's rules). Clips set aside for test or dev are left out even before
+    """The model's greedy drafts of the clips nobody has transcribed yet, written as training
+    reads text (the project's rules). Clips set aside for test or dev are left out even before
     they are labeled, so no draft of an evaluation clip reaches a language model."""
     rules = project.text_rules()
     drafts = (
         project.clips.filter(status=Clip.Status.UNLABELED)
         .exclude(split__in=[Clip.Split.TEST, Clip.Split.DEV])
-        .exclude(draft_text="")
+        .exclude(draft_greedy="")
         .order_by("pk")
-        .values_list("draft_text", flat=True)
+        .values_list("draft_greedy", flat=True)
     )
     return [text for text in (normalize_text(draft, rules) for draft in drafts) if text]
 

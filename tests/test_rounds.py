@@ -175,11 +175,14 @@ def test_new_words_selection_queues_the_clip_whose_draft_the_labels_cannot_spell
 
     for target in (0, len(open_clips) - 1):  # whichever clip it is, uncertainty aside
 
-        def drafts_of(model, clips, config, target=target):
-            real = transcribe(model, clips, config)
+        def drafts_of(model, clips, config, decode=None, target=target):
+            real = transcribe(model, clips, config, decode)
             texts = [" ".join(known[:3])] * len(clips)
             texts[target] = "zanzibar " + known[0]
-            return [replace(result, text=text) for result, text in zip(real, texts, strict=True)]
+            return [
+                replace(result, text=text, greedy_text=text)
+                for result, text in zip(real, texts, strict=True)
+            ]
 
         monkeypatch.setattr(training.scoring, "transcribe_clips", drafts_of)
         run = ScoringRun.objects.create(project=labeled, model_version=version)
@@ -188,6 +191,34 @@ def test_new_words_selection_queues_the_clip_whose_draft_the_labels_cannot_spell
         assert first.pk == open_clips[target].pk
         assert first.draft_text == "zanzibar " + known[0]
     assert queue.clip_lease_next(project=labeled, user=annotator).pk == first.pk
+
+
+def test_where_the_version_kept_its_lm_annotators_see_the_lm_draft_and_the_greedy_one_stays(
+    labeled, owner, annotator, monkeypatch
+):
+    import training.scoring
+
+    started = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=started.pk, worker="w")
+    version = ModelVersion.objects.get()
+    run = ScoringRun.objects.get()
+    decoded_by = []
+
+    def version_decoder(model, directory):  # as if the round kept its lexicon + LM
+        decoded_by.append(str(directory))
+        return lambda log_probs: "habari za lm"
+
+    monkeypatch.setattr(training.scoring.base_models, "version_decoder", version_decoder)
+    scoring_run(scoring_id=run.pk)
+
+    assert decoded_by == [version.directory]
+    open_clips = Clip.objects.filter(project=labeled, status="unlabeled")
+    assert open_clips.exists()
+    for clip in open_clips:
+        assert clip.draft_text == "habari za lm"
+        assert clip.draft_greedy != "habari za lm"
+    leased = queue.clip_lease_next(project=labeled, user=annotator)
+    assert leased.draft_text == "habari za lm"  # the box is prefilled with it
 
 
 def test_new_words_knows_a_labeled_word_however_its_transcript_was_cased_or_punctuated(
@@ -205,12 +236,11 @@ def test_new_words_knows_a_labeled_word_however_its_transcript_was_cased_or_punc
     open_clips = list(Clip.objects.filter(project=labeled, status="unlabeled").order_by("pk"))
     transcribe = training.scoring.transcribe_clips
 
-    def drafts_of(model, clips, config):
+    def drafts_of(model, clips, config, decode=None):
         texts = ["kilimanjaro serengeti"] * len(clips)
         texts[-1] = "zanzibar"  # the one word no label holds
-        return [
-            replace(r, text=t) for r, t in zip(transcribe(model, clips, config), texts, strict=True)
-        ]
+        real = transcribe(model, clips, config, decode)
+        return [replace(r, text=t, greedy_text=t) for r, t in zip(real, texts, strict=True)]
 
     monkeypatch.setattr(training.scoring, "transcribe_clips", drafts_of)
     labeled.selection = "new-words"
@@ -225,9 +255,9 @@ def test_the_language_model_also_reads_the_drafts_of_unlabeled_clips_but_no_test
 ):
     open_clips = list(Clip.objects.filter(project=labeled, status="unlabeled").order_by("pk"))
     assert len(open_clips) >= 3
-    Clip.objects.filter(pk=open_clips[0].pk).update(draft_text="Zanzibar, pemba!")
-    Clip.objects.filter(pk=open_clips[1].pk).update(draft_text="mafia", split="test")
-    Clip.objects.filter(pk=open_clips[2].pk).update(draft_text="unguja", status="flagged")
+    Clip.objects.filter(pk=open_clips[0].pk).update(draft_greedy="Zanzibar, pemba!")
+    Clip.objects.filter(pk=open_clips[1].pk).update(draft_greedy="mafia", split="test")
+    Clip.objects.filter(pk=open_clips[2].pk).update(draft_greedy="unguja", status="flagged")
     lm_texts = []
 
     def save_language_model(directory, texts, order=3):

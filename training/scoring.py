@@ -49,18 +49,23 @@ def scoring_run(*, scoring_id: int) -> None:
 def _score(run: ScoringRun) -> None:
     project = run.project
     model = base_models.load_version(run.model_version.directory)
-    # Drafts stay greedy, letter by letter: annotators correct characters, and the lexicon's
-    # forced words raised CER at small label budgets (docs/benchmarks.md).
+    # Annotators see the draft decoded with the version's lexicon + LM where its round kept
+    # them (they lowered dev WER without raising CER; with the pool's drafts in the LM they
+    # cut CER by a third or more, docs/benchmarks.md), else the greedy one. The greedy draft
+    # is kept too: the next LM and the new-words picker read letters, not forced words.
+    decode = base_models.version_decoder(model, run.model_version.directory)
     config = InferenceConfig(device="cuda" if torch.cuda.is_available() else "cpu")
     pool = list(project.clips.filter(status=Clip.Status.UNLABELED).order_by("pk"))
     ScoringRun.objects.filter(pk=run.pk).update(clips_total=len(pool))
     drafts: list[str] = []
+    shown: list[str] = []
     uncertainty: list[float] = []
     embeddings: list[np.ndarray] = []
     for start in range(0, len(pool), CHUNK):
         chunk = pool[start : start + CHUNK]
-        for result in transcribe_clips(model, [clip_samples(c) for c in chunk], config):
-            drafts.append(result.text)
+        for result in transcribe_clips(model, [clip_samples(c) for c in chunk], config, decode):
+            drafts.append(result.greedy_text)
+            shown.append(result.text)
             uncertainty.append(result.mean_frame_entropy)
             embeddings.append(result.embedding)
         ScoringRun.objects.filter(pk=run.pk).update(
@@ -77,8 +82,8 @@ def _score(run: ScoringRun) -> None:
         picks = _pick_diverse(project, model, config, embeddings, scores, count)
     for rank, index in enumerate(picks):
         scores[index] = PICKED_BASE - rank
-    for clip, draft, score in zip(pool, drafts, scores, strict=True):
-        clip.draft_text, clip.selection_score = draft, float(score)
+    for clip, draft, text, score in zip(pool, drafts, shown, scores, strict=True):
+        clip.draft_greedy, clip.draft_text, clip.selection_score = draft, text, float(score)
     # Only clips still unlabeled: someone may have transcribed one meanwhile.
     still_open = set(
         Clip.objects.filter(pk__in=[c.pk for c in pool], status=Clip.Status.UNLABELED).values_list(
@@ -86,7 +91,9 @@ def _score(run: ScoringRun) -> None:
         )
     )
     Clip.objects.bulk_update(
-        [c for c in pool if c.pk in still_open], ["draft_text", "selection_score"], batch_size=500
+        [c for c in pool if c.pk in still_open],
+        ["draft_text", "draft_greedy", "selection_score"],
+        batch_size=500,
     )
     log.info("scored %d clips of %s", len(pool), project)
 

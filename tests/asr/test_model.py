@@ -221,3 +221,25 @@ def test_a_directory_that_is_not_a_checkpoint_is_reported_as_unavailable(tmp_pat
     (tmp_path / "notes" / "readme.txt").write_text("not a model")
     with pytest.raises(ModelNotAvailable, match="could not be loaded"):
         ctc_model_from_encoder(tmp_path / "notes", vocabulary)
+
+
+def test_another_decoder_writes_the_text_and_the_greedy_text_stays(vocabulary):
+    model = build_tiny_ctc_model(vocabulary)
+    head = model.network.lm_head
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-30.0)
+        head.bias[vocabulary.tokens.index("a")] = 30.0
+    frames = []
+
+    def decode(log_probs):
+        frames.append(log_probs.shape)
+        return "from the decoder"
+
+    [greedy] = transcribe_clips(model, [noise(1.0)])
+    [decoded] = transcribe_clips(model, [noise(1.0)], decode=decode)
+
+    assert (greedy.text, greedy.greedy_text) == ("a", "a")
+    assert (decoded.text, decoded.greedy_text) == ("from the decoder", "a")
+    assert decoded.mean_frame_entropy == greedy.mean_frame_entropy
+    assert len(frames) == 1 and frames[0][1] == len(vocabulary.tokens)

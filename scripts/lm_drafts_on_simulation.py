@@ -43,7 +43,9 @@ def main() -> None:
 
     results = json.loads((args.sim_dir / "results.json").read_text())
     settings = results["config"]
-    order = settings.get("language_model_order") or 3
+    order = settings.get("language_model_order")
+    if not order:
+        sys.exit(f"{args.sim_dir} was run without --lm-order: there is no LM figure to compare")
     config = SimulationConfig(
         base=settings["base"],
         budgets_minutes=tuple(settings["budgets_minutes"]),
@@ -63,6 +65,7 @@ def main() -> None:
         (r for r in results["rows"] if wanted is None or r["strategy"] in wanted),
         key=lambda r: (r["strategy"], r["seed"], r["round"]),
     )
+    name = "lm_drafts.json" if wanted is None else f"lm_drafts-{'-'.join(wanted)}.json"
     out = []
     for row in rows:
         if row["round"] == 1:
@@ -105,8 +108,7 @@ def main() -> None:
             f"({len(drafts)} drafts, {time.monotonic() - started:.0f} s)",
             flush=True,
         )
-    name = "lm_drafts.json" if wanted is None else f"lm_drafts-{'-'.join(wanted)}.json"
-    (args.sim_dir / name).write_text(json.dumps(out, indent=1))
+        (args.sim_dir / name).write_text(json.dumps(out, indent=1))  # each round as it ends
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ def load_version(directory: str | Path) -> CtcModel:
 
 def version_decoder(model: CtcModel, directory: str | Path) -> Callable[[torch.Tensor], str] | None:
     """Lexicon + word n-gram beam search for a version saved with its language model (from its
-    round's training transcripts); None: greedy decoding."""
+    round's training transcripts, and the pool's drafts where dev preferred them); None:
+    greedy decoding."""
     decoder = load_language_model(directory, model.vocabulary)
     return decoder.decode if decoder else None

@@ -55,7 +55,8 @@ def model_card(version: ModelVersion) -> str:
 - Test set: {version.test_clips} clips, never trained on
 - Test WER: {percent(version.test_wer)}
 - Test CER: {percent(version.test_cer)}
-- Test WER / CER with a lexicon and word 3-gram LM of the training transcripts:
+- Test WER / CER with a lexicon and word 3-gram LM of the training transcripts (and of the
+  model's drafts of unlabeled clips, where the dev set preferred that):
   {percent(version.test_wer_lm)} / {percent(version.test_cer_lm)}{lm_note}
 - Dev CER: {percent(version.dev_cer)}
 - Promoted in Vernacular: {"yes" if version.promoted else "no"}

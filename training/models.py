@@ -92,7 +92,8 @@ class ModelVersion(models.Model):
     test_wer = models.FloatField(null=True)
     test_cer = models.FloatField(null=True)
     # the same test set decoded with a lexicon + word 3-gram LM of the round's training
-    # transcripts (asr.lm); null without a test set or without flashlight-text
+    # transcripts, or of them and the pool's drafts where dev preferred that (asr.lm); null
+    # without a test set or without flashlight-text
     test_wer_lm = models.FloatField(null=True)
     test_cer_lm = models.FloatField(null=True)
     dev_cer = models.FloatField(null=True)

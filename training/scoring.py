@@ -99,8 +99,9 @@ def _score(run: ScoringRun) -> None:
 
 
 def _pick_new_words(project, pool: list[Clip], drafts: list[str], count: int) -> list[int]:
-    """The words of the training transcripts are known: the lexicon and LM are built of them,
-    written as training sees them (the project's text rules), as the drafts are."""
+    """The words of the training transcripts are known: they are the ones with true
+    spellings, written as training sees them (the project's text rules), as the drafts are.
+    The drafts are the greedy ones, never words an LM forced."""
     rules = project.text_rules()
     known_words = {
         word

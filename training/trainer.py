@@ -313,14 +313,18 @@ def _choose_language_model(round_id, model, dev, directory: Path, transcripts, p
             f"language model from {name} ({words} words): dev WER / CER {with_lm.wer:.3f} / "
             f"{with_lm.cer:.3f}; greedy {greedy.wer:.3f} / {greedy.cer:.3f}",
         )
-    wer, cer, name, texts = min(scored, key=lambda row: row[:2])
+    # Among the LMs that beat greedy decoding on dev (fewer word errors, no more letter
+    # errors), the fewest word errors; if none does, the same among all, as a measurement.
+    helping = [row for row in scored if row[0] < greedy.wer and row[1] <= greedy.cer]
+    wer, cer, name, texts = min(helping or scored, key=lambda row: row[:2])
     if texts is not candidates[-1][1]:  # the files on disk are the last candidate's
         save_language_model(directory, texts)
-    use_lm = wer < greedy.wer and cer <= greedy.cer
+    use_lm = bool(helping)
     _log(
         round_id,
-        f"the LM from {name} did best on dev: "
-        + ("transcription uses it" if use_lm else "the LM is not used (greedy did better)"),
+        f"the LM from {name} beat greedy decoding on dev: transcription uses it"
+        if use_lm
+        else f"the LM is not used: none beat greedy decoding on dev (tested: the one from {name})",
     )
     return base_models.version_decoder(model, directory), use_lm
 

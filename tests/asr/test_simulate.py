@@ -10,7 +10,7 @@ import torch
 
 from asr.cli import main
 from asr.corpus import CorpusConfig, EspeakNotAvailable, generate_corpus
-from asr.model import ClipTranscript
+from asr.model import ClipTranscript, load_ctc_model
 from asr.simulate import (
     SimulationCancelled,
     SimulationConfig,
@@ -483,6 +483,14 @@ def test_with_lm_drafts_the_lm_also_reads_the_previous_models_drafts_of_the_pool
     assert unigrams(1) == labeled_words(1)  # round 1: no model has written drafts yet
     assert unigrams(2) == labeled_words(2) | {"zebu", "quokka"}
     assert len(calls) == 1 and calls[0][1] == sorted(labeled(tmp_path, "random", 2))
+    # the drafts came from round 1's model, not from the round-2 model being tested
+    drafted_by = calls[0][0].state_dict()
+    for number, same in ((1, True), (2, False)):
+        saved = load_ctc_model(tmp_path / "runs" / "random" / "seed0" / f"round{number}" / "model")
+        equal = all(
+            torch.equal(value, saved.network.state_dict()[key]) for key, value in drafted_by.items()
+        )
+        assert equal == same, number
     with pytest.raises(ValueError, match="--lm-order"):
         replace(config, language_model_order=0)
 

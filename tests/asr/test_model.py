@@ -186,13 +186,18 @@ def test_very_short_and_empty_clips_still_get_a_transcript(vocabulary):
     assert transcribe_clips(model, []) == []
 
 
-def test_a_head_that_always_says_a_yields_text_a_with_full_confidence(vocabulary):
+def model_that_always_says_a(vocabulary):
     model = build_tiny_ctc_model(vocabulary)
     head = model.network.lm_head
     with torch.no_grad():
         head.weight.zero_()
         head.bias.fill_(-30.0)
         head.bias[vocabulary.tokens.index("a")] = 30.0
+    return model
+
+
+def test_a_head_that_always_says_a_yields_text_a_with_full_confidence(vocabulary):
+    model = model_that_always_says_a(vocabulary)
 
     [result] = transcribe_clips(model, [noise(1.0)])
 
@@ -224,12 +229,7 @@ def test_a_directory_that_is_not_a_checkpoint_is_reported_as_unavailable(tmp_pat
 
 
 def test_another_decoder_writes_the_text_and_the_greedy_text_stays(vocabulary):
-    model = build_tiny_ctc_model(vocabulary)
-    head = model.network.lm_head
-    with torch.no_grad():
-        head.weight.zero_()
-        head.bias.fill_(-30.0)
-        head.bias[vocabulary.tokens.index("a")] = 30.0
+    model = model_that_always_says_a(vocabulary)
     frames = []
 
     def decode(log_probs):

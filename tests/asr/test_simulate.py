@@ -116,17 +116,24 @@ def test_labels_grow_by_rounds_and_never_include_test_or_dev_clips(finished):
         assert not set(second) & held_out
 
 
-def test_new_words_labels_the_clips_whose_drafts_hold_words_the_labels_lack(monkeypatch):
+def six_one_second_clips(texts):
+    """A corpus of six silent 1 s clips with these transcripts; clip 0 is held out."""
     import asr.simulate
 
-    texts = ["mama ni", "mama ni mama", "shule leo", "mama ni", "watoto nje", "ni mama"]
-    drafts = ["mama ni", "mama ni mama", "shule leo", "mama ni", "watoto nje", "ni mama"]
-    corpus = asr.simulate._Corpus(
+    return asr.simulate._Corpus(
         clips=[np.zeros(16000, np.float32)] * 6,
         texts=texts,
         seconds=np.full(6, 1.0),
         pool=[1, 2, 3, 4, 5],
     )
+
+
+def test_new_words_labels_the_clips_whose_drafts_hold_words_the_labels_lack(monkeypatch):
+    import asr.simulate
+
+    texts = ["mama ni", "mama ni mama", "shule leo", "mama ni", "watoto nje", "ni mama"]
+    drafts = list(texts)
+    corpus = six_one_second_clips(texts)
 
     def drafts_of(model, clips, inference):
         assert len(clips) == 4  # the pool less what is labeled
@@ -143,12 +150,8 @@ def test_oracle_words_picks_by_the_true_transcripts_without_the_model(monkeypatc
     import asr.simulate
 
     # clip 4's transcript holds two new words, clip 2's one; the model is never asked
-    texts = ["mama ni", "mama ni", "shule ni", "mama ni", "watoto nje", "ni mama"]
-    corpus = asr.simulate._Corpus(
-        clips=[np.zeros(16000, np.float32)] * 6,
-        texts=texts,
-        seconds=np.full(6, 1.0),
-        pool=[1, 2, 3, 4, 5],
+    corpus = six_one_second_clips(
+        ["mama ni", "mama ni", "shule ni", "mama ni", "watoto nje", "ni mama"]
     )
 
     def no_drafts(model, clips, inference):

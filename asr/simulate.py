@@ -289,22 +289,7 @@ def simulate(
                     else None
                 )
                 if shared is not None:
-                    # round 1 is the same random draw and the same training for every
-                    # strategy: copy another strategy's instead of training it again
-                    if run_dir.exists():
-                        shutil.rmtree(run_dir)
-                    shutil.copytree(
-                        shared[1], run_dir, ignore=shutil.ignore_patterns("checkpoint.pt")
-                    )
-                    rows.append(
-                        shared[0]
-                        | {
-                            "strategy": strategy,
-                            "shared_from": shared[0]["strategy"],
-                            "train_seconds": 0.0,  # what this row cost, not the copied one
-                            "wall_seconds": round(time.monotonic() - started, 2),
-                        }
-                    )
+                    rows.append(_copy_first_round(*shared, run_dir, strategy, started))
                     _write_results(results_path, settings, config_hash, rows)
                     labeled = json.loads(labeled_path.read_text())
                     previous_dir, previous_model = run_dir / "model", None
@@ -403,6 +388,22 @@ def simulate(
     return rows
 
 
+def _copy_first_round(
+    row: dict, source: Path, run_dir: Path, strategy: str, started: float
+) -> dict:
+    """Round 1 is the same random draw and the same training for every strategy: copy
+    another strategy's run directory and row instead of training it again."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    return row | {
+        "strategy": strategy,
+        "shared_from": row["strategy"],
+        "train_seconds": 0.0,  # what this row cost, not the copied one
+        "wall_seconds": round(time.monotonic() - started, 2),
+    }
+
+
 def _first_round_done(
     output_dir: Path, results_path: Path, settings: dict, config_hash: str, seed: int
 ) -> tuple[dict, Path] | None:
@@ -496,8 +497,9 @@ def select_clips(
     pool = [i for i in corpus.pool if i not in labeled_set]
     seconds = corpus.seconds[pool]
     known_words = {word for i in labeled for word in corpus.texts[i].split()}
+    # enough picks for the minutes even if every pick were the shortest clip
+    count = min(len(pool), int(wanted_seconds / max(seconds.min(), 1e-3)) + 1)
     if strategy == "oracle-words" and round_number > 1:
-        count = min(len(pool), int(wanted_seconds / max(seconds.min(), 1e-3)) + 1)
         order = pick_new_words([corpus.texts[i] for i in pool], seconds, known_words, count)
     elif strategy == "random" or model is None:
         order = pick_random(len(pool), len(pool), seed * 1000 + round_number)
@@ -505,8 +507,6 @@ def select_clips(
         scoring = pool + labeled if strategy == "diverse" else pool
         transcripts = transcribe_clips(model, [corpus.clips[i] for i in scoring], inference)
         scored, known = transcripts[: len(pool)], transcripts[len(pool) :]
-        # enough picks for the minutes even if every pick were the shortest clip
-        count = min(len(pool), int(wanted_seconds / max(seconds.min(), 1e-3)) + 1)
         if strategy == "diverse":
             order = pick_diverse_uncertain(
                 np.stack([t.embedding for t in scored]),

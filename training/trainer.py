@@ -307,7 +307,7 @@ def _choose_language_model(round_id, model, dev, directory: Path, transcripts, p
             _log(round_id, "the LM is not used: no decoder (pip install flashlight-text)")
             return None, False
         with_lm = _evaluate(model, dev, decode)
-        scored.append((with_lm.wer, with_lm.cer, name, texts))
+        scored.append((with_lm.wer, with_lm.cer, name, texts, decode))
         _log(
             round_id,
             f"language model from {name} ({words} words): dev WER / CER {with_lm.wer:.3f} / "
@@ -316,7 +316,7 @@ def _choose_language_model(round_id, model, dev, directory: Path, transcripts, p
     # Among the LMs that beat greedy decoding on dev (fewer word errors, no more letter
     # errors), the fewest word errors; if none does, the same among all, as a measurement.
     helping = [row for row in scored if row[0] < greedy.wer and row[1] <= greedy.cer]
-    wer, cer, name, texts = min(helping or scored, key=lambda row: row[:2])
+    wer, cer, name, texts, decode = min(helping or scored, key=lambda row: row[:2])
     if texts is not candidates[-1][1]:  # the files on disk are the last candidate's
         save_language_model(directory, texts)
     use_lm = bool(helping)
@@ -326,7 +326,7 @@ def _choose_language_model(round_id, model, dev, directory: Path, transcripts, p
         if use_lm
         else f"the LM is not used: none beat greedy decoding on dev (tested: the one from {name})",
     )
-    return base_models.version_decoder(model, directory), use_lm
+    return decode, use_lm
 
 
 def _cache_encoder_outputs(model, clips) -> None:

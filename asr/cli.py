@@ -19,6 +19,7 @@ imports (torch, transformers) go inside `run`, so `--help` stays instant.
 """
 
 import argparse
+import dataclasses
 import math
 import signal
 import sys
@@ -399,38 +400,47 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-minutes", type=float, default=5.0)
     parser.add_argument("--dev-minutes", type=float, default=2.0)
     parser.add_argument("--split-seed", type=int, default=0, help="draws the test and dev sets")
-    parser.add_argument("--steps", type=int, help="training steps per round (default: by base)")
-    parser.add_argument(
+    rounds = parser.add_argument_group(
+        "the rounds (defaults: asr/recipe.py, the table the app's rounds read)"
+    )
+    rounds.add_argument("--steps", type=int, help="training steps per round (default: by base)")
+    rounds.add_argument(
         "--steps-per-minute",
         type=float,
         help="a round trains max(--steps, this x its labeled minutes) (default: by base)",
     )
-    parser.add_argument("--lr", type=float, help="peak learning rate (default: by base)")
-    parser.add_argument("--batch-size", type=int, help="clips per step (default: by base)")
-    parser.add_argument("--warmup-steps", type=int, help="default: a tenth of --steps")
-    parser.add_argument("--eval-every", type=int, help="dev evaluations; default: --steps / 5")
-    parser.add_argument(
-        "--continue-training",
+    rounds.add_argument("--lr", type=float, help="peak learning rate (default: by base)")
+    rounds.add_argument("--batch-size", type=int, help="clips per step (default: by base)")
+    rounds.add_argument("--warmup-steps", type=int, help="default: a tenth of the steps")
+    rounds.add_argument("--eval-every", type=int, help="dev evaluations; default: a tenth")
+    rounds.add_argument(
+        "--lm-order",
+        type=int,
+        help="the lexicon + word n-gram LM's order (default 3, as in the app; 0: none)",
+    )
+    rounds.add_argument(
+        "--self-train",
         action="store_true",
-        help="start each round from the previous round's model instead of the base",
+        help="rounds also train on the promoted model's confident drafts of the pool "
+        "(the project setting 'Self-training')",
+    )
+    rounds.add_argument(
+        "--fresh-heads",
+        action="store_true",
+        help="each round starts from a new head, not from the promoted model (the project "
+        "setting 'Continue from the promoted model', off)",
+    )
+    rounds.add_argument(
+        "--round-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other field of asr.recipe.RoundConfig, e.g. pseudo_weight=0.3 (repeatable)",
     )
     parser.add_argument(
         "--no-encoder-cache",
         action="store_true",
         help="run the Whisper encoder at every step instead of once per clip",
-    )
-    parser.add_argument(
-        "--lm-order",
-        type=int,
-        default=0,
-        help="also test with a lexicon + word n-gram LM of this order built from the labeled "
-        "transcripts (wer_lm, cer_lm; needs flashlight-text); 0: greedy only",
-    )
-    parser.add_argument(
-        "--lm-drafts",
-        action="store_true",
-        help="the LM also reads the previous round's drafts of the unlabeled pool, as the "
-        "app's rounds do (with --lm-order)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
@@ -520,6 +530,26 @@ def _comma_list(text: str, kind: type, flag: str) -> tuple:
         raise CliError(f"{flag}: {text!r} is not a comma-separated list of numbers") from error
 
 
+def _setting_value(name: str, text: str):
+    """A --round-setting value, typed as the RoundConfig field it sets."""
+    from asr.recipe import RoundConfig
+
+    kinds = {field.name: field.type for field in dataclasses.fields(RoundConfig)}
+    kind = kinds.get(name)
+    if kind is None:
+        raise CliError(f"--round-setting: {name!r} is not a round setting ({', '.join(kinds)})")
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if kind in (int, float):
+            return kind(text)
+        return None if text.lower() == "none" else int(text)  # int | None
+    except ValueError:
+        raise CliError(f"--round-setting: {name}={text!r} is not a {kind}") from None
+
+
 def run_simulate(args: argparse.Namespace) -> int:
     base = args.base
     if not base.startswith("builtin:") and not Path(base).is_dir():
@@ -528,33 +558,37 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise CliError(f"{base}: the built-in bases are builtin:whisper-base and builtin:tiny")
     _entries([args.manifest])  # a missing manifest or audio file: one line, before torch loads
     _quiet_transformers()
-    from asr.simulate import SimulationCancelled, SimulationConfig, simulate, training_defaults
+    from asr.simulate import SimulationCancelled, SimulationConfig, simulate
 
-    defaults = training_defaults(base)
-    config = SimulationConfig(
-        base=base,
-        strategies=tuple(name.strip() for name in args.strategies.split(",") if name.strip()),
-        seeds=_comma_list(args.seeds, int, "--seeds"),
-        budgets_minutes=_comma_list(args.budgets, float, "--budgets"),
-        test_minutes=args.test_minutes,
-        dev_minutes=args.dev_minutes,
-        split_seed=args.split_seed,
-        steps=defaults["steps"] if args.steps is None else args.steps,
-        steps_per_minute=(
-            defaults.get("steps_per_minute", 0.0)
-            if args.steps_per_minute is None
-            else args.steps_per_minute
-        ),
-        batch_size=defaults["batch_size"] if args.batch_size is None else args.batch_size,
-        learning_rate=defaults["learning_rate"] if args.lr is None else args.lr,
-        warmup_steps=args.warmup_steps,
-        eval_every=args.eval_every,
-        continue_training=args.continue_training,
-        device=args.device,
-        cache_encoder=not args.no_encoder_cache,
-        language_model_order=args.lm_order,
-        lm_reads_drafts=args.lm_drafts,
-    )
+    flags = {
+        "max_steps": args.steps,
+        "steps_per_minute": args.steps_per_minute,
+        "learning_rate": args.lr,
+        "batch_size": args.batch_size,
+        "warmup_steps": args.warmup_steps,
+        "eval_every": args.eval_every,
+        "lm_order": args.lm_order,
+        "self_train": args.self_train or None,
+    }
+    for setting in args.round_setting:
+        name, _, value = setting.partition("=")
+        flags[name.strip()] = _setting_value(name.strip(), value.strip())
+    try:
+        config = SimulationConfig(
+            base=base,
+            strategies=tuple(name.strip() for name in args.strategies.split(",") if name.strip()),
+            seeds=_comma_list(args.seeds, int, "--seeds"),
+            budgets_minutes=_comma_list(args.budgets, float, "--budgets"),
+            test_minutes=args.test_minutes,
+            dev_minutes=args.dev_minutes,
+            split_seed=args.split_seed,
+            round_overrides={name: value for name, value in flags.items() if value is not None},
+            start_from_promoted=not args.fresh_heads,
+            device=args.device,
+            cache_encoder=not args.no_encoder_cache,
+        )
+    except ValueError as error:
+        raise CliError(str(error)) from None
     if args.jobs > 1 and len(config.strategies) > 1:
         return _simulate_in_processes(args, config)
     bar = None

@@ -68,6 +68,15 @@ class FinetuneConfig:
     device: str = "auto"  # "auto" = CUDA when available, else CPU
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 on CUDA
     eval_batch_seconds: float = 160.0  # padded audio per dev-inference batch
+    # A run that collapsed stops: its best dev CER still at or above collapse_dev_cer at an
+    # evaluation from collapse_check_step on (0: never checked), or a loss that stays
+    # non-finite. FinetuneResult.collapsed says which; asr.round decides what to do.
+    collapse_dev_cer: float = 0.0
+    collapse_check_step: int = 0
+    # Pseudo-labeled clips (finetune's `pseudo`): their loss weight against a labeled clip's,
+    # and the share of encoder frames masked on them where the network can (noisy student).
+    pseudo_weight: float = 1.0
+    pseudo_mask_prob: float = 0.0
 
     def __post_init__(self) -> None:
         counts = (self.max_steps, self.batch_size, self.gradient_accumulation_steps)
@@ -98,6 +107,8 @@ class FinetuneResult:
     seconds: float  # training time over all sessions of this run
     stopped_early: bool
     skipped_clips: int  # training clips left out: too long, or text too long for the audio
+    collapsed: str = ""  # why the run stopped as collapsed; "" when it did not
+    pseudo_clips: int = 0  # pseudo-labeled clips that trained (of `pseudo`)
 
 
 @dataclass
@@ -111,6 +122,8 @@ class _History:
     evaluations_since_best: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
+    collapsed: str = ""
+    non_finite_steps: int = 0  # in a row
 
 
 def finetune(
@@ -122,8 +135,10 @@ def finetune(
     *,
     progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    pseudo: Sequence[LabeledClip] = (),
 ) -> FinetuneResult:
-    """Train `model` in place on `train`, keep the version with the best CER on `dev`.
+    """Train `model` in place on `train` (and `pseudo`, pseudo-labeled clips weighted by
+    config.pseudo_weight), keep the version with the best CER on `dev`.
 
     Resumes from output_dir/checkpoint.pt when it exists (same config and data required).
     `should_cancel` is asked after every step; True saves a checkpoint and raises
@@ -145,9 +160,12 @@ def finetune(
     clips, labels, skipped = _trainable(train, model, config)
     if not clips:
         raise ValueError("no training clip is usable (empty, too long, or text too long)")
+    pseudo_clips, pseudo_labels, _ = _trainable(pseudo, model, config)
+    weights = [1.0] * len(clips) + [config.pseudo_weight] * len(pseudo_clips)
+    clips, labels = clips + pseudo_clips, labels + pseudo_labels
     dev_clips = [samples for samples, _ in dev]
     dev_texts = [text for _, text in dev]
-    fingerprint = _data_fingerprint(clips, labels, dev_texts)
+    fingerprint = _data_fingerprint(clips, labels, dev_texts, weights)
     batches_per_epoch = len(_epoch_batches([len(c) for c in clips], config.batch_size, 0, 0))
 
     optimizer = torch.optim.AdamW(
@@ -178,6 +196,13 @@ def finetune(
             history.evaluations_since_best += 1
             if config.patience and history.evaluations_since_best >= config.patience:
                 history.stopped_early = True
+        plateau = config.collapse_dev_cer and history.best_dev_cer >= config.collapse_dev_cer
+        if dev_clips and plateau and step > 0 and step >= config.collapse_check_step:
+            history.collapsed = (
+                f"stuck: best dev CER {history.best_dev_cer:.2f} at step {step} "
+                f"(the CTC blank plateau writes nothing: 1.00)"
+            )
+            history.stopped_early = True
 
     def save_checkpoint(step: int) -> None:
         _save_atomically(
@@ -225,9 +250,9 @@ def finetune(
             micro_batch = step * config.gradient_accumulation_steps + micro_step
             epoch, position = divmod(micro_batch, batches_per_epoch)
             indices = _epoch_batches([len(c) for c in clips], config.batch_size, config.seed, epoch)
-            batch = get_batch(model, clips, labels, indices[position], device)
+            batch = get_batch(model, clips, labels, indices[position], device, weights)
             with torch.autocast(device.type, autocast_dtype, enabled=autocast_dtype is not None):
-                loss = ctc_loss(network, batch, model.vocabulary.pad_id)
+                loss = ctc_loss(network, batch, model.vocabulary.pad_id, config.pseudo_mask_prob)
             loss = loss / config.gradient_accumulation_steps  # the mean over micro-batches
             scaler.scale(loss).backward()
             step_loss += loss.item()
@@ -238,6 +263,10 @@ def finetune(
         optimizer.zero_grad(set_to_none=True)
         step += 1
         history.train_losses.append(step_loss)
+        history.non_finite_steps = 0 if math.isfinite(step_loss) else history.non_finite_steps + 1
+        if history.non_finite_steps >= NON_FINITE_STEPS_TO_STOP:
+            history.collapsed = f"diverged: the loss was not finite from step {step - 2} on"
+            history.stopped_early = True
 
         history.seconds = seconds_before + time.monotonic() - session_start
         if progress:
@@ -247,6 +276,8 @@ def finetune(
         if step % config.eval_every == 0 or step == config.max_steps:
             estimate_dev_cer(step)
             history.seconds = seconds_before + time.monotonic() - session_start
+            save_checkpoint(step)
+        elif history.collapsed:  # diverged between evaluations: a resume must see it so
             save_checkpoint(step)
         if should_cancel and should_cancel():
             save_checkpoint(step)
@@ -263,7 +294,13 @@ def finetune(
         seconds=history.seconds,
         stopped_early=history.stopped_early,
         skipped_clips=skipped,
+        collapsed=history.collapsed,
+        pseudo_clips=len(pseudo_clips),
     )
+
+
+# fp16 loss scaling skips a step whose gradients overflow; three in a row is no overflow
+NON_FINITE_STEPS_TO_STOP = 3
 
 
 # --- the helpers the loop calls ---------------------------------------------------------------
@@ -284,6 +321,7 @@ class Batch:
     sample_lengths: torch.Tensor  # (B,)
     targets: torch.Tensor  # (sum of label lengths,) token ids, concatenated
     target_lengths: torch.Tensor  # (B,)
+    weights: torch.Tensor | None = None  # (B,) loss weight per clip; None: all 1
 
 
 def get_batch(
@@ -292,6 +330,7 @@ def get_batch(
     labels: Sequence[list[int]],
     indices: Sequence[int],
     device: torch.device,
+    weights: Sequence[float] | None = None,
 ) -> Batch:
     features = model.feature_extractor(
         [clips[i] for i in indices],
@@ -306,24 +345,37 @@ def get_batch(
         sample_lengths=torch.tensor([len(clips[i]) for i in indices], device=device),
         targets=torch.tensor([t for i in indices for t in labels[i]], device=device),
         target_lengths=torch.tensor([len(labels[i]) for i in indices], device=device),
+        weights=None
+        if weights is None
+        else torch.tensor([weights[i] for i in indices], device=device),
     )
 
 
-def ctc_loss(network: torch.nn.Module, batch: Batch, blank_id: int) -> torch.Tensor:
+def ctc_loss(
+    network: torch.nn.Module, batch: Batch, blank_id: int, mask_prob: float = 0.0
+) -> torch.Tensor:
     """Mean CTC loss of the batch (each clip's loss divided by its label length, as in
-    transformers). zero_infinity: a clip its labels cannot fit gives 0, not inf and NaN."""
-    logits = network(batch.input_values, attention_mask=batch.attention_mask).logits  # (B, T, V)
+    transformers), each clip's times its weight. zero_infinity: a clip its labels cannot fit
+    gives 0, not inf and NaN. Clips weighted below 1 (pseudo-labeled) get `mask_prob` of their
+    encoder frames masked where the network takes `noisy_rows` (asr.whisper)."""
+    extra = {}
+    if mask_prob > 0 and batch.weights is not None and getattr(network, "takes_noisy_rows", False):
+        extra = {"noisy_rows": batch.weights < 1, "mask_prob": mask_prob}
+    logits = network(batch.input_values, attention_mask=batch.attention_mask, **extra).logits
     log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
     frame_lengths = network._get_feat_extract_output_lengths(batch.sample_lengths)  # (B,)
-    return F.ctc_loss(
+    losses = F.ctc_loss(
         log_probs,
         batch.targets,
         frame_lengths,
         batch.target_lengths,
         blank=blank_id,
-        reduction="mean",
+        reduction="none",
         zero_infinity=True,
-    )
+    ) / batch.target_lengths.clamp(min=1)  # (B,)
+    if batch.weights is not None:
+        losses = losses * batch.weights
+    return losses.mean()
 
 
 # --- setup ------------------------------------------------------------------------------------
@@ -387,11 +439,15 @@ def _epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -
 
 
 def _data_fingerprint(
-    clips: Sequence[np.ndarray], labels: Sequence[list[int]], dev_texts: Sequence[str]
+    clips: Sequence[np.ndarray],
+    labels: Sequence[list[int]],
+    dev_texts: Sequence[str],
+    weights: Sequence[float],
 ) -> str:
     digest = hashlib.sha256()
-    for samples, label in zip(clips, labels, strict=True):
-        digest.update(f"{len(samples)}:{label}\n".encode())
+    for samples, label, weight in zip(clips, labels, weights, strict=True):
+        # the weight only where it is not 1: a run without pseudo-labels keeps its fingerprint
+        digest.update(f"{len(samples)}:{label}{'' if weight == 1 else f':{weight}'}\n".encode())
     digest.update("\n".join(dev_texts).encode())
     return digest.hexdigest()
 

@@ -9,10 +9,14 @@ the app does, round after round:
     round r: score the unlabeled pool with round r-1's model, label the clips the strategy
              picks up to budget r (the oracle reveals their transcripts), fine-tune, test
 
-Every strategy gets the same seeds, budgets, test set, dev set and training settings, so
-the curves differ only by which clips were labeled. Each round trains from the base model
-(not from the previous round's model) unless `continue_training`: a round's result then
-depends only on its labeled set, not on the path that led there.
+Every round is the app's round: asr.round.run_round with the settings of asr/recipe.py (one
+table for both). It starts from the promoted model (the app's default; `start_from_promoted`
+off: a new head each round), retries a collapsed run, lets the dev set choose between the LM
+of the labeled transcripts and the one that also reads the pool's drafts, and promotes only a
+model that beats the promoted one on dev; the promoted model scores the pool for the next
+pick, as the app's scoring run does. With `self_train` the promoted model's confident drafts
+train too. Every strategy gets the same seeds, budgets, test set, dev set and settings, so the
+curves differ only by which clips were labeled.
 
 Output directory:
     results.json            {"config", "config_hash", "rows": [one per strategy, seed, round]}
@@ -33,27 +37,22 @@ import shutil
 import time
 import wave
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
 import torch
 
+import asr.round
 from asr.audio import SAMPLE_RATE, decode_audio
-from asr.evaluate import AS_GIVEN, evaluate_model
-from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune
+from asr.evaluate import AS_GIVEN
+from asr.finetune import Progress, TrainingCancelled
+from asr.lm import load_language_model
 from asr.manifest import read_manifest
-from asr.model import (
-    ClipTranscript,
-    CtcModel,
-    InferenceConfig,
-    TinyModelConfig,
-    build_tiny_ctc_model,
-    ctc_model_from_encoder,
-    load_ctc_model,
-    transcribe_clips,
-)
+from asr.model import ClipTranscript, CtcModel, InferenceConfig, transcribe_clips
+from asr.recipe import BUILTIN_WHISPER, RoundConfig, round_config
+from asr.round import ModelSource, PoolDraft, RoundData, draft_confidence
 from asr.select import (
     pick_diverse_uncertain,
     pick_most_uncertain,
@@ -72,26 +71,7 @@ STRATEGIES = (
     # a bound, not a strategy a project can use: new-words run on the true transcripts
     "oracle-words",
 )
-BUILTIN_TINY = "builtin:tiny"
-BUILTIN_WHISPER = "builtin:whisper-base"
 MAX_CLIP_SECONDS = 120.0
-
-# Training defaults per base, as the app's rounds use them (training/rounds.py ROUND_DEFAULTS,
-# measured in docs/base-models.md): a fresh head on a frozen encoder wants a high learning
-# rate, a whole wav2vec 2.0 fine-tune a low one.
-TRAINING_DEFAULTS = {
-    BUILTIN_WHISPER: {
-        "steps": 500,
-        "steps_per_minute": 25,  # 1500 steps at 60 labeled minutes (docs/benchmarks.md)
-        "batch_size": 6,
-        "learning_rate": 3e-3,
-    },
-    "": {"steps": 400, "batch_size": 8, "learning_rate": 1e-4},
-}
-
-
-def training_defaults(base: str) -> dict:
-    return TRAINING_DEFAULTS.get(base, TRAINING_DEFAULTS[""])
 
 
 class SimulationMismatch(ValueError):
@@ -111,22 +91,12 @@ class SimulationConfig:
     test_minutes: float = 5.0
     dev_minutes: float = 2.0
     split_seed: int = 0  # the test and dev sets: one draw, shared by every seed and strategy
-    steps: int = 400  # per round
-    steps_per_minute: float = 0.0  # a round trains max(steps, this x its labeled minutes)
-    batch_size: int = 6
-    learning_rate: float = 3e-3
-    warmup_steps: int | None = None  # None: a tenth of the steps
-    eval_every: int | None = None  # None: a fifth of the steps (dev CER picks the best model)
-    patience: int = 4
-    continue_training: bool = False  # round r starts from round r-1's model, not the base
+    # the round's settings over asr/recipe.py's defaults for the base (any RoundConfig field,
+    # or steps_per_minute): as VERNACULAR_ROUND_CONFIG is to the app
+    round_overrides: dict = field(default_factory=dict)
+    start_from_promoted: bool = True  # the app's default; off: each round a new head
     device: str = "auto"
     cache_encoder: bool = True  # builtin:whisper-base: encode each clip once (frozen encoder)
-    # also decode the test set with a lexicon + word n-gram LM built from the round's labeled
-    # transcripts only (asr.lm; needs flashlight-text): rows get wer_lm and cer_lm
-    language_model_order: int = 0  # 0: no LM
-    # the LM also reads the drafts of the pool clips still unlabeled, written by the previous
-    # round's model: what the app's rounds do (training/trainer.py). Round 1 has none.
-    lm_reads_drafts: bool = False
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.strategies if name not in STRATEGIES]
@@ -143,56 +113,49 @@ class SimulationConfig:
             raise ValueError(f"budgets must be positive and increasing, not {list(budgets)}")
         if self.test_minutes <= 0 or self.dev_minutes < 0:
             raise ValueError("the test set needs some minutes (and the dev set cannot be < 0)")
-        if self.steps < 1 or self.batch_size < 1 or self.learning_rate <= 0:
-            raise ValueError("steps, batch size and learning rate must be positive")
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError("each strategy once")
-        if self.language_model_order == 1 or self.language_model_order < 0:
-            raise ValueError("the language model's order is 0 (none) or at least 2")
-        if self.lm_reads_drafts and not self.language_model_order:
-            raise ValueError("--lm-drafts needs an LM: give --lm-order too")
-        if self.language_model_order:
+        self.round_config(self.budgets_minutes[-1])  # bad settings fail before any work
+        if self.round_config(0).lm_order:
             try:
                 import flashlight.lib.text.decoder  # noqa: F401
             except ImportError as error:
                 raise ValueError(
-                    "--lm-order needs flashlight-text: pip install flashlight-text"
+                    "the LM needs flashlight-text (pip install flashlight-text), or --lm-order 0"
                 ) from error
 
-    def round_steps(self, labeled_minutes: float) -> int:
-        return max(self.steps, round(self.steps_per_minute * labeled_minutes))
-
-    def finetune_config(self, seed: int, device: str, labeled_minutes: float) -> FinetuneConfig:
-        steps = self.round_steps(labeled_minutes)
-        return FinetuneConfig(
-            max_steps=steps,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            warmup_steps=steps // 10 if self.warmup_steps is None else self.warmup_steps,
-            eval_every=max(steps // 5, 1) if self.eval_every is None else self.eval_every,
-            patience=self.patience,
-            seed=seed,
-            device=device,
-        )
+    def round_config(self, labeled_minutes: float, seed: int = 0) -> RoundConfig:
+        """What a project's round at this many training minutes would use."""
+        stored = round_config(self.base, labeled_minutes, self.round_overrides | {"seed": seed})
+        return RoundConfig(**stored)
 
     def result_settings(self) -> dict:
         """What decides a row's numbers. Strategies and seeds only say which rows to run (so
         a finished run can be extended by one); the device and the cache change nothing."""
         settings = asdict(self)
-        for name in ("strategies", "seeds", "device", "cache_encoder"):
+        for name in ("strategies", "seeds", "device", "cache_encoder", "round_overrides"):
             settings.pop(name)
-        # 25 and 25.0 are one setting, but JSON (and so the settings hash) tells them apart
-        for name in ("test_minutes", "dev_minutes", "steps_per_minute", "learning_rate"):
-            settings[name] = float(settings[name])
+        settings["test_minutes"] = float(settings["test_minutes"])
+        settings["dev_minutes"] = float(settings["dev_minutes"])
         settings["budgets_minutes"] = [float(minutes) for minutes in settings["budgets_minutes"]]
-        for name in ("language_model_order", "steps_per_minute", "lm_reads_drafts"):
-            if not settings[name]:  # runs made before the option resume unchanged
-                settings.pop(name)
+        # each round's resolved settings: the defaults table counts, not how it was typed
+        settings["rounds"] = [
+            asdict(self.round_config(minutes)) for minutes in self.budgets_minutes
+        ]
+        for config in settings["rounds"]:
+            config.pop("seed")
+            for name, value in config.items():
+                if isinstance(value, int) and not isinstance(value, bool) and name in FLOATS:
+                    config[name] = float(value)
         if self.base == BUILTIN_WHISPER:  # the head's recipe (which layers it reads) counts
             from asr.whisper import WhisperCtcHeadConfig
 
             settings["whisper_head"] = asdict(WhisperCtcHeadConfig())
         return json.loads(json.dumps(settings))  # as results.json holds them: lists, not tuples
+
+
+# RoundConfig fields that are floats however they were typed (25 and 25.0 are one setting)
+FLOATS = {f.name for f in fields(RoundConfig) if f.type in (float, "float")}
 
 
 @dataclass(frozen=True)
@@ -260,24 +223,28 @@ def simulate(
 
     corpus = _load_corpus(manifest, config, lambda done, total: report("", "load", done, total))
     vocabulary = vocabulary_from_texts(corpus.texts, AS_GIVEN)
-    make_model = _ModelFactory(config, vocabulary)
+    models = ModelSource(
+        config.base, vocabulary, encoder_cache={} if config.cache_encoder else None
+    )
     output_dir.mkdir(parents=True, exist_ok=True)
     split = {"test": corpus.test, "dev": corpus.dev}  # manifest line numbers, from 0
     _write_atomically(output_dir / "split.json", json.dumps(split))
     inference = InferenceConfig(device=device)
+    finished_rows = {_row_key(row): row for row in rows}
 
     for seed in config.seeds:  # in the plan's order: a partial run compares whole seeds
         for strategy in config.strategies:
             labeled: list[int] = []
-            previous_dir: Path | None = None
-            previous_model: CtcModel | None = None
+            promoted_dir: Path | None = None  # the model that scores the pool, as in the app
             for number, budget in enumerate(config.budgets_minutes, start=1):
                 name = f"{strategy} seed {seed} round {number}"
                 run_dir = output_dir / "runs" / strategy / f"seed{seed}" / f"round{number}"
                 labeled_path = run_dir / "labeled.json"
                 if (strategy, seed, number) in finished:
                     labeled = json.loads(labeled_path.read_text())
-                    previous_dir, previous_model = run_dir / "model", None
+                    if finished_rows[(strategy, seed, number)].get("promoted", True):
+                        promoted_dir = Path(finished_rows[(strategy, seed, number)]["model_dir"])
+                        promoted_dir = output_dir / promoted_dir
                     continue
                 if should_cancel and should_cancel():
                     raise SimulationCancelled(f"stopped before {name}")
@@ -292,17 +259,16 @@ def simulate(
                     rows.append(_copy_first_round(*shared, run_dir, strategy, started))
                     _write_results(results_path, settings, config_hash, rows)
                     labeled = json.loads(labeled_path.read_text())
-                    previous_dir, previous_model = run_dir / "model", None
+                    if rows[-1]["promoted"]:
+                        promoted_dir = output_dir / rows[-1]["model_dir"]
                     rows_done, session_rows = rows_done + 1, session_rows + 1
                     report(name, "done", 1, 1)
                     continue
 
+                promoted = models.load(promoted_dir) if promoted_dir is not None else None
                 if labeled_path.is_file():  # chosen before an interruption: keep the choice
                     labeled = json.loads(labeled_path.read_text())
                 else:
-                    needs_model = strategy not in ("random", "oracle-words")
-                    if number > 1 and needs_model and previous_model is None:
-                        previous_model = make_model.load(previous_dir)
                     report(name, "score", 0, 1)
                     labeled = labeled + select_clips(
                         strategy,
@@ -311,31 +277,42 @@ def simulate(
                         budget * 60 - corpus.seconds[labeled].sum(),
                         seed,
                         number,
-                        previous_model if number > 1 else None,
+                        promoted,
                         inference,
                     )
                     run_dir.mkdir(parents=True, exist_ok=True)
                     _write_atomically(labeled_path, json.dumps(labeled))
-
-                if config.continue_training and previous_dir is not None:
-                    model = make_model.load(previous_dir)
-                else:
-                    model = make_model.fresh(seed)
+                minutes = float(corpus.seconds[labeled].sum()) / 60
+                recipe = config.round_config(minutes, seed)
+                drafts, pool = [], []
+                if promoted is not None:
+                    report(name, "drafts", 0, 1)
+                    drafts, pool = pool_drafts(
+                        promoted, promoted_dir, corpus, labeled, inference, recipe.self_train
+                    )
+                del promoted
 
                 def show(p: Progress, name=name) -> None:
                     report(name, p.phase, p.step, p.total)
 
-                train = [(corpus.clips[i], corpus.texts[i]) for i in labeled]
-                dev = [(corpus.clips[i], corpus.texts[i]) for i in corpus.dev]
+                data = RoundData(
+                    train=[(corpus.clips[i], corpus.texts[i]) for i in labeled],
+                    dev=[(corpus.clips[i], corpus.texts[i]) for i in corpus.dev],
+                    test=[(corpus.clips[i], corpus.texts[i]) for i in corpus.test],
+                    drafts=drafts,
+                    pool=pool,
+                )
+                log_path = run_dir / "round.log"
                 try:
-                    result = finetune(
-                        model,
-                        train,
-                        dev,
+                    result = asr.round.run_round(  # the one round recipe, the same in the app
+                        data,
+                        recipe,
                         run_dir,
-                        config.finetune_config(
-                            seed, device, float(corpus.seconds[labeled].sum()) / 60
-                        ),
+                        models,
+                        promoted_dir=promoted_dir,
+                        start_from_promoted=config.start_from_promoted and promoted_dir is not None,
+                        device=device,
+                        log=lambda line, path=log_path: _append(path, line),
                         progress=show,
                         should_cancel=should_cancel,
                     )
@@ -343,49 +320,45 @@ def simulate(
                     raise SimulationCancelled(
                         f"stopped in {name} at step {cancelled.step}"
                     ) from None
-
-                report(name, "evaluate", 0, 1)
-                best = make_model.load(result.model_dir)
-                test = evaluate_model(
-                    best,
-                    [corpus.clips[i] for i in corpus.test],
-                    [corpus.texts[i] for i in corpus.test],
-                    inference_config=inference,
-                )
-                drafts = []
-                if config.language_model_order and config.lm_reads_drafts and number > 1:
-                    report(name, "drafts", 0, 1)
-                    drafts = pool_drafts(
-                        previous_model or make_model.load(previous_dir), corpus, labeled, inference
-                    )
-                with_lm = _evaluate_with_language_model(
-                    best, corpus, labeled, config.language_model_order, run_dir, inference, drafts
-                )
                 rows.append(
                     {
                         "strategy": strategy,
                         "seed": seed,
                         "round": number,
                         "budget_minutes": budget,
-                        "labeled_minutes": round(float(corpus.seconds[labeled].sum()) / 60, 4),
+                        "labeled_minutes": round(minutes, 4),
                         "labeled_clips": len(labeled),
-                        "wer": test.wer,
-                        "cer": test.cer,
-                        "wer_lm": with_lm.wer if with_lm else None,
-                        "cer_lm": with_lm.cer if with_lm else None,
-                        "dev_cer": result.best_dev_cer if corpus.dev else None,
-                        "steps": result.steps,
-                        "best_step": result.best_step,
-                        "train_seconds": round(result.seconds, 2),
+                        "wer": result.test.wer,
+                        "cer": result.test.cer,
+                        "wer_lm": result.test_lm.wer if result.test_lm else None,
+                        "cer_lm": result.test_lm.cer if result.test_lm else None,
+                        "lm_used": result.lm.use,
+                        "dev_cer": result.dev_cer,
+                        "promoted": result.promote,
+                        "model_dir": str(result.model_dir.relative_to(output_dir)),
+                        "attempts": len(result.attempts),
+                        "collapsed": bool(result.finetune.collapsed),
+                        "pseudo_minutes": round(result.pseudo_minutes, 2),
+                        "pseudo_threshold": result.pseudo_threshold,
+                        "steps": result.finetune.steps,
+                        "best_step": result.finetune.best_step,
+                        "train_seconds": round(sum(run["seconds"] for run in result.attempts), 2),
                         "wall_seconds": round(time.monotonic() - started, 2),
                     }
                 )
                 _write_results(results_path, settings, config_hash, rows)
-                (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # 80+ MB; the row is kept
-                previous_dir, previous_model = result.model_dir, best
+                for checkpoint in run_dir.rglob("checkpoint.pt"):  # 80+ MB each; the row stays
+                    checkpoint.unlink()
+                if result.promote:
+                    promoted_dir = result.model_dir
                 rows_done, session_rows = rows_done + 1, session_rows + 1
                 report(name, "done", 1, 1)
     return rows
+
+
+def _append(path: Path, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line.rstrip("\n") + "\n")
 
 
 def _copy_first_round(
@@ -396,7 +369,9 @@ def _copy_first_round(
     if run_dir.exists():
         shutil.rmtree(run_dir)
     shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    inside = Path(row["model_dir"]).relative_to(Path("runs", row["strategy"], f"seed{row['seed']}"))
     return row | {
+        "model_dir": str(Path("runs", strategy, f"seed{row['seed']}") / inside),
         "strategy": strategy,
         "shared_from": row["strategy"],
         "train_seconds": 0.0,  # what this row cost, not the copied one
@@ -417,39 +392,28 @@ def _first_round_done(
     return None
 
 
-def _evaluate_with_language_model(
+def pool_drafts(
     model: CtcModel,
+    model_dir: Path,
     corpus: "_Corpus",
     labeled: list[int],
-    order: int,
-    run_dir: Path,
     inference: InferenceConfig,
-    drafts: Sequence[str] = (),
-):
-    """Test WER/CER with a lexicon and an n-gram LM made from the labeled transcripts and
-    `drafts` (what a project would have at that point), or None when order is 0."""
-    if order < 1:
-        return None
-    from asr.lm import load_language_model, save_language_model
-
-    save_language_model(run_dir, [corpus.texts[i] for i in labeled] + list(drafts), order)
-    decoder = load_language_model(run_dir, model.vocabulary)
-    return evaluate_model(
-        model,
-        [corpus.clips[i] for i in corpus.test],
-        [corpus.texts[i] for i in corpus.test],
-        inference_config=inference,
-        decode=decoder.decode,
-    )
-
-
-def pool_drafts(
-    model: CtcModel, corpus: "_Corpus", labeled: list[int], inference: InferenceConfig
-) -> list[str]:
-    """Greedy drafts of the pool clips not in `labeled`, in pool order."""
+    with_pool: bool = False,
+) -> tuple[list[str], list[PoolDraft]]:
+    """What the app's scoring run leaves for the next round, of the pool clips not in
+    `labeled`, in pool order: their greedy drafts (for the LM) and, `with_pool`, the drafts
+    annotators would see (LM-decoded where the version kept its LM) with their confidence."""
     taken = set(labeled)
     clips = [corpus.clips[i] for i in corpus.pool if i not in taken]
-    return [transcript.text for transcript in transcribe_clips(model, clips, inference)]
+    decoder = load_language_model(model_dir, model.vocabulary) if with_pool else None
+    transcripts = transcribe_clips(model, clips, inference, decoder.decode if decoder else None)
+    drafts = [t.greedy_text for t in transcripts if t.greedy_text]
+    pool = [
+        PoolDraft(samples, t.text, draft_confidence(t))
+        for samples, t in zip(clips, transcripts, strict=True)
+        if with_pool
+    ]
+    return drafts, pool
 
 
 # --- test/dev split and selection -------------------------------------------------------------
@@ -571,52 +535,6 @@ def _read_clip(path: Path) -> np.ndarray:
     except (wave.Error, EOFError):
         pass
     return decode_audio(path, max_seconds=MAX_CLIP_SECONDS)
-
-
-# --- models -----------------------------------------------------------------------------------
-
-
-class _ModelFactory:
-    """Fresh base models and saved round models, sharing what can be shared (Whisper's frozen
-    encoder and its per-clip outputs)."""
-
-    def __init__(self, config: SimulationConfig, vocabulary) -> None:
-        self.config, self.vocabulary = config, vocabulary
-        self.encoder, self.encoder_cache = None, {}
-        if config.base == BUILTIN_WHISPER:
-            from asr.whisper import load_whisper_base_encoder
-
-            self.encoder = load_whisper_base_encoder()
-
-    def fresh(self, seed: int) -> CtcModel:
-        base = self.config.base
-        if base == BUILTIN_TINY:
-            return build_tiny_ctc_model(self.vocabulary, TinyModelConfig(seed=seed))
-        if base == BUILTIN_WHISPER:
-            from asr.whisper import WhisperCtcHeadConfig, whisper_ctc_model
-
-            model = whisper_ctc_model(
-                self.vocabulary, WhisperCtcHeadConfig(seed=seed), self.encoder
-            )
-            return self._cached(model)
-        if (Path(base) / "vocab.json").is_file():
-            return load_ctc_model(base)  # a saved CTC model: its own vocabulary and head
-        torch.manual_seed(seed)  # the fresh head's initialization
-        return ctc_model_from_encoder(base, self.vocabulary)
-
-    def load(self, directory: Path) -> CtcModel:
-        if (directory / "whisper_ctc.json").is_file():
-            from asr.whisper import load_whisper_ctc_model
-
-            return self._cached(load_whisper_ctc_model(directory, self.encoder))
-        return load_ctc_model(directory)
-
-    def _cached(self, model: CtcModel) -> CtcModel:
-        if self.config.cache_encoder and model.network.encoder_frozen:
-            from asr.whisper import cache_encoder_outputs
-
-            cache_encoder_outputs(model.network, self.encoder_cache)
-        return model
 
 
 # --- results ----------------------------------------------------------------------------------

@@ -463,6 +463,7 @@ class WhisperCtcNetwork(nn.Module):
     """
 
     main_input_name = "input_values"
+    takes_noisy_rows = True  # asr.finetune masks pseudo-labeled clips' encoder outputs
 
     def __init__(self, encoder: WhisperEncoder, vocabulary_size: int, config: WhisperCtcHeadConfig):
         super().__init__()
@@ -543,14 +544,20 @@ class WhisperCtcNetwork(nn.Module):
         frame_lengths: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
+        noisy_rows: torch.Tensor | None = None,
+        mask_prob: float = 0.0,
     ) -> CausalLMOutput:
         """Encoder outputs (B, T, 512) or (B, T, L, 512), frame_lengths (B,), labels (B, N)
         padded with -100 -> logits (B, T, V) and, with labels, the CTC loss (mean over the batch
-        of loss / label length)."""
+        of loss / label length). In training, rows where `noisy_rows` (B,) is true get spans of
+        their encoder frames zeroed, `mask_prob` of them in all: the noise of a noisy student,
+        on outputs that a cache keeps fixed."""
         hidden = hidden.float()  # a cache may hold float16
         if hidden.dim() == 4:  # several layers: normalize each, mix with learned weights
             normalized = F.layer_norm(hidden, hidden.shape[-1:])
             hidden = torch.einsum("btlc,l->btc", normalized, self.layer_weights.softmax(0))
+        if self.training and noisy_rows is not None and mask_prob > 0 and noisy_rows.any():
+            hidden = hidden * ~_span_mask(noisy_rows, frame_lengths, hidden.shape[1], mask_prob)
         padding = ~_row_mask(frame_lengths, hidden.shape[1])  # (B, T) true on padding
         head_hidden = self.head(self.head_in(hidden), src_key_padding_mask=padding)  # (B, T, W)
         logits = self.lm_head(head_hidden)  # (B, T, V)
@@ -576,10 +583,31 @@ class WhisperCtcNetwork(nn.Module):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
+        noisy_rows: torch.Tensor | None = None,
+        mask_prob: float = 0.0,
     ) -> CausalLMOutput:
         """input_values (B, n) -> logits (B, T, V) at 50 frames/s; see head_forward."""
         hidden, frame_lengths = self.encode(input_values, attention_mask)
-        return self.head_forward(hidden, frame_lengths, labels, output_hidden_states)
+        return self.head_forward(
+            hidden, frame_lengths, labels, output_hidden_states, noisy_rows, mask_prob
+        )
+
+
+MASK_SPAN_FRAMES = 5  # 100 ms at 50 frames/s
+
+
+def _span_mask(
+    rows: torch.Tensor, frame_lengths: torch.Tensor, frames: int, mask_prob: float
+) -> torch.Tensor:
+    """(B, T, 1) true on the masked frames: in each chosen row, spans of MASK_SPAN_FRAMES
+    starting at random frames, about `mask_prob` of its frames in all."""
+    starts = torch.rand(len(rows), frames, device=rows.device) < mask_prob / MASK_SPAN_FRAMES
+    starts &= rows[:, None] & _row_mask(frame_lengths.to(rows.device), frames)
+    # a frame is masked when a span started at it or at one of the frames just before it
+    masked = F.max_pool1d(
+        F.pad(starts.float()[:, None, :], (MASK_SPAN_FRAMES - 1, 0)), MASK_SPAN_FRAMES, stride=1
+    )
+    return masked[:, 0, :, None].bool()
 
 
 def _row_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:

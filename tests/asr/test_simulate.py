@@ -3,6 +3,7 @@ import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from asr.cli import main
 from asr.corpus import CorpusConfig, EspeakNotAvailable, generate_corpus
-from asr.model import ClipTranscript, load_ctc_model
+from asr.model import ClipTranscript
 from asr.simulate import (
     SimulationCancelled,
     SimulationConfig,
@@ -30,10 +31,19 @@ TINY = SimulationConfig(
     budgets_minutes=(0.3, 0.6),
     test_minutes=0.3,
     dev_minutes=0.2,
-    steps=2,
-    batch_size=4,
-    learning_rate=1e-3,
+    # no LM and no retries of collapsed rounds (two steps of a tiny model always are): fast
+    round_overrides={
+        "max_steps": 2,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "lm_order": 0,
+        "recovery_attempts": 0,
+    },
 )
+
+
+def with_round(config: SimulationConfig, **changes) -> SimulationConfig:
+    return replace(config, round_overrides=config.round_overrides | changes)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -249,8 +259,10 @@ def test_a_seed_added_to_a_finished_run_reuses_its_rows_and_draws_other_clips(
 
 def test_results_of_other_settings_are_refused(manifest, finished):
     output_dir, _ = finished
-    with pytest.raises(SimulationMismatch, match="steps 3 here, 2 there"):
-        simulate(manifest, output_dir, replace(TINY, steps=3))
+    with pytest.raises(
+        SimulationMismatch, match="rounds .*'max_steps': 3.* here, .*'max_steps': 2"
+    ):
+        simulate(manifest, output_dir, with_round(TINY, max_steps=3))
 
 
 def test_a_whole_number_setting_has_one_hash_however_it_was_typed():
@@ -259,8 +271,18 @@ def test_a_whole_number_setting_has_one_hash_however_it_was_typed():
     def settings_json(config: SimulationConfig) -> str:
         return json.dumps(config.result_settings(), sort_keys=True)
 
-    whisper = replace(TINY, base="builtin:whisper-base", steps_per_minute=25, test_minutes=6)
-    typed = replace(whisper, steps_per_minute=25.0, test_minutes=6.0, budgets_minutes=(0.3, 0.6))
+    whisper = replace(
+        TINY,
+        base="builtin:whisper-base",
+        test_minutes=6,
+        round_overrides={"steps_per_minute": 25, "learning_rate": 1},
+    )
+    typed = replace(
+        whisper,
+        round_overrides={"steps_per_minute": 25.0, "learning_rate": 1.0},
+        test_minutes=6.0,
+        budgets_minutes=(0.3, 0.6),
+    )
     assert settings_json(whisper) == settings_json(typed)
     # and they compare equal to what results.json gives back (lists, not tuples)
     assert json.loads(settings_json(whisper)) == whisper.result_settings()
@@ -366,7 +388,7 @@ def test_whisper_base_encodes_each_clip_once_for_the_whole_simulation(
         return encoder
 
     monkeypatch.setattr(asr.whisper, "load_whisper_base_encoder", counting_encoder)
-    config = replace(TINY, base="builtin:whisper-base", strategies=("entropy",), steps=2)
+    config = replace(TINY, base="builtin:whisper-base", strategies=("entropy",))
     rows = simulate(manifest, tmp_path, config)
     assert [row["round"] for row in rows] == [1, 2]
     assert all(0 <= row["cer"] < 10 for row in rows)
@@ -387,6 +409,8 @@ ARGS = [
     "--dev-minutes=0.2",
     "--steps=2",
     "--batch-size=4",
+    "--lm-order=0",
+    "--round-setting=recovery_attempts=0",
 ]
 
 
@@ -417,7 +441,7 @@ def test_the_simulate_command_writes_results_and_the_chart(manifest, tmp_path, c
         (["--budgets=0.6,0.3"], "budgets must be positive and increasing"),
         (["--budgets=two,five"], "--budgets: 'two,five' is not a comma-separated list"),
         (["--strategies=random,bogus"], "strategies are some of"),
-        (["--steps=0"], "steps, batch size and learning rate must be positive"),
+        (["--steps=0"], "max_steps, batch_size and learning_rate must be positive"),
         (["--base=/no/such/model"], "no such model directory"),
         (["--strategies=random,entropy,random"], "each strategy once"),
         (["--lm-order=1"], "order is 0 (none) or at least 2"),
@@ -435,80 +459,77 @@ def test_a_missing_manifest_is_one_line_and_exit_status_2(tmp_path, capsys):
     assert "no such manifest" in capsys.readouterr().err
 
 
-def test_the_language_model_is_built_from_the_labeled_transcripts_only(manifest, tmp_path):
+def round_log(output_dir: Path, number: int, strategy: str = "random") -> str:
+    return (output_dir / "runs" / strategy / "seed0" / f"round{number}" / "round.log").read_text()
+
+
+def test_round_one_chooses_its_lm_among_the_labeled_transcripts_only(manifest, tmp_path):
     pytest.importorskip("flashlight.lib.text.decoder")
-    config = replace(TINY, strategies=("random",), language_model_order=2)
+    config = with_round(replace(TINY, strategies=("random",)), lm_order=2)
 
     rows = simulate(manifest, tmp_path, config)
 
     texts = [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
-    for row in rows:
-        assert row["cer_lm"] >= 0 and row["wer_lm"] >= 0
-        run_dir = tmp_path / "runs" / "random" / "seed0" / f"round{row['round']}"
-        labeled_words = {
-            w for i in labeled(tmp_path, "random", row["round"]) for w in texts[i].split()
-        }
-        arpa = (run_dir / "lm.arpa").read_text()
-        unigrams = arpa.split("\\1-grams:\n")[1].split("\n\n")[0].splitlines()
-        words = {line.split("\t")[1] for line in unigrams}
-        assert words == labeled_words | {"<s>", "</s>", "<unk>"}
-    greedy_only = simulate(manifest, tmp_path / "greedy", replace(config, language_model_order=0))
+    words = {w for i in labeled(tmp_path, "random", 1) for w in texts[i].split()}
+    log = round_log(tmp_path, 1)
+    assert f"language model from the training transcripts ({len(words)} words)" in log
+    assert "pool drafts" not in log  # no model has drafted the pool before round 1
+    assert all(row["cer_lm"] >= 0 and row["wer_lm"] >= 0 for row in rows)
+    greedy_only = simulate(manifest, tmp_path / "greedy", with_round(config, lm_order=0))
     assert all(row["wer_lm"] is None for row in greedy_only)
 
 
-def test_with_lm_drafts_the_lm_also_reads_the_previous_models_drafts_of_the_pool(
+def test_later_rounds_read_the_promoted_models_drafts_and_start_from_it(
     manifest, tmp_path, monkeypatch
 ):
     pytest.importorskip("flashlight.lib.text.decoder")
     import asr.simulate
 
-    calls = []
+    drafted_by = []
 
-    def fake_drafts(model, corpus, labeled, inference):
-        calls.append((model.network, sorted(labeled)))
-        return ["zebu quokka", "quokka"]
+    def fake_drafts(model, model_dir, corpus, labeled, inference, with_pool=False):
+        drafted_by.append((model_dir, sorted(labeled)))
+        return ["zebu quokka", "quokka"], []
 
     monkeypatch.setattr(asr.simulate, "pool_drafts", fake_drafts)
-    config = replace(TINY, strategies=("random",), language_model_order=2, lm_reads_drafts=True)
+    config = with_round(replace(TINY, strategies=("random",)), lm_order=2)
 
-    simulate(manifest, tmp_path, config)
+    rows = simulate(manifest, tmp_path, config)
 
-    texts = [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
-
-    def unigrams(number):
-        arpa = (tmp_path / "runs" / "random" / "seed0" / f"round{number}" / "lm.arpa").read_text()
-        lines = arpa.split("\\1-grams:\n")[1].split("\n\n")[0].splitlines()
-        return {line.split("\t")[1] for line in lines} - {"<s>", "</s>", "<unk>"}
-
-    def labeled_words(number):
-        return {w for i in labeled(tmp_path, "random", number) for w in texts[i].split()}
-
-    assert unigrams(1) == labeled_words(1)  # round 1: no model has written drafts yet
-    assert unigrams(2) == labeled_words(2) | {"zebu", "quokka"}
-    assert len(calls) == 1 and calls[0][1] == sorted(labeled(tmp_path, "random", 2))
-    # the drafts came from round 1's model, not from the round-2 model being tested
-    drafted_by = calls[0][0].state_dict()
-    for number, same in ((1, True), (2, False)):
-        saved = load_ctc_model(tmp_path / "runs" / "random" / "seed0" / f"round{number}" / "model")
-        equal = all(
-            torch.equal(value, saved.network.state_dict()[key]) for key, value in drafted_by.items()
-        )
-        assert equal == same, number
-    with pytest.raises(ValueError, match="--lm-order"):
-        replace(config, language_model_order=0)
+    assert rows[0]["promoted"]  # nothing to beat in round 1
+    first_model = tmp_path / rows[0]["model_dir"]
+    assert drafted_by == [(first_model, sorted(labeled(tmp_path, "random", 2)))]
+    log = round_log(tmp_path, 2)
+    assert "language model from the training transcripts + pool drafts (2)" in log
+    assert "attempt 1 (from the promoted model" in log  # the app's default
 
 
-def test_pool_drafts_are_of_the_clips_not_labeled_in_pool_order(monkeypatch):
+def test_with_fresh_heads_every_round_starts_from_a_new_head(manifest, tmp_path):
+    simulate(manifest, tmp_path, replace(TINY, strategies=("random",), start_from_promoted=False))
+    assert "attempt 1 (from a new head" in round_log(tmp_path, 2)
+
+
+def test_pool_drafts_are_of_the_clips_not_labeled_in_pool_order(monkeypatch, tmp_path):
     import asr.simulate
 
     clips = [np.full(1600, i, np.float32) for i in range(5)]
     corpus = asr.simulate._Corpus(clips, ["a"] * 5, np.full(5, 0.1), pool=[4, 1, 2, 3])
 
-    def drafts_of(model, clips, inference):
-        return [ClipTranscript(f"c{int(c[0])}", [], 0.0, 0.0, 0.0, np.zeros(2)) for c in clips]
+    def drafts_of(model, clips, inference, decode=None):
+        return [
+            ClipTranscript("shown", [0.5], 0.0, 0.0, 0.0, np.zeros(2), greedy_text=f"c{int(c[0])}")
+            for c in clips
+        ]
 
     monkeypatch.setattr(asr.simulate, "transcribe_clips", drafts_of)
-    assert asr.simulate.pool_drafts(None, corpus, [1, 3], None) == ["c4", "c2"]
+    drafts, pool = asr.simulate.pool_drafts(None, tmp_path, corpus, [1, 3], None)
+    assert (drafts, pool) == (["c4", "c2"], [])
+    model = SimpleNamespace(vocabulary=None)  # no lm.arpa in tmp_path: greedy drafts shown
+    _, pool = asr.simulate.pool_drafts(model, tmp_path, corpus, [1, 3], None, with_pool=True)
+    assert [(int(d.samples[0]), d.text, d.confidence) for d in pool] == [
+        (4, "shown", 0.5),
+        (2, "shown", 0.5),
+    ]
 
 
 def test_jobs_split_the_strategies_over_processes_that_share_the_output(manifest, tmp_path, capsys):

@@ -79,6 +79,11 @@ class Project(models.Model):
         DIVERSE = "diverse", "Uncertain clips, unlike each other"
         NEW_WORDS = "new-words", "Clips whose drafts hold words the labels lack"
 
+    self_training = models.BooleanField(
+        default=False,
+        help_text="Rounds also train on the model's most confident drafts of unlabeled clips "
+        "(never test or dev clips), at a confidence the dev set chooses (docs/benchmarks.md).",
+    )
     selection = models.CharField(
         max_length=20,
         choices=Selection.choices,
@@ -223,6 +228,8 @@ class Clip(models.Model):
     # The same clip decoded letter by letter: what language models and the new-words picker
     # read. It differs from draft_text when the promoted version decodes with its LM.
     draft_greedy = models.TextField(blank=True)
+    # How sure the model was of its draft (asr.round.draft_confidence): self-training reads it.
+    draft_confidence = models.FloatField(null=True, blank=True)
     lease_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

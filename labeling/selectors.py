@@ -189,6 +189,25 @@ def pool_drafts(project: Project) -> list[str]:
     return [text for text in (normalize_text(draft, rules) for draft in drafts) if text]
 
 
+def pool_confident_drafts(project: Project, max_seconds: float) -> list[Clip]:
+    """Unlabeled clips with a scored draft, most confident first, up to `max_seconds` of audio:
+    what self-training may take. As in pool_drafts, clips set aside for test or dev never
+    come, labeled or not."""
+    clips = (
+        project.clips.filter(status=Clip.Status.UNLABELED, draft_confidence__isnull=False)
+        .exclude(split__in=[Clip.Split.TEST, Clip.Split.DEV])
+        .exclude(draft_text="")
+        .order_by("-draft_confidence", "pk")
+    )
+    picked, seconds = [], 0.0
+    for clip in clips.iterator():
+        if seconds + clip.duration_seconds > max_seconds:
+            break
+        picked.append(clip)
+        seconds += clip.duration_seconds
+    return picked
+
+
 def labeled_set(project: Project) -> list[Transcript]:
     """The transcript that stands for each labeled clip: what training and export use.
 

@@ -1,6 +1,7 @@
 """Training rounds, run in this process: snapshot, fine-tune, test, promote, re-score."""
 
 import json
+import math
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -10,7 +11,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+import asr.round
+from asr import recipe
 from asr.model import ModelNotAvailable
+from asr.round import LmScore, choose_language_model
 from labeling import queue
 from labeling.models import Clip, Transcript
 from training import rounds, trainer
@@ -27,6 +31,7 @@ TINY_ROUND = {
     "eval_every": 3,
     "patience": 0,
     "learning_rate": 3e-4,
+    "recovery_attempts": 0,  # six steps of a tiny model collapse by design: not retried here
 }
 
 
@@ -65,7 +70,8 @@ def test_a_round_snapshots_the_labeled_set(labeled, owner):
         sum(c.duration_seconds for c in Clip.objects.filter(status="accepted")) / 60
     )
     assert started.base == "builtin:tiny"
-    assert started.config == TINY_ROUND
+    assert started.config.items() >= TINY_ROUND.items()  # the operator's settings, on the defaults
+    assert started.config["self_train"] is False  # the project's setting, off by default
 
 
 def test_a_second_start_is_refused_while_one_is_active(labeled, owner):
@@ -268,8 +274,8 @@ def test_the_language_model_also_reads_the_drafts_of_unlabeled_clips_but_no_test
         lm_texts.append(list(texts))
         return real_save(directory, texts, order)
 
-    real_save = trainer.save_language_model
-    monkeypatch.setattr(trainer, "save_language_model", save_language_model)
+    real_save = asr.round.save_language_model
+    monkeypatch.setattr(asr.round, "save_language_model", save_language_model)
     started = rounds.round_start(project=labeled, user=owner)
     round_run(round_id=started.pk, worker="w")
     started.refresh_from_db()
@@ -281,101 +287,32 @@ def test_the_language_model_also_reads_the_drafts_of_unlabeled_clips_but_no_test
     assert "language model from the training transcripts + pool drafts (1)" in started.log
 
 
-@pytest.mark.parametrize("drafts_help", [True, False])
-def test_the_dev_set_chooses_between_the_lm_with_and_without_pool_drafts(
-    drafts_help, tmp_path, monkeypatch
-):
-    pytest.importorskip("flashlight.lib.text.decoder")
-    from types import SimpleNamespace
-
-    from asr.text import TextRules, vocabulary_from_texts
-
-    model = SimpleNamespace(vocabulary=vocabulary_from_texts(["mama ni zanzibar"], TextRules()))
-    monkeypatch.setattr(trainer, "pool_drafts", lambda project: ["zanzibar pemba"])
-
-    def evaluate(model, clips, decode=None):  # dev WER and CER by what the lexicon holds
-        if decode is None:
-            return SimpleNamespace(wer=0.5, cer=0.10)
-        with_drafts = "zanzibar" in (tmp_path / "lexicon.txt").read_text()
-        better = with_drafts == drafts_help
-        return SimpleNamespace(wer=0.3 if better else 0.4, cer=0.05)
-
-    monkeypatch.setattr(trainer, "_evaluate", evaluate)
-    decode, use_lm = trainer._choose_language_model(
-        0, model, ["a dev clip"], tmp_path, ["mama ni"], project=None
-    )
-    assert use_lm and decode is not None
-    lexicon = set((tmp_path / "lexicon.txt").read_text().split())
-    assert lexicon == ({"mama", "ni", "zanzibar", "pemba"} if drafts_help else {"mama", "ni"})
+def test_the_lm_that_beats_greedy_on_dev_with_the_fewest_word_errors_is_used():
+    scores = [LmScore("transcripts", 0.40, 0.08), LmScore("drafts", 0.30, 0.05)]
+    decision = choose_language_model((0.5, 0.10), scores)
+    assert (decision.chosen, decision.use) == (1, True)
+    assert "from drafts beat greedy" in decision.why
 
 
-def test_an_lm_with_fewer_word_errors_but_more_letter_errors_than_greedy_loses_to_one_with_both_fewer(
-    tmp_path, monkeypatch
-):
+def test_an_lm_with_fewer_word_errors_but_more_letter_errors_than_greedy_loses_to_one_with_both_fewer():
     """The small-budget pattern: the labeled-only LM forces words (WER down, CER up), the LM
     with the drafts lowers both. The second beats greedy decoding; the first does not."""
-    pytest.importorskip("flashlight.lib.text.decoder")
-    from types import SimpleNamespace
-
-    from asr.text import TextRules, vocabulary_from_texts
-
-    model = SimpleNamespace(vocabulary=vocabulary_from_texts(["mama ni zanzibar"], TextRules()))
-    monkeypatch.setattr(trainer, "pool_drafts", lambda project: ["zanzibar pemba"])
-
-    def evaluate(model, clips, decode=None):
-        if decode is None:
-            return SimpleNamespace(wer=0.45, cer=0.10)
-        if "zanzibar" in (tmp_path / "lexicon.txt").read_text():
-            return SimpleNamespace(wer=0.41, cer=0.06)
-        return SimpleNamespace(wer=0.40, cer=0.12)
-
-    monkeypatch.setattr(trainer, "_evaluate", evaluate)
-    decode, use_lm = trainer._choose_language_model(
-        0, model, ["a dev clip"], tmp_path, ["mama ni"], project=None
-    )
-    assert use_lm and decode is not None
-    assert "zanzibar" in (tmp_path / "lexicon.txt").read_text()
+    scores = [LmScore("transcripts", 0.40, 0.12), LmScore("drafts", 0.41, 0.06)]
+    decision = choose_language_model((0.45, 0.10), scores)
+    assert (decision.chosen, decision.use) == (1, True)
 
 
-def test_without_a_dev_set_the_test_lm_reads_the_drafts_and_transcription_stays_greedy(
-    tmp_path, monkeypatch
-):
-    pytest.importorskip("flashlight.lib.text.decoder")
-    from types import SimpleNamespace
-
-    from asr.text import TextRules, vocabulary_from_texts
-
-    model = SimpleNamespace(vocabulary=vocabulary_from_texts(["mama ni zanzibar"], TextRules()))
-    monkeypatch.setattr(trainer, "pool_drafts", lambda project: ["zanzibar pemba"])
-    decode, use_lm = trainer._choose_language_model(0, model, [], tmp_path, ["mama ni"], None)
-    assert decode is not None and not use_lm
-    assert set((tmp_path / "lexicon.txt").read_text().split()) == {
-        "mama",
-        "ni",
-        "zanzibar",
-        "pemba",
-    }
+def test_an_lm_that_does_worse_than_greedy_on_dev_is_tested_but_not_used():
+    decision = choose_language_model((0.5, 0.10), [LmScore("transcripts", 0.45, 0.12)])
+    assert (decision.chosen, decision.use) == (0, False)
+    assert "none beat greedy" in decision.why
 
 
-def test_an_lm_that_does_worse_than_greedy_on_dev_is_not_used(tmp_path, monkeypatch):
-    pytest.importorskip("flashlight.lib.text.decoder")
-    from types import SimpleNamespace
-
-    from asr.text import TextRules, vocabulary_from_texts
-
-    model = SimpleNamespace(vocabulary=vocabulary_from_texts(["mama ni"], TextRules()))
-    monkeypatch.setattr(trainer, "pool_drafts", lambda project: [])
-    monkeypatch.setattr(
-        trainer,
-        "_evaluate",
-        lambda model, clips, decode=None: SimpleNamespace(
-            wer=0.5 if decode is None else 0.45, cer=0.10 if decode is None else 0.12
-        ),  # fewer word errors, more letter errors
-    )
-    decode, use_lm = trainer._choose_language_model(
-        0, model, ["a dev clip"], tmp_path, ["mama ni"], project=None
-    )
-    assert decode is not None and not use_lm
+def test_without_a_dev_set_the_test_lm_reads_the_drafts_and_transcription_stays_greedy():
+    scores = [LmScore("transcripts", math.nan, math.nan), LmScore("drafts", math.nan, math.nan)]
+    decision = choose_language_model(None, scores)
+    assert (decision.chosen, decision.use) == (1, False)
+    assert choose_language_model(None, []).chosen is None
 
 
 def test_a_second_round_continues_from_the_promoted_one(labeled, owner):
@@ -465,40 +402,23 @@ def test_a_round_on_the_builtin_whisper_base(labeled, owner, settings):
     assert run.status == "succeeded" and run.clips_done == 3
 
 
-def test_a_round_on_a_frozen_whisper_encoder_encodes_each_clip_once_when_it_fits(settings):
-    from asr.text import TextRules, vocabulary_from_texts
-    from asr.whisper import (
-        WhisperCtcHeadConfig,
-        WhisperEncoder,
-        WhisperEncoderConfig,
-        whisper_ctc_model,
-    )
-
-    def model():
-        encoder = WhisperEncoder(WhisperEncoderConfig(width=32, layers=2, heads=2, ffn_width=64))
-        head = WhisperCtcHeadConfig(encoder_layers=(1, 2), width=32, layers=1, heads=2)
-        return whisper_ctc_model(vocabulary_from_texts(["ab"], TextRules()), head, encoder)
-
-    # a minute: 50 frames/s x 2 layers x 32 wide x 2 bytes = 0.38 MB of outputs
-    clips = [(1, np.zeros(16000 * 60, np.float32), "ab")]
-    settings.VERNACULAR_ENCODER_CACHE_MB = 1
-    fits = model()
-    trainer._cache_encoder_outputs(fits, clips)
-    assert "encode" in vars(fits.network)  # replaced by the cached lookup on this instance
-
-    settings.VERNACULAR_ENCODER_CACHE_MB = 0.3
-    too_big = model()
-    trainer._cache_encoder_outputs(too_big, clips)
-    assert "encode" not in vars(too_big.network)
+def test_a_round_caches_encoder_outputs_only_when_they_fit(settings):
+    # a minute: 50 frames/s x 5 layers x 512 wide x 2 bytes = 15.4 MB of outputs
+    minute = [np.zeros(16000 * 60, np.float32)]
+    settings.VERNACULAR_ENCODER_CACHE_MB = 16
+    assert trainer._encoder_outputs_fit(minute)
+    settings.VERNACULAR_ENCODER_CACHE_MB = 15
+    assert not trainer._encoder_outputs_fit(minute)
 
 
 def test_a_base_with_steps_per_minute_trains_longer_as_the_labels_grow(settings, monkeypatch):
     base = {"max_steps": 500, "steps_per_minute": 25, "batch_size": 6}
-    monkeypatch.setitem(rounds.ROUND_DEFAULTS, "some-base", base)
+    monkeypatch.setitem(recipe.ROUND_DEFAULTS, "some-base", base)
     settings.VERNACULAR_ROUND_CONFIG = {}
 
     assert rounds.round_config("some-base", 10)["max_steps"] == 500
-    assert rounds.round_config("some-base", 60) == {"max_steps": 1500, "batch_size": 6}
+    sixty = rounds.round_config("some-base", 60)
+    assert (sixty["max_steps"], sixty["batch_size"], sixty["warmup_steps"]) == (1500, 6, None)
 
     settings.VERNACULAR_ROUND_CONFIG = {"max_steps": 7}  # the operator's number stands
     assert rounds.round_config("some-base", 60)["max_steps"] == 7
@@ -520,3 +440,151 @@ def test_with_redis_down_a_started_round_says_so_and_the_labels_stay(
     assert Transcript.objects.filter(clip__project=labeled).count() == labels
     body = client.get(reverse("dashboard", args=[labeled.pk])).content.decode()
     assert "was unreachable" in body
+
+
+# --- the one recipe, self-training ---------------------------------------------------------
+
+
+def test_the_apps_round_and_the_simulation_run_the_same_recipe(
+    labeled, owner, tmp_path, monkeypatch
+):
+    from asr.corpus import CorpusConfig, EspeakNotAvailable, generate_corpus
+    from asr.simulate import SimulationConfig, simulate
+
+    calls = []
+    real_run_round = asr.round.run_round
+
+    def recording_run_round(data, config, output_dir, models, **options):
+        calls.append((config, options["start_from_promoted"]))
+        return real_run_round(data, config, output_dir, models, **options)
+
+    monkeypatch.setattr(asr.round, "run_round", recording_run_round)
+    first = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=first.pk, worker="w")
+    try:
+        corpus = generate_corpus(
+            CorpusConfig(seed=1, clip_count=30, clips_per_recording=0), tmp_path, workers=1
+        )
+    except EspeakNotAvailable as error:
+        pytest.skip(str(error))
+    simulation = SimulationConfig(
+        base="builtin:tiny",
+        strategies=("random",),
+        budgets_minutes=(0.3, 0.6),
+        test_minutes=0.3,
+        dev_minutes=0.2,
+        round_overrides=TINY_ROUND | {"lm_order": 0},
+    )
+    simulate(corpus.manifest, tmp_path / "sim", simulation)
+
+    assert len(calls) == 3  # the app's round, then the simulation's two
+    assert all(isinstance(config, recipe.RoundConfig) for config, _ in calls)
+    assert [from_promoted for _, from_promoted in calls] == [False, False, True]
+
+
+def scored_pool(project, owner):
+    """Round 1 trains and is promoted; its scoring run drafts the open clips. Returns the
+    open clips, two of them set aside for test and dev since (drafts included)."""
+    first = rounds.round_start(project=project, user=owner)
+    round_run(round_id=first.pk, worker="w")
+    scoring_run(scoring_id=ScoringRun.objects.get().pk)
+    open_clips = list(Clip.objects.filter(project=project, status="unlabeled").order_by("pk"))
+    assert all(clip.draft_confidence is not None for clip in open_clips)  # scoring wrote them
+    # What self-training reads, as a sure model would have written it: the tiny test model's
+    # own drafts are noise.
+    Clip.objects.filter(pk__in=[c.pk for c in open_clips]).update(
+        draft_text="habari yako", draft_confidence=1.0
+    )
+    Clip.objects.filter(pk=open_clips[0].pk).update(split="test")
+    Clip.objects.filter(pk=open_clips[1].pk).update(split="dev")
+    return open_clips
+
+
+def test_self_training_never_takes_a_test_or_dev_clip_and_the_round_says_how_much_it_took(
+    labeled, owner, settings, client_for, monkeypatch
+):
+    # every dev draft passes: the tiny model's are never within a real CER target
+    settings.VERNACULAR_ROUND_CONFIG = TINY_ROUND | {"pseudo_max_dev_cer": 100.0}
+    open_clips = scored_pool(labeled, owner)
+    pools = []
+    real_run_round = asr.round.run_round
+
+    def recording_run_round(data, config, output_dir, models, **options):
+        pools.append([draft.samples for draft in data.pool])
+        return real_run_round(data, config, output_dir, models, **options)
+
+    monkeypatch.setattr(asr.round, "run_round", recording_run_round)
+    labeled.self_training = True
+    labeled.save()
+    second = rounds.round_start(project=labeled, user=owner)
+    assert second.config["self_train"] is True
+    round_run(round_id=second.pk, worker="w")
+    second.refresh_from_db()
+    assert second.status == "succeeded", second.error
+
+    held_out = [trainer.clip_samples(c) for c in Clip.objects.filter(split__in=["test", "dev"])]
+    [pool] = pools
+    assert len(pool) == len(open_clips) - 2
+    for samples in pool:
+        assert not any(
+            len(samples) == len(other) and np.array_equal(samples, other) for other in held_out
+        )
+    # a clip that trained a model is never drawn for test or dev afterwards
+    assert {c.split for c in Clip.objects.filter(pk__in=[c.pk for c in open_clips[2:]])} == {
+        "train"
+    }
+    version = second.version
+    minutes = sum(c.duration_seconds for c in open_clips[2:]) / 60
+    assert version.recipe["pseudo_clips"] == len(pool)
+    assert version.recipe["pseudo_minutes"] == pytest.approx(minutes, abs=0.01)
+    assert f"self-training: {len(pool)} pool clips ({minutes:.1f} min)" in second.log
+
+    from training.exports import model_card
+
+    assert (
+        f"- Self-training: {version.recipe['pseudo_minutes']:.1f} minutes ({len(pool)} clips)"
+        in (model_card(version))
+    )
+    from django.urls import reverse
+
+    page = client_for(owner).get(reverse("model_version", args=[labeled.pk, second.number]))
+    assert (
+        f"{version.recipe['pseudo_minutes']:.1f} minutes ({len(pool)} clips)"
+        in page.content.decode()
+    )
+
+
+def test_without_self_training_a_round_trains_on_labels_only_and_says_so(
+    labeled, owner, client_for
+):
+    scored_pool(labeled, owner)
+    second = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=second.pk, worker="w")
+    second.refresh_from_db()
+    assert second.version.recipe["pseudo_clips"] == 0
+    assert "self-training" not in second.log
+
+    from training.exports import model_card
+
+    assert "- Self-training: none (trained on labeled clips only)" in model_card(second.version)
+
+
+def test_a_round_page_says_when_a_collapsed_run_was_recovered(labeled, owner, client_for):
+    from django.urls import reverse
+
+    first = rounds.round_start(project=labeled, user=owner)
+    round_run(round_id=first.pk, worker="w")
+    version = ModelVersion.objects.get()
+    version.recipe = {
+        "attempts": [
+            {"start": "fresh", "seed": 0, "learning_rate": 0.003, "collapsed": "stuck: x"},
+            {"start": "promoted", "seed": 1, "learning_rate": 0.001, "collapsed": ""},
+        ],
+        "recovered": True,
+    }
+    version.save()
+    page = client_for(owner).get(reverse("model_version", args=[labeled.pk, 1]))
+    assert (
+        "The first run collapsed (stuck: x); attempt 2, from the promoted model"
+        in page.content.decode()
+    )

@@ -41,6 +41,7 @@ def test_upload_ingest_label_round_rescore_end_to_end(
         "eval_every": 3,
         "patience": 0,
         "learning_rate": 3e-4,
+        "recovery_attempts": 0,  # a six-step tiny model collapses by design
     }
     project.alphabet = "abcdefghijklmnopqrstuvwxyz'"
     project.test_minutes_target = 5 / 60  # two clips or so, then one for dev
@@ -94,6 +95,7 @@ def test_a_worker_killed_mid_round_is_noticed_and_the_round_resumes(
         "eval_every": 25,
         "patience": 0,
         "learning_rate": 3e-4,
+        "recovery_attempts": 0,  # a six-step tiny model collapses by design
     }
     settings.VERNACULAR_HEARTBEAT_STALE_SECONDS = 3
     first = start_worker(queues="gpu", name="doomed@localhost")

@@ -47,6 +47,7 @@ def model_card(version: ModelVersion) -> str:
         if (Path(version.directory) / "lm.arpa").is_file()
         else " (not kept: it did not help on the dev set, or could not be measured there)"
     )
+    recovery = f"\n- Recovery: {version.collapse_note()}" if version.collapse_note() else ""
     return f"""# {project.name}: speech recognizer, round {training_round.number}
 
 - Language: `{project.language_code}`
@@ -59,7 +60,8 @@ def model_card(version: ModelVersion) -> str:
   model's drafts of unlabeled clips, where the dev set preferred that):
   {percent(version.test_wer_lm)} / {percent(version.test_cer_lm)}{lm_note}
 - Dev CER: {percent(version.dev_cer)}
-- Promoted in Vernacular: {"yes" if version.promoted else "no"}
+- Self-training: {version.self_training_note() or "none (trained on labeled clips only)"}
+- Promoted in Vernacular: {"yes" if version.promoted else "no"}{recovery}
 
 Transcripts are normalized before training: Unicode NFC{", lowercased" if project.lowercase else ""}{f", without the characters {project.strip_chars!r}" if project.strip_chars else ""}.
 The model writes only these characters: `{project.alphabet}` and the space.

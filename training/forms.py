@@ -12,6 +12,7 @@ class TrainingSettingsForm(forms.ModelForm):
             "auto_round_minutes",
             "train_on_accepted_only",
             "selection",
+            "self_training",
         ]
         labels = {
             "base_model": "Base model",
@@ -19,6 +20,7 @@ class TrainingSettingsForm(forms.ModelForm):
             "auto_round_minutes": "Automatic rounds every … new labeled minutes",
             "train_on_accepted_only": "Train on reviewer-accepted transcripts only",
             "selection": "The queue picks",
+            "self_training": "Self-training on confident drafts of unlabeled clips",
         }
 
     def clean_auto_round_minutes(self):

@@ -100,6 +100,9 @@ class ModelVersion(models.Model):
     test_clips = models.PositiveIntegerField(default=0)
     # One dict per test clip: clip id, reference, hypothesis, wer, cer.
     test_details = models.JSONField(default=list)
+    # How the round went (asr.round.RoundResult.summary): attempts and recoveries, the
+    # pseudo-labeled minutes and their threshold, the LM decision.
+    recipe = models.JSONField(default=dict)
     promoted = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -109,6 +112,34 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} model {self.round.number}"
+
+    def collapse_note(self) -> str:
+        """What a collapsed run led to, in words; "" when the first attempt trained well."""
+        attempts = self.recipe.get("attempts", [])
+        if len(attempts) < 2 and not self.recipe.get("collapsed"):
+            return ""
+        first = attempts[0]["collapsed"] if attempts else ""
+        if self.recipe.get("recovered"):
+            last = attempts[-1]
+            start = "the promoted model" if last["start"] == "promoted" else "a new head"
+            return (
+                f"The first run collapsed ({first}); attempt {len(attempts)}, from {start} "
+                f"at learning rate {last['learning_rate']:g}, trained normally."
+            )
+        return (
+            f"Every run collapsed (first: {first}), after {len(attempts)} attempts; "
+            "this model is not promoted. More or other labels usually help."
+        )
+
+    def self_training_note(self) -> str:
+        """How many pseudo-labeled minutes trained, at which confidence; "" without them."""
+        if not self.recipe.get("pseudo_clips"):
+            return ""
+        return (
+            f"{self.recipe['pseudo_minutes']:.1f} minutes ({self.recipe['pseudo_clips']} clips) "
+            f"of the model's own drafts of unlabeled clips, at confidence "
+            f">= {self.recipe['pseudo_threshold']:.3f} (chosen on dev)"
+        )
 
 
 class ScoringRun(models.Model):

@@ -13,6 +13,7 @@ from django.db.models import F, Max, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from asr import recipe
 from config.dispatch import dispatch_on_commit
 from labeling.models import Project
 from labeling.selectors import labeled_set
@@ -22,40 +23,12 @@ from training.selectors import labeled_minutes
 # --- starting, cancelling, reaping (web side) ------------------------------------------------
 
 
-# Where a round starts, measured on the demo corpus (docs/base-models.md): a fresh CTC head on
-# a frozen encoder wants a high learning rate, a whole wav2vec 2.0 fine-tune a low one.
-ROUND_DEFAULTS = {
-    "builtin:whisper-base": {
-        "max_steps": 500,
-        # more labels, more steps: 1500 at 60 labeled minutes cut test CER from 6.4% to 4.8%
-        # on the demo corpus (docs/benchmarks.md)
-        "steps_per_minute": 25,
-        "batch_size": 6,
-        "learning_rate": 3e-3,
-        "warmup_steps": 40,
-        "eval_every": 50,
-        "patience": 4,
-    },
-    "": {
-        "max_steps": 400,
-        "batch_size": 8,
-        "learning_rate": 1e-4,
-        "warmup_steps": 40,
-        "eval_every": 50,
-        "patience": 4,
-    },
-}
-
-
-def round_config(base: str, train_minutes: float = 0.0) -> dict:
-    """asr.finetune's config for a round. A base with `steps_per_minute` trains longer as the
-    labels grow: max(max_steps, steps_per_minute x training minutes), unless the operator set
-    max_steps (VERNACULAR_ROUND_MAX_STEPS)."""
-    config = {**ROUND_DEFAULTS.get(base, ROUND_DEFAULTS[""]), **settings.VERNACULAR_ROUND_CONFIG}
-    per_minute = config.pop("steps_per_minute", 0)
-    if "max_steps" not in settings.VERNACULAR_ROUND_CONFIG:
-        config["max_steps"] = max(config["max_steps"], round(per_minute * train_minutes))
-    return config
+def round_config(base: str, train_minutes: float = 0.0, **project_settings) -> dict:
+    """A round's settings (asr.recipe's table, the same the simulation reads), with the
+    operator's VERNACULAR_ROUND_CONFIG and the project's settings on top."""
+    return recipe.round_config(
+        base, train_minutes, {**settings.VERNACULAR_ROUND_CONFIG, **project_settings}
+    )
 
 
 def round_start(*, project: Project, user) -> TrainingRound:
@@ -93,6 +66,7 @@ def round_start(*, project: Project, user) -> TrainingRound:
                 config=round_config(
                     project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL,
                     train_seconds / 60,
+                    self_train=project.self_training,
                 ),
                 created_by=user,
             )

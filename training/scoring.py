@@ -9,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from asr.model import InferenceConfig, transcribe_clips
+from asr.round import draft_confidence
 from asr.select import pick_diverse_uncertain, pick_new_words
 from asr.text import normalize_text
 from labeling.models import Clip, Project
@@ -59,6 +60,7 @@ def _score(run: ScoringRun) -> None:
     ScoringRun.objects.filter(pk=run.pk).update(clips_total=len(pool))
     drafts: list[str] = []
     shown: list[str] = []
+    confidences: list[float] = []
     uncertainty: list[float] = []
     embeddings: list[np.ndarray] = []
     for start in range(0, len(pool), CHUNK):
@@ -66,6 +68,7 @@ def _score(run: ScoringRun) -> None:
         for result in transcribe_clips(model, [clip_samples(c) for c in chunk], config, decode):
             drafts.append(result.greedy_text)
             shown.append(result.text)
+            confidences.append(draft_confidence(result))
             uncertainty.append(result.mean_frame_entropy)
             embeddings.append(result.embedding)
         ScoringRun.objects.filter(pk=run.pk).update(
@@ -82,8 +85,11 @@ def _score(run: ScoringRun) -> None:
         picks = _pick_diverse(project, model, config, embeddings, scores, count)
     for rank, index in enumerate(picks):
         scores[index] = PICKED_BASE - rank
-    for clip, draft, text, score in zip(pool, drafts, shown, scores, strict=True):
-        clip.draft_greedy, clip.draft_text, clip.selection_score = draft, text, float(score)
+    for clip, draft, text, confidence, score in zip(
+        pool, drafts, shown, confidences, scores, strict=True
+    ):
+        clip.draft_greedy, clip.draft_text = draft, text
+        clip.draft_confidence, clip.selection_score = confidence, float(score)
     # Only clips still unlabeled: someone may have transcribed one meanwhile.
     still_open = set(
         Clip.objects.filter(pk__in=[c.pk for c in pool], status=Clip.Status.UNLABELED).values_list(
@@ -92,7 +98,7 @@ def _score(run: ScoringRun) -> None:
     )
     Clip.objects.bulk_update(
         [c for c in pool if c.pk in still_open],
-        ["draft_text", "draft_greedy", "selection_score"],
+        ["draft_text", "draft_greedy", "draft_confidence", "selection_score"],
         batch_size=500,
     )
     log.info("scored %d clips of %s", len(pool), project)

@@ -6,6 +6,7 @@ and the round resumes from its last checkpoint: asr.finetune picks up the checkp
 round's directory by itself.
 """
 
+import json
 import logging
 import threading
 import time
@@ -14,18 +15,20 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import torch
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from asr.evaluate import evaluate_model
-from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune
-from asr.lm import remove_language_model, save_language_model
+import asr.round
+from asr.finetune import Progress, TrainingCancelled
+from asr.recipe import round_config_from_stored
+from asr.round import ModelSource, PoolDraft, RoundData
 from asr.text import normalize_text
 from labeling.models import Clip, Project
-from labeling.selectors import labeled_set, pool_drafts
+from labeling.selectors import labeled_set, pool_confident_drafts, pool_drafts
 from training import base_models
 from training.models import ModelVersion, TrainingRound
 from training.rounds import round_log as _log
@@ -132,21 +135,39 @@ def round_run(*, round_id: int, worker: str) -> None:
 
 
 def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
+    """Fetch the round's clips, run the round recipe (asr.round, the same one `asr simulate`
+    runs), write what it found."""
     project = training_round.project
     round_id = training_round.pk
-    vocabulary = base_models.project_vocabulary(project)
-    if training_round.base.startswith("version:"):
-        number = int(training_round.base.split(":", 1)[1])
-        source = project.model_versions.get(round__number=number)
-        model = base_models.load_version(source.directory)
-    else:
-        model = base_models.base_model(training_round.base, vocabulary)
+    config = round_config_from_stored(training_round.config)
     train = _labeled_clips(project, training_round.train_clip_ids)
     dev = _labeled_clips(project, training_round.dev_clip_ids)
     test = _labeled_clips(project, training_round.test_clip_ids)
+    promoted = project.model_versions.filter(promoted=True).first()
+    from_promoted = training_round.base.startswith("version:")
+    if from_promoted:  # the version the round was queued to continue from
+        number = int(training_round.base.split(":", 1)[1])
+        promoted = project.model_versions.get(round__number=number)
+    output = (
+        Path(settings.VERNACULAR_MODEL_DIR)
+        / f"project-{project.pk}"
+        / f"round-{training_round.number}"
+    )
+    pool = _pool_drafts(project, config, train, output) if config.self_train else []
     _log(
         round_id,
-        f"train {len(train)} clips, dev {len(dev)}, test {len(test)}; from {training_round.base}",
+        f"train {len(train)} clips, dev {len(dev)}, test {len(test)}; from {training_round.base}"
+        + (f"; {len(pool)} confident pool drafts to choose from" if config.self_train else ""),
+    )
+    clips = train + dev + test
+    samples = [s for _, s, _ in clips] + [draft.samples for draft in pool]
+    # a new head is of the base the round was queued with (a version's own base otherwise)
+    base = None if from_promoted else training_round.base
+    models = ModelSource(
+        base or project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL,
+        base_models.project_vocabulary(project),
+        allow_download=settings.VERNACULAR_ALLOW_MODEL_DOWNLOAD,
+        encoder_cache={} if _encoder_outputs_fit(samples) else None,
     )
 
     last_write = [0.0]
@@ -173,45 +194,27 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
             ).exists()
         return last_cancel_check[1]
 
-    output = (
-        Path(settings.VERNACULAR_MODEL_DIR)
-        / f"project-{project.pk}"
-        / f"round-{training_round.number}"
-    )
-    config = FinetuneConfig(**training_round.config)
-    _cache_encoder_outputs(model, train + dev)
-    result = finetune(
-        model,
-        _audio_and_text(train),
-        _audio_and_text(dev),
-        output,
+    result = asr.round.run_round(  # the one round recipe, the same in asr simulate
+        RoundData(
+            train=_audio_and_text(train),
+            dev=_audio_and_text(dev),
+            test=_audio_and_text(test),
+            drafts=pool_drafts(project),
+            pool=pool,
+        ),
         config,
+        output,
+        models,
+        promoted_dir=Path(promoted.directory) if promoted else None,
+        start_from_promoted=from_promoted,
+        device="cuda" if torch.cuda.is_available() else "cpu",
+        log=lambda line: _log(round_id, line),
         progress=on_progress,
         should_cancel=should_cancel,
     )
-    vars(model.network).pop("encode", None)  # the encoder cache goes before testing begins
-    del model
-    _log(
-        round_id,
-        f"trained {result.steps} steps in {result.seconds:.0f} s; best dev CER "
-        f"{result.best_dev_cer:.3f} at step {result.best_step}",
-    )
-
-    TrainingRound.objects.filter(pk=round_id).update(phase="testing")
-    best = base_models.load_version(result.model_dir)
-    _cache_encoder_outputs(best, test + dev)  # read several times below: encode once
-    decode, use_lm = _choose_language_model(
-        round_id, best, dev, result.model_dir, [text for _, _, text in train], project
-    )
-    test_wer = test_cer = test_wer_lm = test_cer_lm = None
     details = []
-    if test:
-        evaluation = _evaluate(best, test)
-        test_wer, test_cer = evaluation.wer, evaluation.cer
-        with_lm = _evaluate(best, test, decode) if decode else None
-        if with_lm:
-            test_wer_lm, test_cer_lm = with_lm.wer, with_lm.cer
-        for row, ((clip_id, _, _), errors) in enumerate(zip(test, evaluation.clips, strict=True)):
+    if result.test:
+        for row, ((clip_id, _, _), errors) in enumerate(zip(test, result.test.clips, strict=True)):
             details.append(
                 {
                     "clip": clip_id,
@@ -220,126 +223,68 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
                     "wer": errors.wer,
                     "cer": errors.cer,
                 }
-                | ({"hypothesis_lm": with_lm.clips[row].hypothesis} if with_lm else {})
+                | (
+                    {"hypothesis_lm": result.test_lm.clips[row].hypothesis}
+                    if result.test_lm
+                    else {}
+                )
             )
-    if not use_lm:
-        remove_language_model(result.model_dir)
-    dev_cer = result.best_dev_cer if dev else None
-    promote = _beats_promoted(project, best_dev_cer=dev_cer, dev=dev, test_cer=test_cer, test=test)
     with transaction.atomic():
         version = ModelVersion.objects.create(
             project=project,
             round=training_round,
             directory=str(result.model_dir),
             labeled_minutes=training_round.labeled_minutes,
-            test_wer=test_wer,
-            test_cer=test_cer,
-            test_wer_lm=test_wer_lm,
-            test_cer_lm=test_cer_lm,
-            dev_cer=dev_cer,
+            test_wer=result.test.wer if result.test else None,
+            test_cer=result.test.cer if result.test else None,
+            test_wer_lm=result.test_lm.wer if result.test_lm else None,
+            test_cer_lm=result.test_lm.cer if result.test_lm else None,
+            dev_cer=result.dev_cer,
             test_clips=len(test),
             test_details=details,
+            recipe=result.summary(),
         )
-        if promote:
+        if result.promote:
             ModelVersion.objects.filter(project=project, promoted=True).update(promoted=False)
             version.promoted, version.promoted_at = True, timezone.now()
             version.save(update_fields=["promoted", "promoted_at"])
-    _log(
-        round_id,
-        f"test WER {test_wer}, CER {test_cer}; with the LM: WER {test_wer_lm}, CER "
-        f"{test_cer_lm}; promoted: {promote}",
-    )
     return version
 
 
-def _beats_promoted(project, *, best_dev_cer, dev, test_cer, test) -> bool:
-    """Better than the promoted model on this round's dev set (its test set without one)."""
-    promoted = project.model_versions.filter(promoted=True).first()
-    if promoted is None:
-        return True
-    current = base_models.load_version(promoted.directory)
-    if dev and best_dev_cer is not None:
-        return best_dev_cer < _evaluate(current, dev).cer
-    if test and test_cer is not None:
-        return test_cer < _evaluate(current, test).cer
-    return True
-
-
-def _evaluate(model, clips, decode=None):
-    return evaluate_model(
-        model, [samples for _, samples, _ in clips], [text for _, _, text in clips], decode=decode
-    )
-
-
-def _choose_language_model(round_id, model, dev, directory: Path, transcripts, project):
-    """Write the round's lexicon + word LM next to its model; returns (decode, use_lm).
-
-    Two LMs compete on the dev set: one from the training transcripts, and one that also reads
-    the pool's drafts (by the model that last scored it): their frequent words are mostly
-    spelled right and fill the lexicon far beyond the labeled words, which lowered test CER in
-    every simulated round, and WER in most (docs/benchmarks.md, "Drafts in the language
-    model"). Evaluation clips are never drafts. Transcription decodes with the winner only
-    where it lowered dev WER without raising CER against greedy decoding: with few labels and
-    no drafts, forcing words into a small lexicon garbles more letters than greedy decoding
-    gets wrong. Without a dev set nothing is chosen or used; the test is still decoded with
-    the LM that reads the drafts, as a measurement. `decode` is None without flashlight-text."""
-    drafts = pool_drafts(project)
-    candidates = [("the training transcripts", transcripts)]
-    if drafts:
-        candidates.append(
-            (f"the training transcripts + pool drafts ({len(drafts)})", transcripts + drafts)
+def _pool_drafts(project: Project, config, train, output: Path) -> list[PoolDraft]:
+    """The pool's most confident drafts, up to the most self-training could take; never a test
+    or dev clip (pool_confident_drafts leaves them out, labeled or not). Kept in the round's
+    directory: a resumed round trains on the same ones, whatever was labeled or scored since.
+    They are marked as training clips, so no later test or dev draw takes audio a model has
+    trained on."""
+    saved = output / "pool.json"
+    if saved.is_file():
+        rows = json.loads(saved.read_text())
+    else:
+        train_seconds = sum(len(samples) for _, samples, _ in train) / 16000
+        rules = project.text_rules()
+        clips = pool_confident_drafts(project, config.pseudo_max_ratio * train_seconds)
+        rows = [[c.pk, normalize_text(c.draft_text, rules), c.draft_confidence] for c in clips]
+        output.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(rows))
+        Clip.objects.filter(pk__in=[row[0] for row in rows], split=Clip.Split.UNASSIGNED).update(
+            split=Clip.Split.TRAIN
         )
-    candidates = [(name, texts) for name, texts in candidates if any(t.split() for t in texts)]
-    if not candidates:
-        _log(round_id, "the LM is not used: no words to build it from")
-        return None, False
-    if not dev:
-        name, texts = candidates[-1]
-        words = save_language_model(directory, texts)
-        _log(round_id, f"language model: {words} words from {name}; not used: no dev set")
-        return base_models.version_decoder(model, directory), False
-    greedy = _evaluate(model, dev)
-    scored = []
-    for name, texts in candidates:
-        words = save_language_model(directory, texts)
-        decode = base_models.version_decoder(model, directory)
-        if decode is None:
-            _log(round_id, "the LM is not used: no decoder (pip install flashlight-text)")
-            return None, False
-        with_lm = _evaluate(model, dev, decode)
-        scored.append((with_lm.wer, with_lm.cer, name, texts, decode))
-        _log(
-            round_id,
-            f"language model from {name} ({words} words): dev WER / CER {with_lm.wer:.3f} / "
-            f"{with_lm.cer:.3f}; greedy {greedy.wer:.3f} / {greedy.cer:.3f}",
-        )
-    # Among the LMs that beat greedy decoding on dev (fewer word errors, no more letter
-    # errors), the fewest word errors; if none does, the same among all, as a measurement.
-    helping = [row for row in scored if row[0] < greedy.wer and row[1] <= greedy.cer]
-    wer, cer, name, texts, decode = min(helping or scored, key=lambda row: row[:2])
-    if texts is not candidates[-1][1]:  # the files on disk are the last candidate's
-        save_language_model(directory, texts)
-    use_lm = bool(helping)
-    _log(
-        round_id,
-        f"the LM from {name} beat greedy decoding on dev: transcription uses it"
-        if use_lm
-        else f"the LM is not used: none beat greedy decoding on dev (tested: the one from {name})",
-    )
-    return decode, use_lm
+    clips = Clip.objects.in_bulk([row[0] for row in rows])
+    return [
+        PoolDraft(clip_samples(clips[pk]), text, confidence)
+        for pk, text, confidence in rows
+        if pk in clips
+    ]
 
 
-def _cache_encoder_outputs(model, clips) -> None:
-    """With a frozen Whisper encoder, encode each clip once for the whole round rather than at
-    every step, when its outputs fit in VERNACULAR_ENCODER_CACHE_MB (float16, every layer the
-    head reads)."""
-    network = model.network
-    if not getattr(network, "encoder_frozen", False):
-        return
-    from asr.whisper import SAMPLES_PER_FRAME, cache_encoder_outputs
+def _encoder_outputs_fit(clips: list[np.ndarray]) -> bool:
+    """Whether a frozen Whisper encoder's outputs of these clips fit in
+    VERNACULAR_ENCODER_CACHE_MB (float16, every layer the default head reads): then each clip
+    is encoded once for the whole round rather than at every step."""
+    from asr.whisper import SAMPLES_PER_FRAME, WhisperCtcHeadConfig, WhisperEncoderConfig
 
-    frames = sum(len(samples) for _, samples, _ in clips) / SAMPLES_PER_FRAME
-    layers = len(network.head_config.encoder_layers)
-    megabytes = frames * layers * network.encoder.config.width * 2 / 1e6  # float16
-    if megabytes <= settings.VERNACULAR_ENCODER_CACHE_MB:
-        cache_encoder_outputs(network, {})
+    frames = sum(len(samples) for samples in clips) / SAMPLES_PER_FRAME
+    layers = len(WhisperCtcHeadConfig().encoder_layers)
+    megabytes = frames * layers * WhisperEncoderConfig().width * 2 / 1e6  # float16
+    return megabytes <= settings.VERNACULAR_ENCODER_CACHE_MB

@@ -1,4 +1,4 @@
-"""Fixtures for the speech library's tests: real speech from shared/, and ffmpeg-made files."""
+"""Fixtures for the speech library's tests: real speech (tests/fixtures/), ffmpeg-made files."""
 
 import json
 import subprocess
@@ -12,21 +12,10 @@ from asr.audio import ffmpeg_executable
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _real_speech_dir() -> Path | None:
-    # shared/ is inside the checkout on some machines and beside it (as in CI) on others
-    for shared in (REPO_ROOT / "shared", REPO_ROOT.parent / "shared"):
-        candidate = shared / "fixtures" / "real-speech"
-        if (candidate / "manifest.jsonl").is_file():
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="session")
 def real_speech() -> list[tuple[Path, str]]:
-    """(wav path, transcript) for the BSD-2 pocketsphinx test recordings in shared/."""
-    directory = _real_speech_dir()
-    if directory is None:
-        pytest.skip("shared/fixtures/real-speech not found inside or beside the checkout")
+    """(wav path, transcript) for the BSD-2 pocketsphinx test recordings in the repository."""
+    directory = REPO_ROOT / "tests" / "fixtures" / "real-speech"
     lines = (directory / "manifest.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines if line.strip()]
     return [(directory / row["audio_filepath"], row["text"]) for row in rows]

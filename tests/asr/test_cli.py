@@ -90,7 +90,7 @@ def test_transcribe_writes_the_models_text_for_manifests_and_plain_files(
 
     assert status == 0
     drafts = rows(tmp_path / "drafts.jsonl")
-    # resolved on both sides: shared/ may be reached through a symlink
+    # resolved on both sides: the fixture folder may be reached through a symlink
     assert [Path(d["audio_filepath"]).resolve() for d in drafts] == [
         p.resolve() for p in paths + paths[:1]
     ]

@@ -23,7 +23,7 @@ import math
 import os
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -294,6 +294,15 @@ def load_language_model(
         return LexiconDecoder(vocabulary, words, directory / LM_FILE, settings)
     except LanguageModelUnavailable:
         return None
+
+
+def language_model_decode(
+    directory: str | Path, vocabulary: Vocabulary
+) -> Callable[[torch.Tensor], str] | None:
+    """The beam search of a model directory's LM as a log-probs -> text function (what
+    transcribe_clips and evaluate_model take); None: greedy decoding."""
+    decoder = load_language_model(directory, vocabulary)
+    return decoder.decode if decoder else None
 
 
 @contextlib.contextmanager

@@ -22,9 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asr.audio import SAMPLE_RATE
 from asr.evaluate import Evaluation, evaluate_model
 from asr.finetune import FinetuneConfig, FinetuneResult, LabeledClip, Progress, finetune
-from asr.lm import load_language_model, remove_language_model, save_language_model
+from asr.lm import (
+    language_model_decode,
+    load_language_model,
+    remove_language_model,
+    save_language_model,
+)
 from asr.model import (
     ClipTranscript,
     CtcModel,
@@ -199,14 +205,14 @@ def run_round(
             promoted,
             *_split(data.dev),
             inference_config=inference,
-            decode=_decoder(promoted, promoted_dir),
+            decode=language_model_decode(promoted_dir, promoted.vocabulary),
         )
         threshold = choose_pseudo_threshold(
             [draft_confidence(t) for t in dev_drafts.transcripts],
             [(c.character_edits, c.reference_characters) for c in dev_drafts.clips],
             config.pseudo_max_dev_cer,
         )
-        train_seconds = sum(len(samples) for samples, _ in data.train) / 16000
+        train_seconds = sum(len(samples) for samples, _ in data.train) / SAMPLE_RATE
         picked = pick_pseudo_labels(data.pool, threshold, config.pseudo_max_ratio * train_seconds)
         pseudo = [(draft.samples, draft.text) for draft in picked]
         say(
@@ -271,11 +277,14 @@ def run_round(
     test = (
         evaluate_model(best, *_split(data.test), inference_config=inference) if data.test else None
     )
-    lm, test_lm = _language_model(best, data, run.model_dir, config, inference, say)
+    lm, test_lm = _language_model(best, run, data, config, inference, say)
     dev_cer = run.best_dev_cer if data.dev else None
+    if attempts[0]["start"] == "promoted" and data.dev:
+        incumbent = runs[0].initial_dev_cer  # the promoted model, evaluated at step 0
+    else:
+        incumbent = _incumbent_cer(promoted, data, inference)
     promote = not run.collapsed and beats(
-        dev_cer if data.dev else (test.cer if test else None),
-        _incumbent_cer(promoted, data, inference),
+        dev_cer if data.dev else (test.cer if test else None), incumbent
     )
     say(
         f"test WER {_rate(test, 'wer')}, CER {_rate(test, 'cer')}; with the LM: WER "
@@ -390,10 +399,10 @@ def pick_pseudo_labels(
     )
     picked, seconds = [], 0.0
     for draft in eligible:
-        if seconds + len(draft.samples) / 16000 > max_seconds:
+        if seconds + len(draft.samples) / SAMPLE_RATE > max_seconds:
             break
         picked.append(draft)
-        seconds += len(draft.samples) / 16000
+        seconds += len(draft.samples) / SAMPLE_RATE
     return picked
 
 
@@ -417,9 +426,10 @@ def _finetune_config(config: RoundConfig, seed: int, learning_rate: float, devic
     )
 
 
-def _language_model(best, data: RoundData, directory: Path, config, inference, say):
+def _language_model(best, run: FinetuneResult, data: RoundData, config, inference, say):
     """Write the chosen LM next to the model (removed again where it is not used); returns the
     decision and the test decoded with it."""
+    directory = run.model_dir
     transcripts = [text for _, text in data.train]
     candidates = [("the training transcripts", transcripts)]
     if data.drafts:
@@ -436,10 +446,8 @@ def _language_model(best, data: RoundData, directory: Path, config, inference, s
         decision = choose_language_model(None, [])
         say(decision.why)
         return decision, None
-    greedy = (
-        evaluate_model(best, *_split(data.dev), inference_config=inference) if data.dev else None
-    )
-    scores = []
+    greedy = dev_rates_at_best_step(run) if data.dev else None  # (WER, CER), measured in training
+    scores, decoders = [], []
     for name, texts in candidates if data.dev else candidates[-1:]:
         words = save_language_model(directory, texts, config.lm_order)
         decoder = load_language_model(directory, best.vocabulary)
@@ -448,6 +456,7 @@ def _language_model(best, data: RoundData, directory: Path, config, inference, s
             decision = LmDecision(None, False, "no LM: no decoder (pip install flashlight-text)")
             say(decision.why)
             return decision, None
+        decoders.append(decoder)
         if greedy is None:
             scores.append(LmScore(name, math.nan, math.nan))
             say(f"language model: {words} words from {name}")
@@ -458,15 +467,13 @@ def _language_model(best, data: RoundData, directory: Path, config, inference, s
         scores.append(LmScore(name, with_lm.wer, with_lm.cer))
         say(
             f"language model from {name} ({words} words): dev WER / CER {with_lm.wer:.3f} / "
-            f"{with_lm.cer:.3f}; greedy {greedy.wer:.3f} / {greedy.cer:.3f}"
+            f"{with_lm.cer:.3f}; greedy {greedy[0]:.3f} / {greedy[1]:.3f}"
         )
-    decision = choose_language_model((greedy.wer, greedy.cer) if greedy else None, scores)
+    decision = choose_language_model(greedy, scores)
     say(decision.why + (": transcription uses it" if decision.use else ""))
-    name = scores[decision.chosen].name
-    texts = dict(candidates)[name]
+    name, decoder = scores[decision.chosen].name, decoders[decision.chosen]
     if name != scores[-1].name:  # the files on disk are the last candidate's
-        save_language_model(directory, texts, config.lm_order)
-    decoder = load_language_model(directory, best.vocabulary)
+        save_language_model(directory, dict(candidates)[name], config.lm_order)
     test_lm = (
         evaluate_model(best, *_split(data.test), inference_config=inference, decode=decoder.decode)
         if data.test
@@ -485,9 +492,9 @@ def _incumbent_cer(promoted: CtcModel | None, data: RoundData, inference) -> flo
     return evaluate_model(promoted, *_split(clips), inference_config=inference).cer
 
 
-def _decoder(model: CtcModel, directory: Path):
-    decoder = load_language_model(directory, model.vocabulary)
-    return decoder.decode if decoder else None
+def dev_rates_at_best_step(run: FinetuneResult) -> tuple[float, float]:
+    """Greedy dev (WER, CER) of the kept model, as fine-tuning measured it at its best step."""
+    return next((wer, cer) for step, wer, cer in run.dev_history if step == run.best_step)
 
 
 def _split(clips: Sequence[LabeledClip]) -> tuple[list[np.ndarray], list[str]]:
@@ -495,7 +502,7 @@ def _split(clips: Sequence[LabeledClip]) -> tuple[list[np.ndarray], list[str]]:
 
 
 def _minutes(clips: Sequence[LabeledClip]) -> float:
-    return sum(len(samples) for samples, _ in clips) / 16000 / 60
+    return sum(len(samples) for samples, _ in clips) / SAMPLE_RATE / 60
 
 
 def _nan_last(run: FinetuneResult) -> float:

@@ -48,7 +48,7 @@ import asr.round
 from asr.audio import SAMPLE_RATE, decode_audio
 from asr.evaluate import AS_GIVEN
 from asr.finetune import Progress, TrainingCancelled
-from asr.lm import load_language_model
+from asr.lm import language_model_decode
 from asr.manifest import read_manifest
 from asr.model import ClipTranscript, CtcModel, InferenceConfig, transcribe_clips
 from asr.recipe import BUILTIN_WHISPER, RoundConfig, round_config
@@ -405,8 +405,8 @@ def pool_drafts(
     annotators would see (LM-decoded where the version kept its LM) with their confidence."""
     taken = set(labeled)
     clips = [corpus.clips[i] for i in corpus.pool if i not in taken]
-    decoder = load_language_model(model_dir, model.vocabulary) if with_pool else None
-    transcripts = transcribe_clips(model, clips, inference, decoder.decode if decoder else None)
+    decode = language_model_decode(model_dir, model.vocabulary) if with_pool else None
+    transcripts = transcribe_clips(model, clips, inference, decode)
     drafts = [t.greedy_text for t in transcripts if t.greedy_text]
     pool = [
         PoolDraft(samples, t.text, draft_confidence(t))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from asr.lm import load_language_model
+from asr.lm import language_model_decode
 from asr.model import CtcModel, load_ctc_model
 from asr.text import Vocabulary, vocabulary_from_texts
 from labeling.models import Project
@@ -27,5 +27,4 @@ def version_decoder(model: CtcModel, directory: str | Path) -> Callable[[torch.T
     """Lexicon + word n-gram beam search for a version saved with its language model (from its
     round's training transcripts, and the pool's drafts where dev preferred them); None:
     greedy decoding."""
-    decoder = load_language_model(directory, model.vocabulary)
-    return decoder.decode if decoder else None
+    return language_model_decode(directory, model.vocabulary)

@@ -22,6 +22,7 @@ from asr.round import (
 )
 from asr.text import TextRules, vocabulary_from_texts
 from asr.whisper import _span_mask
+from tests.asr.test_evaluate import model_that_always_says
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,12 +36,7 @@ def noise(seconds: float, seed: int) -> np.ndarray:
 def model_that_always_writes(token: str):
     """A tiny model whose head writes `token` at every frame; "[PAD]", the CTC blank, is the
     blank plateau: nothing written at all."""
-    model = build_tiny_ctc_model(VOCABULARY)
-    with torch.no_grad():
-        model.network.lm_head.weight.zero_()
-        model.network.lm_head.bias.fill_(-30.0)
-        model.network.lm_head.bias[VOCABULARY.tokens.index(token)] = 30.0
-    return model
+    return model_that_always_says(token, VOCABULARY)
 
 
 class StuckHeads(ModelSource):

@@ -199,8 +199,9 @@ def finetune(
         plateau = config.collapse_dev_cer and history.best_dev_cer >= config.collapse_dev_cer
         if dev_clips and plateau and step > 0 and step >= config.collapse_check_step:
             history.collapsed = (
-                f"stuck: best dev CER {history.best_dev_cer:.2f} at step {step} "
-                f"(the CTC blank plateau writes nothing: 1.00)"
+                f"stuck: best dev CER {history.best_dev_cer:.2f} at step {step}, not below "
+                f"{config.collapse_dev_cer:.2f} (a head at the CTC blank plateau writes nothing: "
+                "1.00)"
             )
             history.stopped_early = True
 

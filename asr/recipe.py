@@ -43,6 +43,9 @@ class RoundConfig:
     pseudo_weight: float = 0.5
     pseudo_max_ratio: float = 3.0
     pseudo_mask_prob: float = 0.1  # share of encoder frames masked on pseudo-labeled clips
+    # The pseudo-label is the greedy draft rather than the one annotators see (LM-decoded
+    # where the version kept its LM): the LM's forced words may not be what the audio says.
+    pseudo_from_greedy: bool = False
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.batch_size < 1 or self.learning_rate <= 0:

@@ -16,7 +16,7 @@ Arrays, models and paths in, a RoundResult out: no database, no settings.
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ class PoolDraft:
     samples: np.ndarray  # (n,) float32 at 16 kHz
     text: str  # the draft annotators see: LM-decoded where the promoted version kept its LM
     confidence: float  # draft_confidence of its transcript
+    greedy_text: str = ""  # the same clip decoded letter by letter
 
 
 @dataclass(frozen=True)
@@ -200,12 +201,15 @@ def run_round(
     pseudo: list[LabeledClip] = []
     threshold = None
     if config.self_train and data.pool and promoted is not None and data.dev:
-        # the dev drafts as the pool's were written: LM-decoded where the version kept its LM
+        # the dev drafts as the pool's pseudo-labels are written: LM-decoded where the version
+        # kept its LM, unless the greedy ones are asked for
+        lm = (
+            None
+            if config.pseudo_from_greedy
+            else language_model_decode(promoted_dir, promoted.vocabulary)
+        )
         dev_drafts = evaluate_model(
-            promoted,
-            *_split(data.dev),
-            inference_config=inference,
-            decode=language_model_decode(promoted_dir, promoted.vocabulary),
+            promoted, *_split(data.dev), inference_config=inference, decode=lm
         )
         threshold = choose_pseudo_threshold(
             [draft_confidence(t) for t in dev_drafts.transcripts],
@@ -213,7 +217,10 @@ def run_round(
             config.pseudo_max_dev_cer,
         )
         train_seconds = sum(len(samples) for samples, _ in data.train) / SAMPLE_RATE
-        picked = pick_pseudo_labels(data.pool, threshold, config.pseudo_max_ratio * train_seconds)
+        pool = data.pool
+        if config.pseudo_from_greedy:
+            pool = [replace(draft, text=draft.greedy_text) for draft in pool]
+        picked = pick_pseudo_labels(pool, threshold, config.pseudo_max_ratio * train_seconds)
         pseudo = [(draft.samples, draft.text) for draft in picked]
         say(
             f"self-training: {len(pseudo)} pool clips ({_minutes(pseudo):.1f} min) with draft "

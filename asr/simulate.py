@@ -409,7 +409,7 @@ def pool_drafts(
     transcripts = transcribe_clips(model, clips, inference, decode)
     drafts = [t.greedy_text for t in transcripts if t.greedy_text]
     pool = [
-        PoolDraft(samples, t.text, draft_confidence(t))
+        PoolDraft(samples, t.text, draft_confidence(t), t.greedy_text)
         for samples, t in zip(clips, transcripts, strict=True)
         if with_pool
     ]

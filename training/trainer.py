@@ -258,13 +258,16 @@ def _pool_drafts(project: Project, config, train, output: Path) -> list[PoolDraf
     They are marked as training clips, so no later test or dev draw takes audio a model has
     trained on."""
     saved = output / "pool.json"
+    rules = project.text_rules()
     if saved.is_file():
         rows = json.loads(saved.read_text())
     else:
         train_seconds = sum(len(samples) for _, samples, _ in train) / 16000
-        rules = project.text_rules()
         clips = pool_confident_drafts(project, config.pseudo_max_ratio * train_seconds)
-        rows = [[c.pk, normalize_text(c.draft_text, rules), c.draft_confidence] for c in clips]
+        rows = [
+            [c.pk, normalize_text(c.draft_text, rules), c.draft_confidence, c.draft_greedy]
+            for c in clips
+        ]
         output.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(rows))
         Clip.objects.filter(pk__in=[row[0] for row in rows], split=Clip.Split.UNASSIGNED).update(
@@ -272,8 +275,8 @@ def _pool_drafts(project: Project, config, train, output: Path) -> list[PoolDraf
         )
     clips = Clip.objects.in_bulk([row[0] for row in rows])
     return [
-        PoolDraft(clip_samples(clips[pk]), text, confidence)
-        for pk, text, confidence in rows
+        PoolDraft(clip_samples(clips[pk]), text, confidence, normalize_text(greedy, rules))
+        for pk, text, confidence, greedy in rows
         if pk in clips
     ]
 

@@ -1,6 +1,7 @@
 """The round recipe: collapse and recovery, the LM and promotion decisions, self-training."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -243,3 +244,35 @@ def test_noisy_rows_get_spans_of_frames_masked_within_their_length():
     assert not mask[2, 404:].any()  # a span may start at the last frames, never past them
     assert 0.1 < mask[0].float().mean() < 0.3
     assert math.isclose(_span_mask(rows, lengths, 1000, 0.0).float().sum().item(), 0)
+
+
+def test_pseudo_labels_can_be_the_greedy_drafts_instead_of_the_lm_decoded_ones(
+    tmp_path, monkeypatch
+):
+    import asr.round
+
+    promoted = tmp_path / "promoted"
+    save_ctc_model(model_that_always_writes("a"), promoted)
+    pool = [PoolDraft(noise(1.0, 30), "b", 1.0, greedy_text="a")]
+    trained_on = []
+    real_finetune = asr.round.finetune
+
+    def recording_finetune(*args, pseudo=(), **options):
+        trained_on.append([text for _, text in pseudo])
+        return real_finetune(*args, pseudo=pseudo, **options)
+
+    monkeypatch.setattr(asr.round, "finetune", recording_finetune)
+    config = RoundConfig(
+        max_steps=1, batch_size=2, warmup_steps=0, lm_order=0, recovery_attempts=0,
+        self_train=True, pseudo_max_ratio=1.0,
+    )  # fmt: skip
+    data = RoundData(train=CLIPS[:2], dev=CLIPS[2:], test=CLIPS[2:], pool=pool)
+    for directory, greedy in (("shown", False), ("greedy", True)):
+        run_round(
+            data,
+            replace(config, pseudo_from_greedy=greedy),
+            tmp_path / directory,
+            ModelSource("builtin:tiny", VOCABULARY),
+            promoted_dir=promoted,
+        )
+    assert trained_on == [["b"], ["a"]]

@@ -445,6 +445,9 @@ def test_the_simulate_command_writes_results_and_the_chart(manifest, tmp_path, c
         (["--base=/no/such/model"], "no such model directory"),
         (["--strategies=random,entropy,random"], "each strategy once"),
         (["--lm-order=1"], "order is 0 (none) or at least 2"),
+        (["--round-setting=bogus=1"], "--round-setting: 'bogus' is not a round setting"),
+        (["--round-setting=pseudo_weight=half"], "pseudo_weight='half' is not a"),
+        (["--round-setting=self_train=maybe"], "self_train='maybe' is not a"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_status_2(manifest, tmp_path, capsys, change, message):

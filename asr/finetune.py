@@ -77,6 +77,10 @@ class FinetuneConfig:
     # and the share of encoder frames masked on them where the network can (noisy student).
     pseudo_weight: float = 1.0
     pseudo_mask_prob: float = 0.0
+    # Parameters of a pretrained encoder (names starting "encoder.") that train, e.g. Whisper's
+    # unfrozen top layers, learn at this share of the learning rate: the head starts from
+    # nothing, the encoder from what it knows.
+    encoder_learning_rate_factor: float = 1.0
 
     def __post_init__(self) -> None:
         counts = (self.max_steps, self.batch_size, self.gradient_accumulation_steps)
@@ -168,8 +172,14 @@ def finetune(
     fingerprint = _data_fingerprint(clips, labels, dev_texts, weights)
     batches_per_epoch = len(_epoch_batches([len(c) for c in clips], config.batch_size, 0, 0))
 
+    trainable = [(name, p) for name, p in network.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for name, p in trainable if name.startswith("encoder.") == encoder],
+         "lr_factor": config.encoder_learning_rate_factor if encoder else 1.0}
+        for encoder in (False, True)
+    ]  # fmt: skip
     optimizer = torch.optim.AdamW(
-        [p for p in network.parameters() if p.requires_grad],
+        [group for group in groups if group["params"]],
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
     )
@@ -244,7 +254,7 @@ def finetune(
     seconds_before = history.seconds  # earlier sessions of this run
     while step < config.max_steps and not history.stopped_early:
         for group in optimizer.param_groups:
-            group["lr"] = get_lr(step, config)
+            group["lr"] = get_lr(step, config) * group["lr_factor"]
         network.train()
         step_loss = 0.0
         for micro_step in range(config.gradient_accumulation_steps):

@@ -46,6 +46,11 @@ class RoundConfig:
     # The pseudo-label is the greedy draft rather than the one annotators see (LM-decoded
     # where the version kept its LM): the LM's forced words may not be what the audio says.
     pseudo_from_greedy: bool = False
+    # On CUDA, a Whisper-based round may also train the encoder's top layers, at a tenth of
+    # the learning rate (bf16 autocast, as all CUDA training). On the CPU this is too slow to
+    # be worth it (every step runs the encoder again): the encoder stays frozen there.
+    unfreeze_top_layers: int = 0
+    encoder_learning_rate_factor: float = 0.1
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.batch_size < 1 or self.learning_rate <= 0:

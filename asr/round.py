@@ -238,6 +238,7 @@ def run_round(
         recovery_plan(config, promoted_dir is not None, start_from_promoted), start=1
     ):
         model = models.load(promoted_dir) if start == "promoted" else models.fresh(seed)
+        model = _unfrozen(model, config, device, say if number == 1 else lambda line: None)
         run_dir = output_dir if number == 1 else output_dir / f"retry-{number - 1}"
         run = finetune(
             model,
@@ -430,6 +431,7 @@ def _finetune_config(config: RoundConfig, seed: int, learning_rate: float, devic
         collapse_check_step=config.collapse_check_step,
         pseudo_weight=config.pseudo_weight,
         pseudo_mask_prob=config.pseudo_mask_prob,
+        encoder_learning_rate_factor=config.encoder_learning_rate_factor,
     )
 
 
@@ -497,6 +499,25 @@ def _incumbent_cer(promoted: CtcModel | None, data: RoundData, inference) -> flo
     if promoted is None or not clips:
         return None
     return evaluate_model(promoted, *_split(clips), inference_config=inference).cer
+
+
+def _unfrozen(model: CtcModel, config: RoundConfig, device: str, say) -> CtcModel:
+    """The model with its encoder's top layers set to train where the config asks and a GPU
+    is there; as it is otherwise (or when they train already)."""
+    layers = config.unfreeze_top_layers
+    network = model.network
+    if not layers or not hasattr(network, "head_config"):
+        return model
+    if not device.startswith("cuda"):
+        say(f"the encoder stays frozen: training its top {layers} layers needs CUDA")
+        return model
+    if network.head_config.unfreeze_top_layers == layers:
+        return model
+    from asr.whisper import unfreeze_top_layers
+
+    say(f"the encoder's top {layers} layers train too, at {config.encoder_learning_rate_factor:g}"
+        " of the learning rate")  # fmt: skip
+    return unfreeze_top_layers(model, layers)
 
 
 def dev_rates_at_best_step(run: FinetuneResult) -> tuple[float, float]:

@@ -32,7 +32,7 @@ import math
 import re
 import struct
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -679,6 +679,17 @@ def load_whisper_ctc_model(
     missing, unexpected = model.network.load_state_dict(trained, strict=False)
     if unexpected or any(not name.startswith("encoder.") for name in missing):
         raise WhisperWeightsInvalid(f"{directory}: weights do not fit ({missing=}, {unexpected=})")
+    return model
+
+
+def unfreeze_top_layers(model: CtcModel, layers: int) -> CtcModel:
+    """Let the top `layers` encoder layers of a Whisper CTC model train (on a copy of the
+    encoder, which other models may share), with no encoder cache: outputs now change."""
+    network: WhisperCtcNetwork = model.network  # type: ignore[assignment]
+    vars(network).pop("encode", None)
+    network.encoder = copy.deepcopy(network.encoder)
+    network.head_config = replace(network.head_config, unfreeze_top_layers=layers)
+    network.freeze_encoder(layers)
     return model
 
 

@@ -1,6 +1,9 @@
 """Tiny typed readers for settings from the environment."""
 
+import json
 import os
+
+from django.core.exceptions import ImproperlyConfigured
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -21,3 +24,24 @@ def env_int(name: str, default: int) -> int:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def round_settings(text: str) -> dict:
+    """VERNACULAR_ROUND_SETTINGS: a JSON object of asr.recipe.RoundConfig fields, checked here
+    so a typo stops the start with its name rather than failing every round."""
+    from asr.recipe import RoundConfig, round_config  # no torch: safe at start-up
+
+    try:
+        values = json.loads(text)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"VERNACULAR_ROUND_SETTINGS is not JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ImproperlyConfigured("VERNACULAR_ROUND_SETTINGS must be a JSON object")
+    try:
+        round_config("", 0, values)
+    except (TypeError, ValueError) as error:
+        fields = ", ".join(RoundConfig.__dataclass_fields__)
+        raise ImproperlyConfigured(
+            f"VERNACULAR_ROUND_SETTINGS: {error} (the settings are: {fields})"
+        ) from None
+    return values

@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_int, env_list, env_str, round_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("VERNACULAR_DATA_DIR", str(BASE_DIR / "var")))
@@ -197,8 +197,9 @@ VERNACULAR_MODEL_DIR = Path(env_str("VERNACULAR_MODEL_DIR", str(DATA_DIR / "mode
 VERNACULAR_DEFAULT_BASE_MODEL = env_str("VERNACULAR_DEFAULT_BASE_MODEL", "builtin:whisper-base")
 # Off by default: nothing downloads at run time unless the operator says so.
 VERNACULAR_ALLOW_MODEL_DOWNLOAD = env_bool("VERNACULAR_ALLOW_MODEL_DOWNLOAD", False)
-# Overrides on top of the per-base defaults in training/rounds.py (asr.finetune's config).
-VERNACULAR_ROUND_CONFIG = {}
+# Overrides on top of the per-base defaults in asr/recipe.py: any RoundConfig field, as JSON,
+# e.g. VERNACULAR_ROUND_SETTINGS='{"unfreeze_top_layers": 2}' on GPU workers.
+VERNACULAR_ROUND_CONFIG = round_settings(env_str("VERNACULAR_ROUND_SETTINGS", "{}"))
 if os.environ.get("VERNACULAR_ROUND_MAX_STEPS"):
     VERNACULAR_ROUND_CONFIG["max_steps"] = env_int("VERNACULAR_ROUND_MAX_STEPS", 400)
 # A round on a frozen Whisper encoder keeps each clip's encoder outputs in CPU memory (float16) up

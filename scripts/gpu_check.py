@@ -4,7 +4,8 @@
     python scripts/gpu_check.py --smoke    # tiny sizes on the CPU: checks the script itself
 
 1. fine-tune throughput of the default recipe (Whisper-base encoder, frozen, outputs cached as
-   a round caches them, the 1.7M-parameter CTC head): audio seconds trained per second
+   a round caches them, the 1.7M-parameter CTC head): audio seconds trained per second; and
+   with the encoder's top two layers training too (RoundConfig.unfreeze_top_layers)
 2. a wav2vec2-base-sized (95M) full fine-tune: asr.finetune's loop against transformers'
    Trainer on the same model, data and batch size
 3. pool scoring throughput (what a scoring run does per clip), audio seconds per second
@@ -200,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     throughput = timed_finetune(model, clips, steps, batch, device)
     print(f"1. default recipe ({weights}), head only on cached encoder outputs: "
           f"{throughput:,.0f} audio s/s")  # fmt: skip
+    from asr.whisper import unfreeze_top_layers
+
+    unfrozen = unfreeze_top_layers(whisper_model(vocabulary, args.smoke)[0], 2)
+    throughput = timed_finetune(unfrozen, clips, steps, batch, device)
+    print(f"1b. the same with the encoder's top 2 layers training (a round's "
+          f"unfreeze_top_layers=2): {throughput:,.0f} audio s/s")  # fmt: skip
     scoring_model, _ = whisper_model(vocabulary, args.smoke)
     print(f"3. pool scoring (log-mel, encoder, head, greedy, scores): "
           f"{timed_scoring(scoring_model, clips, device):,.0f} audio s/s")  # fmt: skip

@@ -66,3 +66,18 @@ def test_production_turns_debug_off_and_passes_the_deploy_check(tmp_path):
 def test_database_url_selects_postgresql(tmp_path):
     result = run(PRINT, VERNACULAR_DATA_DIR=str(tmp_path), DATABASE_URL="postgres://u:p@db:5432/v")
     assert result.stdout.split()[2] == "django.db.backends.postgresql"
+
+
+def test_round_settings_come_from_the_environment_and_a_typo_is_named(tmp_path):
+    show = "from django.conf import settings as s; print(s.VERNACULAR_ROUND_CONFIG)"
+    good = run(
+        show,
+        VERNACULAR_DATA_DIR=str(tmp_path),
+        VERNACULAR_ROUND_SETTINGS='{"unfreeze_top_layers": 2}',
+    )
+    assert good.stdout.strip() == "{'unfreeze_top_layers': 2}"
+    typo = run(show, VERNACULAR_DATA_DIR=str(tmp_path), VERNACULAR_ROUND_SETTINGS='{"unfreze": 2}')
+    assert typo.returncode != 0
+    assert "VERNACULAR_ROUND_SETTINGS: unknown round settings: unfreze" in typo.stderr
+    broken = run(show, VERNACULAR_DATA_DIR=str(tmp_path), VERNACULAR_ROUND_SETTINGS="{unfreeze")
+    assert "VERNACULAR_ROUND_SETTINGS is not JSON" in broken.stderr

@@ -276,3 +276,57 @@ def test_pseudo_labels_can_be_the_greedy_drafts_instead_of_the_lm_decoded_ones(
             promoted_dir=promoted,
         )
     assert trained_on == [["b"], ["a"]]
+
+
+def tiny_whisper():
+    from asr.whisper import (
+        WhisperCtcHeadConfig,
+        WhisperEncoder,
+        WhisperEncoderConfig,
+        whisper_ctc_model,
+    )
+
+    encoder = WhisperEncoder(WhisperEncoderConfig(width=32, layers=2, heads=2, ffn_width=64))
+    head = WhisperCtcHeadConfig(encoder_layers=(1, 2), width=32, layers=1, heads=2)
+    return whisper_ctc_model(VOCABULARY, head, encoder.requires_grad_(False))
+
+
+def test_on_cuda_the_encoders_top_layers_train_on_a_copy_at_a_lower_rate(tmp_path):
+    from asr.round import _unfrozen
+    from asr.whisper import cache_encoder_outputs
+
+    model = tiny_whisper()
+    shared = model.network.encoder
+    cache_encoder_outputs(model.network, {})
+    config = RoundConfig(unfreeze_top_layers=1, encoder_learning_rate_factor=0.1)
+    lines = []
+
+    assert _unfrozen(model, config, "cpu", lines.append) is model  # CPU: stays frozen
+    assert model.network.encoder_frozen
+    assert lines == ["the encoder stays frozen: training its top 1 layers needs CUDA"]
+    model = _unfrozen(model, config, "cuda", lines.append)
+    network = model.network
+    assert [layer.attention_norm.weight.requires_grad for layer in network.encoder.layers] == [
+        False,
+        True,
+    ]
+    assert network.head_config.unfreeze_top_layers == 1  # saved with the model
+    assert "encode" not in vars(network)  # no cache: the outputs now change
+    assert not any(p.requires_grad for p in shared.parameters())  # other models' encoder
+
+    # the loop itself runs anywhere: the encoder's group learns at a tenth of the rate
+    before = network.encoder.layers[1].ffn_out.weight.detach().clone()
+    finetune(
+        model,
+        CLIPS[:2],
+        [],
+        tmp_path,
+        FinetuneConfig(
+            max_steps=2, batch_size=2, learning_rate=1e-2, warmup_steps=0, eval_every=1,
+            encoder_learning_rate_factor=0.1,
+        ),
+    )  # fmt: skip
+    assert not torch.equal(before, network.encoder.layers[1].ffn_out.weight)
+    groups = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert [group["lr_factor"] for group in groups] == [1.0, 0.1]
+    assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"])

@@ -103,9 +103,13 @@ def round_config(base: str, train_minutes: float = 0.0, overrides: dict | None =
     per_minute = values.pop("steps_per_minute", 0)
     if "max_steps" not in overrides:
         values["max_steps"] = max(values["max_steps"], round(per_minute * train_minutes))
-    unknown = set(values) - {field.name for field in fields(RoundConfig)}
+    kinds = {field.name: field.type for field in fields(RoundConfig)}
+    unknown = set(values) - set(kinds)
     if unknown:
         raise ValueError(f"unknown round settings: {', '.join(sorted(unknown))}")
+    for name, value in values.items():  # 25 and 25.0 are one setting, in JSON too
+        if kinds[name] is float and isinstance(value, int) and not isinstance(value, bool):
+            values[name] = float(value)
     return asdict(RoundConfig(**values))
 
 

@@ -37,7 +37,7 @@ import shutil
 import time
 import wave
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -144,18 +144,11 @@ class SimulationConfig:
         ]
         for config in settings["rounds"]:
             config.pop("seed")
-            for name, value in config.items():
-                if isinstance(value, int) and not isinstance(value, bool) and name in FLOATS:
-                    config[name] = float(value)
         if self.base == BUILTIN_WHISPER:  # the head's recipe (which layers it reads) counts
             from asr.whisper import WhisperCtcHeadConfig
 
             settings["whisper_head"] = asdict(WhisperCtcHeadConfig())
         return json.loads(json.dumps(settings))  # as results.json holds them: lists, not tuples
-
-
-# RoundConfig fields that are floats however they were typed (25 and 25.0 are one setting)
-FLOATS = {f.name for f in fields(RoundConfig) if f.type in (float, "float")}
 
 
 @dataclass(frozen=True)
@@ -242,9 +235,9 @@ def simulate(
                 labeled_path = run_dir / "labeled.json"
                 if (strategy, seed, number) in finished:
                     labeled = json.loads(labeled_path.read_text())
-                    if finished_rows[(strategy, seed, number)].get("promoted", True):
-                        promoted_dir = Path(finished_rows[(strategy, seed, number)]["model_dir"])
-                        promoted_dir = output_dir / promoted_dir
+                    row = finished_rows[(strategy, seed, number)]
+                    if row["promoted"]:
+                        promoted_dir = output_dir / row["model_dir"]
                     continue
                 if should_cancel and should_cancel():
                     raise SimulationCancelled(f"stopped before {name}")

@@ -23,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import asr.round
+from asr.audio import SAMPLE_RATE
 from asr.finetune import Progress, TrainingCancelled
 from asr.recipe import round_config_from_stored
 from asr.round import ModelSource, PoolDraft, RoundData
@@ -262,7 +263,8 @@ def _pool_drafts(project: Project, config, train, output: Path) -> list[PoolDraf
     if saved.is_file():
         rows = json.loads(saved.read_text())
     else:
-        train_seconds = sum(len(samples) for _, samples, _ in train) / 16000
+        # the recipe's own cap (pseudo_max_ratio), applied here too: only that much is read
+        train_seconds = sum(len(samples) for _, samples, _ in train) / SAMPLE_RATE
         clips = pool_confident_drafts(project, config.pseudo_max_ratio * train_seconds)
         rows = [
             [c.pk, normalize_text(c.draft_text, rules), c.draft_confidence, c.draft_greedy]

@@ -165,6 +165,7 @@ def finetune(
     if not clips:
         raise ValueError("no training clip is usable (empty, too long, or text too long)")
     pseudo_clips, pseudo_labels, _ = _trainable(pseudo, model, config)
+    first_pseudo = len(clips)  # clips from here on are pseudo-labeled
     weights = [1.0] * len(clips) + [config.pseudo_weight] * len(pseudo_clips)
     clips, labels = clips + pseudo_clips, labels + pseudo_labels
     dev_clips = [samples for samples, _ in dev]
@@ -207,7 +208,8 @@ def finetune(
             if config.patience and history.evaluations_since_best >= config.patience:
                 history.stopped_early = True
         plateau = config.collapse_dev_cer and history.best_dev_cer >= config.collapse_dev_cer
-        if dev_clips and plateau and step > 0 and step >= config.collapse_check_step:
+        checked = step >= config.collapse_check_step or history.stopped_early  # or no later
+        if dev_clips and plateau and step > 0 and checked:
             history.collapsed = (
                 f"stuck: best dev CER {history.best_dev_cer:.2f} at step {step}, not below "
                 f"{config.collapse_dev_cer:.2f} (a head at the CTC blank plateau writes nothing: "
@@ -261,7 +263,9 @@ def finetune(
             micro_batch = step * config.gradient_accumulation_steps + micro_step
             epoch, position = divmod(micro_batch, batches_per_epoch)
             indices = _epoch_batches([len(c) for c in clips], config.batch_size, config.seed, epoch)
-            batch = get_batch(model, clips, labels, indices[position], device, weights)
+            batch = get_batch(
+                model, clips, labels, indices[position], device, weights, first_pseudo
+            )
             with torch.autocast(device.type, autocast_dtype, enabled=autocast_dtype is not None):
                 loss = ctc_loss(network, batch, model.vocabulary.pad_id, config.pseudo_mask_prob)
             loss = loss / config.gradient_accumulation_steps  # the mean over micro-batches
@@ -333,6 +337,7 @@ class Batch:
     targets: torch.Tensor  # (sum of label lengths,) token ids, concatenated
     target_lengths: torch.Tensor  # (B,)
     weights: torch.Tensor | None = None  # (B,) loss weight per clip; None: all 1
+    pseudo: torch.Tensor | None = None  # (B,) true for pseudo-labeled clips; None: none
 
 
 def get_batch(
@@ -342,6 +347,7 @@ def get_batch(
     indices: Sequence[int],
     device: torch.device,
     weights: Sequence[float] | None = None,
+    first_pseudo: int | None = None,
 ) -> Batch:
     features = model.feature_extractor(
         [clips[i] for i in indices],
@@ -359,6 +365,9 @@ def get_batch(
         weights=None
         if weights is None
         else torch.tensor([weights[i] for i in indices], device=device),
+        pseudo=None
+        if first_pseudo is None
+        else torch.tensor([i >= first_pseudo for i in indices], device=device),
     )
 
 
@@ -367,11 +376,11 @@ def ctc_loss(
 ) -> torch.Tensor:
     """Mean CTC loss of the batch (each clip's loss divided by its label length, as in
     transformers), each clip's times its weight. zero_infinity: a clip its labels cannot fit
-    gives 0, not inf and NaN. Clips weighted below 1 (pseudo-labeled) get `mask_prob` of their
-    encoder frames masked where the network takes `noisy_rows` (asr.whisper)."""
+    gives 0, not inf and NaN. Pseudo-labeled clips get `mask_prob` of their encoder frames
+    masked where the network takes `noisy_rows` (asr.whisper)."""
     extra = {}
-    if mask_prob > 0 and batch.weights is not None and getattr(network, "takes_noisy_rows", False):
-        extra = {"noisy_rows": batch.weights < 1, "mask_prob": mask_prob}
+    if mask_prob > 0 and batch.pseudo is not None and getattr(network, "takes_noisy_rows", False):
+        extra = {"noisy_rows": batch.pseudo, "mask_prob": mask_prob}
     logits = network(batch.input_values, attention_mask=batch.attention_mask, **extra).logits
     log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
     frame_lengths = network._get_feat_extract_output_lengths(batch.sample_lengths)  # (B,)

@@ -330,3 +330,48 @@ def test_on_cuda_the_encoders_top_layers_train_on_a_copy_at_a_lower_rate(tmp_pat
     groups = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
     assert [group["lr_factor"] for group in groups] == [1.0, 0.1]
     assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"])
+
+
+def test_a_run_that_patience_ends_before_the_check_step_is_still_caught_stuck(tmp_path):
+    config = FinetuneConfig(
+        max_steps=50, batch_size=2, learning_rate=1e-12, warmup_steps=0, eval_every=1,
+        patience=1, collapse_dev_cer=0.9, collapse_check_step=40,
+    )  # fmt: skip
+    result = finetune(model_that_always_writes("[PAD]"), CLIPS[:2], CLIPS[2:], tmp_path, config)
+    assert result.steps == 1  # patience: no better dev CER after one evaluation
+    assert result.collapsed.startswith("stuck: best dev CER 1.00 at step 1")
+
+
+def test_pseudo_labeled_clips_are_masked_whatever_their_weight():
+    from asr.whisper import (
+        WhisperCtcHeadConfig,
+        WhisperEncoder,
+        WhisperEncoderConfig,
+        whisper_ctc_model,
+    )
+
+    encoder = WhisperEncoder(WhisperEncoderConfig(width=32, layers=2, heads=2, ffn_width=64))
+    head = WhisperCtcHeadConfig(encoder_layers=(1, 2), width=32, layers=1, heads=2, dropout=0.0)
+    model = whisper_ctc_model(VOCABULARY, head, encoder.requires_grad_(False))
+    network = model.network.train()
+    features = model.feature_extractor(
+        [noise(1.0, 0), noise(1.0, 1)], sampling_rate=16000, padding="longest", return_tensors="pt"
+    )
+    label = VOCABULARY.encode("ab")
+
+    def loss(pseudo):
+        torch.manual_seed(0)
+        batch = Batch(
+            features["input_values"],
+            features["attention_mask"],
+            torch.tensor([16000, 16000]),
+            torch.tensor(label + label),
+            torch.tensor([len(label), len(label)]),
+            weights=torch.tensor([1.0, 1.0]),  # a pseudo weight of 1: still a pseudo-label
+            pseudo=None if pseudo is None else torch.tensor(pseudo),
+        )
+        with torch.no_grad():
+            return ctc_loss(network, batch, VOCABULARY.pad_id, mask_prob=0.5).item()
+
+    assert loss(None) == loss([False, False])
+    assert loss([True, True]) != loss(None)

@@ -109,10 +109,24 @@ def round_config(base: str, train_minutes: float = 0.0, overrides: dict | None =
     unknown = set(values) - set(kinds)
     if unknown:
         raise ValueError(f"unknown round settings: {', '.join(sorted(unknown))}")
-    for name, value in values.items():  # 25 and 25.0 are one setting, in JSON too
-        if kinds[name] is float and isinstance(value, int) and not isinstance(value, bool):
-            values[name] = float(value)
+    for name, value in values.items():
+        values[name] = _typed(name, kinds[name], value)
     return asdict(RoundConfig(**values))
+
+
+def _typed(name: str, kind, value):
+    """`value` as the field's type: 25 and 25.0 are one float setting (in JSON too); a string
+    where a number belongs, or a number for a switch, is refused with the field's name."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is float and number:
+        return float(value)
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind in (int, int | None) and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == int | None and value is None:
+        return value
+    raise ValueError(f"{name} must be {getattr(kind, '__name__', kind)}, not {value!r}")
 
 
 def round_config_from_stored(stored: dict) -> RoundConfig:

@@ -502,22 +502,26 @@ def _incumbent_cer(promoted: CtcModel | None, data: RoundData, inference) -> flo
 
 
 def _unfrozen(model: CtcModel, config: RoundConfig, device: str, say) -> CtcModel:
-    """The model with its encoder's top layers set to train where the config asks and a GPU
-    is there; as it is otherwise (or when they train already)."""
-    layers = config.unfreeze_top_layers
+    """The model with its encoder's top `config.unfreeze_top_layers` layers set to train where
+    a GPU is there, none on the CPU. A model whose layers were fine-tuned before keeps them
+    (they are saved with it) and trains only as many as asked now."""
     network = model.network
-    if not layers or not hasattr(network, "head_config"):
+    if not hasattr(network, "head_config"):  # not Whisper-based
         return model
-    if not device.startswith("cuda"):
+    layers = config.unfreeze_top_layers
+    if layers and not device.startswith("cuda"):
         say(f"the encoder stays frozen: training its top {layers} layers needs CUDA")
-        return model
-    if network.head_config.unfreeze_top_layers == layers:
-        return model
-    from asr.whisper import unfreeze_top_layers
+    wanted = layers if device.startswith("cuda") else 0
+    fine_tuned = network.head_config.unfreeze_top_layers
+    if wanted > fine_tuned:
+        from asr.whisper import unfreeze_top_layers
 
-    say(f"the encoder's top {layers} layers train too, at {config.encoder_learning_rate_factor:g}"
-        " of the learning rate")  # fmt: skip
-    return unfreeze_top_layers(model, layers)
+        say(f"the encoder's top {wanted} layers train too, at "
+            f"{config.encoder_learning_rate_factor:g} of the learning rate")  # fmt: skip
+        return unfreeze_top_layers(model, wanted)
+    if fine_tuned:  # its own copy of the encoder: nothing shared changes
+        network.freeze_encoder(wanted)
+    return model
 
 
 def dev_rates_at_best_step(run: FinetuneResult) -> tuple[float, float]:

@@ -249,8 +249,13 @@ class LogMel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """samples (B, n) zero-padded, sample_lengths (B,) -> log-mel (B, 80, M), mel_lengths (B,).
 
-        Frames past a clip's end are 0 (what the encoder's conv padding would see)."""
-        padded = F.pad(samples.float(), (0, N_FFT // 2))  # zeros after the end, as in Whisper
+        Frames past a clip's end are 0 (what the encoder's conv padding would see). Always in
+        float32, also under autocast: a bf16 mel would differ between training and testing."""
+        with torch.autocast(samples.device.type, enabled=False):
+            return self._log_mel(samples.float(), sample_lengths)
+
+    def _log_mel(self, samples: torch.Tensor, sample_lengths: torch.Tensor):
+        padded = F.pad(samples, (0, N_FFT // 2))  # zeros after the end, as in Whisper
         spectrum = torch.stft(padded, N_FFT, HOP_LENGTH, window=self.window, return_complex=True)
         mel_lengths = sample_lengths // HOP_LENGTH
         frames = int(mel_lengths.max())
@@ -644,15 +649,16 @@ def whisper_ctc_model(
 
 
 def save_whisper_ctc_model(model: CtcModel, directory: str | Path) -> None:
-    """Write vocab.json, whisper_ctc.json and the trained weights (head, and the unfrozen encoder
-    layers if any) as safetensors. The frozen encoder is not copied: it comes from the packages."""
+    """Write vocab.json, whisper_ctc.json and the trained weights (head, and the encoder layers
+    that were ever unfrozen: head_config.unfreeze_top_layers, also while frozen again) as
+    safetensors. The base encoder is not copied: it comes from the packages."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     network: WhisperCtcNetwork = model.network  # type: ignore[assignment]
     trained = {
         name: tensor.detach().contiguous()
         for name, tensor in network.state_dict().items()
-        if not name.startswith("encoder.") or _encoder_parameter_trains(network, name)
+        if not name.startswith("encoder.") or _encoder_parameter_fine_tuned(network, name)
     }
     save_file(trained, directory / "whisper_ctc.safetensors")
     description = {
@@ -693,9 +699,18 @@ def unfreeze_top_layers(model: CtcModel, layers: int) -> CtcModel:
     return model
 
 
-def _encoder_parameter_trains(network: WhisperCtcNetwork, name: str) -> bool:
-    parameter = dict(network.named_parameters()).get(name)
-    return parameter is not None and parameter.requires_grad
+def _encoder_parameter_fine_tuned(network: WhisperCtcNetwork, name: str) -> bool:
+    """Whether an encoder weight belongs to the top layers (and final norm) that training may
+    have changed: the ones freeze_encoder(head_config.unfreeze_top_layers) lets train."""
+    unfrozen = network.head_config.unfreeze_top_layers
+    if unfrozen <= 0:
+        return False
+    if name.startswith("encoder.final_norm."):
+        return True
+    first = network.encoder.config.layers - unfrozen
+    return any(
+        name.startswith(f"encoder.layers.{k}.") for k in range(first, network.encoder.config.layers)
+    )
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ def round_settings(text: str) -> dict:
     from asr.recipe import RoundConfig, round_config  # no torch: safe at start-up
 
     try:
-        values = json.loads(text)
+        values = json.loads(text or "{}")
     except ValueError as error:
         raise ImproperlyConfigured(f"VERNACULAR_ROUND_SETTINGS is not JSON: {error}") from None
     if not isinstance(values, dict):

@@ -138,15 +138,18 @@ def timed_trainer(model, clips, steps: int, batch_size: int, device: str) -> flo
 
     cuda = device.startswith("cuda")
     with tempfile.TemporaryDirectory() as directory:
-        arguments = TrainingArguments(
-            output_dir=directory, max_steps=steps, per_device_train_batch_size=batch_size,
-            learning_rate=1e-4, report_to=[], save_strategy="no", logging_strategy="no",
-            bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda,
-            dataloader_num_workers=0, disable_tqdm=True,
-        )  # fmt: skip
-        trainer = Trainer(
-            model=model.network, args=arguments, train_dataset=Clips(), data_collator=collate
-        )
+        try:  # the Trainer needs accelerate
+            arguments = TrainingArguments(
+                output_dir=directory, max_steps=steps, per_device_train_batch_size=batch_size,
+                learning_rate=1e-4, report_to=[], save_strategy="no", logging_strategy="no",
+                bf16=cuda and torch.cuda.is_bf16_supported(), use_cpu=not cuda,
+                dataloader_num_workers=0, disable_tqdm=True,
+            )  # fmt: skip
+            trainer = Trainer(
+                model=model.network, args=arguments, train_dataset=Clips(), data_collator=collate
+            )
+        except ImportError as error:
+            return f"skipped: {error}"
         started = time.monotonic()
         trainer.train()
         seconds = time.monotonic() - started

@@ -23,8 +23,9 @@ if ! has_cuda_torch "$python"; then
 fi
 # What the script imports besides torch, at the versions requirements.txt pins, where missing.
 missing=()
-for package in transformers jiwer safetensors; do
-  "$python" -c "import $package" 2>/dev/null || missing+=("$(grep -i "^$package==" requirements.txt || echo "$package")")
+for package in transformers jiwer safetensors accelerate; do
+  "$python" -c "import $package" 2>/dev/null ||
+    missing+=("$(grep -ih "^$package==" requirements.txt requirements-dev.txt | cut -d' ' -f1 || echo "$package")")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   "$python" -m pip install -q --disable-pip-version-check "${missing[@]}" || {

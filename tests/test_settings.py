@@ -81,3 +81,11 @@ def test_round_settings_come_from_the_environment_and_a_typo_is_named(tmp_path):
     assert "VERNACULAR_ROUND_SETTINGS: unknown round settings: unfreze" in typo.stderr
     broken = run(show, VERNACULAR_DATA_DIR=str(tmp_path), VERNACULAR_ROUND_SETTINGS="{unfreeze")
     assert "VERNACULAR_ROUND_SETTINGS is not JSON" in broken.stderr
+    quoted = run(
+        show,
+        VERNACULAR_DATA_DIR=str(tmp_path),
+        VERNACULAR_ROUND_SETTINGS='{"pseudo_weight": "0.3"}',
+    )
+    assert "VERNACULAR_ROUND_SETTINGS: pseudo_weight must be float, not '0.3'" in quoted.stderr
+    empty = run(show, VERNACULAR_DATA_DIR=str(tmp_path), VERNACULAR_ROUND_SETTINGS="")
+    assert empty.stdout.strip() == "{}"

@@ -375,3 +375,24 @@ def test_pseudo_labeled_clips_are_masked_whatever_their_weight():
 
     assert loss(None) == loss([False, False])
     assert loss([True, True]) != loss(None)
+
+
+def test_fine_tuned_encoder_layers_are_kept_when_a_later_round_freezes_them(tmp_path):
+    from asr.round import _unfrozen
+    from asr.whisper import load_whisper_ctc_model, save_whisper_ctc_model
+
+    model = tiny_whisper()
+    base = model.network.encoder
+    model = _unfrozen(model, RoundConfig(unfreeze_top_layers=1), "cuda", lambda line: None)
+    with torch.no_grad():
+        model.network.encoder.layers[1].ffn_out.bias.fill_(0.5)  # what training changed
+    save_whisper_ctc_model(model, tmp_path / "gpu-round")
+
+    # a CPU worker continues from it: nothing trains in the encoder, its changes stay
+    again = load_whisper_ctc_model(tmp_path / "gpu-round", base)
+    again = _unfrozen(again, RoundConfig(unfreeze_top_layers=1), "cpu", lambda line: None)
+    assert again.network.encoder_frozen
+    save_whisper_ctc_model(again, tmp_path / "cpu-round")
+    last = load_whisper_ctc_model(tmp_path / "cpu-round", base)
+    assert torch.all(last.network.encoder.layers[1].ffn_out.bias == 0.5)
+    assert not torch.all(base.layers[1].ffn_out.bias == 0.5)  # the base encoder is untouched

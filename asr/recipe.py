@@ -21,7 +21,11 @@ class RoundConfig:
     learning_rate: float = 1e-4  # peak, after the warm-up
     warmup_steps: int | None = None  # None: a tenth of max_steps
     eval_every: int | None = None  # dev evaluations (and checkpoints); None: a tenth of max_steps
-    patience: int = 4  # evaluations without a better dev CER before stopping; 0: never
+    # Evaluations without a better dev CER before stopping; 0: never. Never, by default: a
+    # round from the promoted model is first thrown off by the warmed-up learning rate, and
+    # stopping after 4 evaluations ended it with nothing, where all its steps gave the best
+    # dev CER of every round (docs/benchmarks.md, "Wasted rounds from the promoted model").
+    patience: int = 0
     seed: int = 0
     # The lexicon + word n-gram LM built next to the model (asr.lm); 0: none.
     lm_order: int = 3

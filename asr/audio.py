@@ -56,14 +56,34 @@ def ffmpeg_executable() -> str:
 
 
 _DURATION_LINE = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
+_AUDIO_STREAM_LINE = re.compile(r"Stream #\d+:\d+.*?: Audio: [^,]*, (\d+) Hz, ([^,]+)")
+_NAMED_LAYOUTS = {"mono": 1, "stereo": 2, "quad": 4, "hexagonal": 6, "octagonal": 8}
+
+# Headers outside these bounds are damaged or forged: a 16 KB WAV "at 1 Hz" states two hours
+# and resamples to half a gigabyte over ten minutes. Telephone speech is 8 kHz; nothing we
+# take is below 4 kHz or above 768 kHz, nor under 64 bytes per stated second (codec2, the
+# leanest speech codec, needs 87).
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 768_000
+MAX_CHANNELS = 64
+MIN_BYTES_PER_SECOND = 64
 
 
-def probe_duration(path: str | Path) -> float | None:
-    """Duration in seconds from the container header, without decoding; None if not stated.
+@dataclass(frozen=True)
+class AudioHeader:
+    """What a file's header states about its first audio stream; None where it says nothing.
 
-    Browser recordings (MediaRecorder webm) often carry no duration, hence the None.
-    `ffmpeg -i` is used rather than ffprobe because the imageio-ffmpeg wheel ships no ffprobe.
+    Browser recordings (MediaRecorder webm) often state no duration.
     """
+
+    duration_seconds: float | None
+    sample_rate: int | None
+    channels: int | None
+
+
+def probe_audio(path: str | Path) -> AudioHeader:
+    """The header read without decoding. `ffmpeg -i` rather than ffprobe, because the
+    imageio-ffmpeg wheel ships no ffprobe."""
     result = subprocess.run(
         [ffmpeg_executable(), "-nostdin", "-hide_banner", "-i", str(path)],
         capture_output=True,
@@ -71,38 +91,98 @@ def probe_duration(path: str | Path) -> float | None:
         errors="replace",
         timeout=60,
     )
-    match = _DURATION_LINE.search(result.stderr)
-    if match is None:
-        return None
-    hours, minutes, seconds = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    duration = sample_rate = channels = None
+    if match := _DURATION_LINE.search(result.stderr):
+        hours, minutes, seconds = match.groups()
+        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if match := _AUDIO_STREAM_LINE.search(result.stderr):
+        sample_rate = int(match.group(1))
+        channels = _channel_count(match.group(2).strip())
+    return AudioHeader(duration, sample_rate, channels)
 
 
-def decode_audio(
+def _channel_count(layout: str) -> int | None:
+    """ffmpeg's layout word as a channel count: 'mono', '5.1(side)', '24 channels'..."""
+    if match := re.match(r"(\d+) channels", layout):
+        return int(match.group(1))
+    if match := re.match(r"(\d+)\.(\d+)", layout):
+        return int(match.group(1)) + int(match.group(2))
+    return _NAMED_LAYOUTS.get(layout.split("(")[0])
+
+
+def header_problem(header: AudioHeader, size_bytes: int, max_seconds: float) -> str | None:
+    """Why this header cannot be decoded safely, in the uploader's words; None if it can."""
+    if header.duration_seconds is not None and header.duration_seconds > max_seconds:
+        return f"{_hms(header.duration_seconds)} long, the limit is {_hms(max_seconds)}"
+    if header.sample_rate is not None and not (
+        MIN_SAMPLE_RATE <= header.sample_rate <= MAX_SAMPLE_RATE
+    ):
+        return (
+            f"its header states a sample rate of {header.sample_rate} Hz, which no recording "
+            "has: the file is damaged or mislabeled"
+        )
+    if header.channels is not None and header.channels > MAX_CHANNELS:
+        return f"its header states {header.channels} channels (at most {MAX_CHANNELS})"
+    if header.duration_seconds and size_bytes / header.duration_seconds < MIN_BYTES_PER_SECOND:
+        return (
+            f"its header states {_hms(header.duration_seconds)} of audio in "
+            f"{size_bytes / 1024:.0f} KB, which cannot be: the file is damaged or mislabeled"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """Samples (n,) in [-1, 1] at 16 kHz, and the duration the header stated, if any."""
+
+    samples: np.ndarray
+    stated_seconds: float | None
+    damaged: bool  # ffmpeg hit bad data and kept what it could read
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    def damage_note(self) -> str | None:
+        """How much of a damaged or truncated file was read, or None if it read whole."""
+        short = self.stated_seconds is not None and self.seconds < self.stated_seconds - 1.0
+        if not (self.damaged or short):
+            return None
+        if short:
+            return (
+                f"damaged: {_hms(self.seconds)} of the {_hms(self.stated_seconds)} its header "
+                "states could be read, and that part was kept"
+            )
+        return f"damaged: parts could not be decoded; the {_hms(self.seconds)} read were kept"
+
+
+def read_audio(
     path: str | Path,
     *,
     max_seconds: float = 4 * 3600.0,
     silence_dbfs: float = -60.0,
-) -> np.ndarray:
+) -> DecodedAudio:
     """Decode the first audio stream of `path` to mono float32 at 16 kHz.
 
-    Returns samples (n,) in [-1, 1]. Raises AudioUnreadable, AudioEmpty, AudioSilent or
-    AudioTooLong (all AudioError). A file whose header states a duration over `max_seconds` is
-    refused before decoding; for files without one, ffmpeg stops after `max_seconds` plus a
-    second, so a 10-hour upload never lands in memory whole. A file truncated mid-stream
-    decodes to what is there.
+    Raises AudioUnreadable, AudioEmpty, AudioSilent or AudioTooLong (all AudioError), each
+    message starting with the file's name. The header is checked before decoding (its stated
+    duration against `max_seconds`, its sample rate, channels and bytes per second against
+    sane bounds); for files that state no duration, ffmpeg stops after `max_seconds` plus a
+    second, so a 10-hour upload never lands in memory whole. A damaged or truncated file
+    decodes to what is readable, when that is at least a second.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioUnreadable(f"{path.name}: no such file")
-    if path.stat().st_size == 0:
+    size_bytes = path.stat().st_size
+    if size_bytes == 0:
         raise AudioEmpty(f"{path.name}: the file is empty (0 bytes)")
 
-    stated_seconds = probe_duration(path)
-    if stated_seconds is not None and stated_seconds > max_seconds:
-        raise AudioTooLong(
-            f"{path.name}: {_hms(stated_seconds)} long, the limit is {_hms(max_seconds)}"
-        )
+    header = probe_audio(path)
+    problem = header_problem(header, size_bytes, max_seconds)
+    if problem:
+        too_long = header.duration_seconds is not None and header.duration_seconds > max_seconds
+        raise (AudioTooLong if too_long else AudioUnreadable)(f"{path.name}: {problem}")
 
     command = [
         ffmpeg_executable(),
@@ -126,10 +206,11 @@ def decode_audio(
         "pipe:1",
     ]
     result = subprocess.run(command, capture_output=True, timeout=3600)
-    if result.returncode != 0:
-        raise AudioUnreadable(f"{path.name}: not readable as audio ({_last_line(result.stderr)})")
-
     samples = np.frombuffer(result.stdout, dtype=np.float32)  # (n,), read-only view
+    # At -loglevel error, anything ffmpeg says is bad data it skipped, even with exit code 0.
+    damaged = result.returncode != 0 or bool(result.stderr.strip())
+    if damaged and samples.size < SAMPLE_RATE:
+        raise AudioUnreadable(f"{path.name}: not readable as audio ({_last_line(result.stderr)})")
     if samples.size == 0:
         raise AudioEmpty(f"{path.name}: contains no audio samples")
     if samples.size > max_seconds * SAMPLE_RATE:
@@ -137,7 +218,14 @@ def decode_audio(
     peak = float(np.max(np.abs(samples)))
     if peak == 0.0 or 20.0 * math.log10(peak) < silence_dbfs:
         raise AudioSilent(f"{path.name}: silent (no sample above {silence_dbfs:g} dBFS)")
-    return np.clip(samples, -1.0, 1.0)
+    return DecodedAudio(np.clip(samples, -1.0, 1.0), header.duration_seconds, damaged)
+
+
+def decode_audio(
+    path: str | Path, *, max_seconds: float = 4 * 3600.0, silence_dbfs: float = -60.0
+) -> np.ndarray:
+    """read_audio's samples (n,): for callers that need no word on damage."""
+    return read_audio(path, max_seconds=max_seconds, silence_dbfs=silence_dbfs).samples
 
 
 def write_wav(path: str | Path, samples: np.ndarray) -> None:

@@ -73,8 +73,9 @@ def recording_upload(request, project_id: int):
         except ingest.UploadRejected as error:
             results.append({"name": uploaded.name, "ok": False, "message": str(error)})
         else:
-            text = f"{recording.original_name}: uploaded, {recording.duration_seconds / 60:.1f} min; cutting into clips."
-            results.append({"name": uploaded.name, "ok": True, "message": text})
+            results.append(
+                {"name": uploaded.name, "ok": True, "message": ingest.upload_outcome(recording)}
+            )
     if wants_json:
         return JsonResponse({"results": results})
     for result in results:

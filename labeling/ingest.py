@@ -26,7 +26,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from asr.audio import SAMPLE_RATE, AudioError, SegmentConfig, decode_audio, segment_speech
+from asr.audio import (
+    SAMPLE_RATE,
+    AudioError,
+    DecodedAudio,
+    SegmentConfig,
+    read_audio,
+    segment_speech,
+)
 from config.dispatch import dispatch_on_commit
 from labeling.models import Clip, Project, Recording
 
@@ -83,24 +90,30 @@ def spooled_upload(uploaded, limits: UploadLimits) -> Iterator[tuple[str, Path]]
         Path(handle.name).unlink(missing_ok=True)
 
 
-def decode_upload(path: Path, name: str, limits: UploadLimits) -> np.ndarray:
+def decode_upload(path: Path, name: str, limits: UploadLimits) -> DecodedAudio:
     """The upload decoded (extension and content type are never trusted), or UploadRejected
     with a message in the uploader's words."""
     try:
-        return decode_audio(path, max_seconds=limits.max_seconds)
+        return read_audio(path, max_seconds=limits.max_seconds)
     except AudioError as error:
-        # ffmpeg names the temporary file it read; the uploader knows it by its own name.
-        message = str(error).replace(f"({path}: ", "(").replace(str(path), name)
-        raise UploadRejected(message.replace(path.name, name)) from error
+        raise UploadRejected(_in_users_words(str(error), path, name)) from error
 
 
-def decode_stored(audio, max_seconds: float) -> np.ndarray:
+def _in_users_words(message: str, path: Path, name: str) -> str:
+    # ffmpeg and asr.audio name the temporary file they read; the user knows it by their name.
+    return message.replace(str(path), name).replace(path.name, name)
+
+
+def decode_stored(audio, name: str, max_seconds: float) -> np.ndarray:
     """A stored file (a FileField's file) decoded; storage may be remote (S3), so ffmpeg gets
-    a local copy."""
+    a local copy. Errors name the file as `name`, never the local copy."""
     with audio.open("rb") as source, tempfile.NamedTemporaryFile() as local:
         shutil.copyfileobj(source, local, 1 << 20)
         local.flush()
-        return decode_audio(local.name, max_seconds=max_seconds)
+        try:
+            return read_audio(local.name, max_seconds=max_seconds).samples
+        except AudioError as error:
+            raise AudioError(_in_users_words(str(error), Path(local.name), name)) from error
 
 
 def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) -> Recording:
@@ -111,20 +124,32 @@ def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) 
             raise UploadRejected(
                 f"{name}: the same audio as “{twin.original_name}”, uploaded before; skipped."
             )
-        samples = decode_upload(path, name, limits)
+        decoded = decode_upload(path, name, limits)
         with path.open("rb") as handle, transaction.atomic():
             recording = Recording(
                 project=project,
                 original_name=name,
                 sha256=sha256,
                 size_bytes=uploaded.size,
-                duration_seconds=len(samples) / SAMPLE_RATE,
+                duration_seconds=decoded.seconds,
+                note=decoded.damage_note() or "",
                 uploaded_by=user,
             )
             recording.audio.save(name, File(handle), save=False)
             recording.save()
             _queue_ingest(recording)
     return recording
+
+
+def upload_outcome(recording: Recording) -> str:
+    """What became of a stored upload, read back after the queueing: true when Redis was down."""
+    recording.refresh_from_db(fields=["status", "error"])
+    text = f"{recording.original_name}: uploaded, {recording.duration_seconds / 60:.1f} min"
+    if recording.note:
+        text += f" ({recording.note})"
+    if recording.status == Recording.Status.FAILED:
+        return f"{text}, and kept; not cut into clips yet. {recording.error}"
+    return f"{text}; cutting into clips."
 
 
 def _queue_ingest(recording: Recording) -> None:
@@ -170,7 +195,11 @@ def recording_ingest(*, recording_id: int) -> None:
     recording = Recording.objects.select_related("project").get(pk=recording_id)
     project = recording.project
     try:
-        samples = decode_stored(recording.audio, max_seconds=recording.duration_seconds + 60)
+        # The upload's limit, not its decoded length: a truncated file's header states more
+        # than was read, and must pass here as it passed at upload.
+        samples = decode_stored(
+            recording.audio, recording.original_name, UploadLimits.from_settings().max_seconds
+        )
         config = SegmentConfig(
             min_seconds=project.clip_min_seconds, max_seconds=project.clip_max_seconds
         )

@@ -178,6 +178,8 @@ class Recording(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
+    # What the uploader should know about a file that was kept, e.g. that it was damaged.
+    note = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

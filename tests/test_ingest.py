@@ -1,5 +1,7 @@
 """Uploads are decoded before they are kept; ingest cuts them into clips exactly once."""
 
+import io
+import struct
 import subprocess
 import time
 import wave
@@ -8,7 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from asr.audio import ffmpeg_executable
+from asr.audio import AudioError, ffmpeg_executable
 from labeling import ingest
 from labeling.models import Clip, Recording
 
@@ -52,12 +54,17 @@ def test_a_good_and_a_bad_file_one_kept_one_refused_with_its_reason(
     assert recording.duration_seconds == pytest.approx(seconds, abs=0.1)
 
 
+@pytest.mark.django_db(transaction=True)  # commits as a real request does, queueing at once
 def test_with_redis_down_an_upload_is_kept_and_says_how_to_go_on(
-    client_for, owner, project, speech_recording, django_capture_on_commit_callbacks, redis_down
+    client_for, owner, project, speech_recording, redis_down
 ):
-    with django_capture_on_commit_callbacks(execute=True):
-        response = upload(client_for(owner), project, as_upload(speech_recording), json=True)
-    assert [r["ok"] for r in response.json()["results"]] == [True]
+    response = upload(client_for(owner), project, as_upload(speech_recording), json=True)
+    [result] = response.json()["results"]
+    assert result["ok"] and "cutting into clips" not in result["message"]
+    assert (
+        "kept; not cut into clips yet. The task queue (Redis) was unreachable"
+        in (result["message"])
+    )
     recording = Recording.objects.get()
     assert recording.status == "failed" and recording.audio.storage.exists(recording.audio.name)
     assert "The task queue (Redis) was unreachable" in recording.error
@@ -214,3 +221,50 @@ def test_upload_to_clips_through_a_real_worker(
     assert recording.status == "ready", recording.error
     assert recording.clips.count() >= 5
     assert recording.attempts == 1
+
+
+def test_a_header_claiming_one_hertz_is_refused_at_upload_naming_the_file(
+    client_for, owner, project
+):
+    frames = b"\x10\x00" * 8000  # 16 KB that a 1 Hz header stretches to 2:13:20
+    header = b"RIFF" + struct.pack("<I", 36 + len(frames)) + b"WAVEfmt "
+    header += struct.pack("<IHHIIHH", 16, 1, 1, 1, 2, 2, 16) + b"data"
+    forged = SimpleUploadedFile("forged.wav", header + struct.pack("<I", len(frames)) + frames)
+
+    [result] = upload(client_for(owner), project, forged, json=True).json()["results"]
+
+    assert not result["ok"]
+    assert result["message"].startswith("forged.wav: its header states a sample rate of 1 Hz")
+    assert not Recording.objects.exists()
+
+
+def test_a_truncated_mp3_keeps_its_readable_seconds_and_cuts_them_into_clips(
+    client_for, owner, project, speech_mp3, settings
+):
+    settings.VERNACULAR_MAX_RECORDING_MINUTES = 60
+    whole = speech_mp3.read_bytes()
+    truncated = SimpleUploadedFile("cut-off.mp3", whole[: len(whole) // 2], "audio/mpeg")
+
+    [result] = upload(client_for(owner), project, truncated, json=True).json()["results"]
+
+    recording = Recording.objects.get()
+    assert result["ok"] and "damaged:" in result["message"]
+    assert recording.note.startswith("damaged: ") and "could be read" in recording.note
+    ingest.recording_ingest(recording_id=recording.pk)
+    recording.refresh_from_db()
+    assert recording.status == "ready", recording.error
+    assert recording.clips.exists()
+
+
+def test_a_stored_file_that_fails_to_decode_is_named_as_the_user_named_it(owner, project):
+    audio = SimpleUploadedFile("x.wav", b"RIFF....garbage" * 100)
+
+    class Stored:
+        def open(self, mode):
+            return io.BytesIO(audio.read())
+
+    with pytest.raises(AudioError) as raised:
+        ingest.decode_stored(Stored(), "field-day-3.wav", max_seconds=60)
+
+    assert str(raised.value).startswith("field-day-3.wav: ")
+    assert "tmp" not in str(raised.value)

@@ -4,7 +4,7 @@ import torch
 from django.utils import timezone
 
 from asr.model import InferenceConfig, transcribe_recording
-from labeling.ingest import decode_stored
+from labeling.ingest import UploadLimits, decode_stored
 from training import base_models
 from training.models import TranscriptionJob
 
@@ -17,7 +17,8 @@ def transcription_run(*, job_id: int) -> None:
         return
     job = TranscriptionJob.objects.select_related("model_version").get(pk=job_id)
     try:
-        samples = decode_stored(job.audio, max_seconds=job.duration_seconds + 60)
+        max_seconds = UploadLimits.from_settings().max_seconds
+        samples = decode_stored(job.audio, job.original_name, max_seconds)
         directory = job.model_version.directory
         model = base_models.load_version(directory)
         device = "cuda" if torch.cuda.is_available() else "cpu"

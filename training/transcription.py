@@ -7,7 +7,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from asr.audio import SAMPLE_RATE
 from config.dispatch import dispatch_on_commit
 from labeling.ingest import UploadLimits, decode_upload, spooled_upload
 from labeling.models import Project
@@ -21,14 +20,14 @@ def transcription_job_create(
     if version is None:
         raise ValidationError("This project has no promoted model yet: run a training round first.")
     with spooled_upload(uploaded, limits) as (name, path):
-        samples = decode_upload(path, name, limits)
+        decoded = decode_upload(path, name, limits)
     with transaction.atomic():
         job = TranscriptionJob(
             project=project,
             user=user,
             model_version=version,
             original_name=name,
-            duration_seconds=len(samples) / SAMPLE_RATE,
+            duration_seconds=decoded.seconds,
         )
         uploaded.seek(0)
         job.audio.save(name, uploaded, save=False)

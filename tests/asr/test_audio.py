@@ -9,12 +9,15 @@ from asr.audio import (
     SAMPLE_RATE,
     AudioEmpty,
     AudioError,
+    AudioHeader,
     AudioSilent,
     AudioTooLong,
     AudioUnreadable,
     decode_audio,
     ffmpeg_executable,
-    probe_duration,
+    header_problem,
+    probe_audio,
+    read_audio,
 )
 
 TONE = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=2", "-ac", "2"]
@@ -58,7 +61,7 @@ def test_each_format_decodes_to_16k_mono_float32_with_the_right_pitch(ffmpeg, ex
 def test_real_speech_decodes_to_its_manifest_duration(real_speech):
     path, _ = real_speech[0]
     samples = decode_audio(path)
-    assert abs(len(samples) / SAMPLE_RATE - probe_duration(path)) < 0.02
+    assert abs(len(samples) / SAMPLE_RATE - probe_audio(path).duration_seconds) < 0.02
 
 
 def test_non_audio_bytes_are_unreadable(tmp_path):
@@ -141,7 +144,7 @@ def test_a_ten_hour_header_is_refused_before_decoding(ffmpeg):
     start = duration_element + 3
     path.write_bytes(content[:start] + struct.pack(">d", 36_000_000.0) + content[start + 8 :])
 
-    assert probe_duration(path) == pytest.approx(36000, abs=1)
+    assert probe_audio(path).duration_seconds == pytest.approx(36000, abs=1)
     with pytest.raises(AudioTooLong, match="10:00:00"):
         decode_audio(path, max_seconds=3600)
 
@@ -156,7 +159,7 @@ def test_a_stream_without_stated_duration_stops_decoding_past_the_limit(tmp_path
             stdout=output,
             check=True,
         )
-    assert probe_duration(path) is None
+    assert probe_audio(path).duration_seconds is None
 
     assert abs(len(decode_audio(path)) / SAMPLE_RATE - 8) < 0.05
     started = time.monotonic()
@@ -168,3 +171,65 @@ def test_a_stream_without_stated_duration_stops_decoding_past_the_limit(tmp_path
 def test_all_refusals_share_one_base_class():
     for error in (AudioUnreadable, AudioEmpty, AudioSilent, AudioTooLong):
         assert issubclass(error, AudioError)
+
+
+def wav_with_header(rate: int, channels: int, frames: int) -> bytes:
+    data = (np.random.default_rng(0).normal(0, 3000, frames * channels)).astype("<i2").tobytes()
+    header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt "
+    header += struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * 2 * channels, 2 * channels, 16)
+    return header + b"data" + struct.pack("<I", len(data)) + data
+
+
+def test_the_header_states_rate_channels_and_duration(tmp_path):
+    path = tmp_path / "stereo.wav"
+    path.write_bytes(wav_with_header(22050, 2, 22050))
+
+    assert probe_audio(path) == AudioHeader(
+        duration_seconds=pytest.approx(1.0), sample_rate=22050, channels=2
+    )
+
+
+def test_a_wav_claiming_one_hertz_is_refused_in_a_moment_not_resampled_for_minutes(tmp_path):
+    # 16 KB "at 1 Hz" states 2:13:20: it used to hold a worker for ten minutes at 600 MB
+    path = tmp_path / "forged.wav"
+    path.write_bytes(wav_with_header(1, 1, 8000))
+    started = time.monotonic()
+
+    with pytest.raises(AudioUnreadable, match=r"forged.wav: .*1 Hz.*damaged or mislabeled"):
+        decode_audio(path)
+
+    assert time.monotonic() - started < 5
+
+
+def test_a_header_with_absurd_channels_is_refused(tmp_path):
+    path = tmp_path / "many.wav"
+    path.write_bytes(wav_with_header(16000, 200, 160))
+
+    with pytest.raises(AudioUnreadable, match="200 channels"):
+        decode_audio(path)
+
+
+def test_hours_stated_in_a_few_kilobytes_are_refused_as_impossible():
+    header = AudioHeader(duration_seconds=7200.0, sample_rate=16000, channels=1)
+
+    assert "cannot be" in header_problem(header, size_bytes=16_000, max_seconds=4 * 3600)
+    assert header_problem(header, size_bytes=16_000_000, max_seconds=4 * 3600) is None
+
+
+def test_a_truncated_mp3_keeps_what_is_readable_and_says_how_much(ffmpeg):
+    whole = ffmpeg("-f", "lavfi", "-i", "sine=duration=150", "-c:a", "libmp3lame", "whole.mp3")
+    truncated = whole.with_name("truncated.mp3")
+    truncated.write_bytes(whole.read_bytes()[:40_000])  # the Xing header still says 2:30
+
+    decoded = read_audio(truncated)
+
+    assert 3 < decoded.seconds < 8
+    assert decoded.stated_seconds == pytest.approx(150, abs=1)
+    assert decoded.damage_note().startswith("damaged: 0:00:0")
+    assert "0:02:30" in decoded.damage_note()
+
+
+def test_a_whole_file_has_no_damage_note(ffmpeg):
+    path = ffmpeg(*TONE, "-c:a", "libmp3lame", "tone.mp3")
+
+    assert read_audio(path).damage_note() is None

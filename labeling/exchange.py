@@ -4,11 +4,10 @@ their audio, and CSV. Imports validate every row and report the ones they skip."
 import csv
 import io
 import json
-import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -20,7 +19,7 @@ from django.utils import timezone
 
 from asr.audio import SAMPLE_RATE, AudioError, decode_audio
 from asr.text import validate_text
-from labeling.ingest import UploadLimits, _sha256, _wav_bytes
+from labeling.ingest import UploadLimits, _sha256, _wav_bytes, in_users_words
 from labeling.models import Clip, Project, Recording, Transcript
 from labeling.selectors import labeled_set
 
@@ -78,10 +77,22 @@ def export_csv(project: Project, target: io.TextIOBase) -> None:
         writer.writerow(row)
 
 
+# A manifest is read line by line and never whole: a 51 KB zip can hold 50 MB of "{}" lines.
+MAX_MANIFEST_LINES = 100_000
+MAX_LINE_CHARS = 100_000
+MAX_PROBLEMS = 200  # then the import stops: a manifest this wrong needs fixing, not a list
+ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError)
+
+
 @dataclass
 class ImportReport:
     imported: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def stop_reason(self) -> str | None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            return f"stopped after {MAX_PROBLEMS} rows that could not be imported; fix the manifest"
+        return None
 
 
 def manifest_import(
@@ -102,7 +113,19 @@ def manifest_import(
     rules = project.text_rules()
     max_seconds = max(project.clip_max_seconds, 30.0)
     for number, line in enumerate(lines, start=1):
+        if number > MAX_MANIFEST_LINES:
+            report.problems.append(
+                f"the manifest has more than {MAX_MANIFEST_LINES:,} lines; the rest was not "
+                "read (import it in parts)"
+            )
+            break
+        if report.stop_reason():
+            report.problems.append(report.stop_reason())
+            break
         if not line.strip():
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            report.problems.append(f"line {number}: over {MAX_LINE_CHARS:,} characters")
             continue
         try:
             row = json.loads(line)
@@ -125,11 +148,16 @@ def manifest_import(
             continue
         try:
             with open_audio(relative) as local:
-                problem = _import_one(project, local, relative, text, user, limits, max_seconds)
+                try:
+                    problem = _import_one(project, local, relative, text, user, limits, max_seconds)
+                except AudioError as error:
+                    raise AudioError(in_users_words(str(error), local, relative)) from error
         except FileNotFoundError:
             problem = "no such file next to the manifest"
         except AudioError as error:
             problem = str(error).split(": ", 1)[-1]
+        except ZIP_MEMBER_ERRORS as error:
+            problem = f"could not be read from the zip ({_zip_error_words(error)})"
         if problem:
             report.problems.append(f"{where}: {problem}")
         else:
@@ -184,12 +212,49 @@ def _import_one(
     return None
 
 
+def _zip_error_words(error: Exception) -> str:
+    text = str(error)
+    if "encrypted" in text or "password" in text:
+        return "it is encrypted"
+    if "CRC" in text:
+        return "it is damaged: its checksum does not match"
+    return "it is damaged or uses an unsupported compression"
+
+
+def _bounded_copy(source, target, max_bytes: int, name: str) -> None:
+    """Copies at most max_bytes: a member's stated size is the zip's claim, not a fact."""
+    copied = 0
+    while block := source.read(1 << 20):
+        copied += len(block)
+        if copied > max_bytes:
+            raise AudioError(f"{name}: over the limit of {max_bytes // 2**20} MB")
+        target.write(block)
+
+
+def _manifest_lines(binary) -> Iterator[str]:
+    """Lines of a UTF-8 manifest read in bounded pieces; an over-long line comes out cut to
+    just past MAX_LINE_CHARS, so the caller can refuse it without holding it."""
+    text = io.TextIOWrapper(binary, encoding="utf-8", errors="replace", newline=None)
+    while True:
+        line = text.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+            while (rest := text.readline(1 << 16)) and not rest.endswith("\n"):
+                pass  # skip the remainder of this line
+        yield line.rstrip("\r\n")
+
+
 def zip_import(*, project: Project, archive_file, user, limits: UploadLimits) -> ImportReport:
-    """A zip with a manifest (*.jsonl or *.json, one JSON object a line) and its audio."""
+    """A zip with a manifest (*.jsonl or *.json, one JSON object a line) and its audio.
+
+    Every row is imported or named in the report; a damaged or encrypted member is a
+    problem of its row, never an error page.
+    """
     try:
         archive = zipfile.ZipFile(archive_file)
-    except zipfile.BadZipFile:
-        return ImportReport(problems=["This is not a zip file."])
+    except ZIP_MEMBER_ERRORS:
+        return ImportReport(problems=["This is not a zip file (or its directory is damaged)."])
     with archive, tempfile.TemporaryDirectory() as scratch:
         manifests = [n for n in archive.namelist() if n.endswith((".jsonl", ".json"))]
         if not manifests:
@@ -203,24 +268,33 @@ def zip_import(*, project: Project, archive_file, user, limits: UploadLimits) ->
                 info = archive.getinfo(str(base / relative))
             except KeyError as error:
                 raise FileNotFoundError(relative) from error
-            if info.file_size > limits.max_bytes:
-                raise AudioError(f"{relative}: over the limit of {limits.max_bytes // 2**20} MB")
             path = Path(scratch) / uuid.uuid4().hex
-            with archive.open(info) as source, path.open("wb") as out:
-                shutil.copyfileobj(source, out)
             try:
+                with archive.open(info) as source, path.open("wb") as out:
+                    _bounded_copy(source, out, limits.max_bytes, relative)
                 yield path
             finally:
                 path.unlink(missing_ok=True)
 
-        text = archive.read(manifest).decode("utf-8", errors="replace")
-        return manifest_import(
+        broken: list[str] = []
+
+        def manifest_lines() -> Iterator[str]:
+            try:
+                with archive.open(manifest) as binary:
+                    yield from _manifest_lines(binary)
+            except ZIP_MEMBER_ERRORS as error:
+                # Damaged past some line: the rows before it stay imported or reported.
+                broken.append(f"{manifest}: could not be read on ({_zip_error_words(error)})")
+
+        report = manifest_import(
             project=project,
-            lines=text.splitlines(),
+            lines=manifest_lines(),
             open_audio=open_member,
             user=user,
             limits=limits,
         )
+        report.problems += broken
+        return report
 
 
 def folder_import(*, project: Project, manifest: Path, user, limits: UploadLimits) -> ImportReport:
@@ -234,7 +308,11 @@ def folder_import(*, project: Project, manifest: Path, user, limits: UploadLimit
             raise FileNotFoundError(relative)
         yield path
 
-    lines = manifest.read_text(encoding="utf-8").splitlines()
-    return manifest_import(
-        project=project, lines=lines, open_audio=open_file, user=user, limits=limits
-    )
+    with manifest.open("rb") as binary:
+        return manifest_import(
+            project=project,
+            lines=_manifest_lines(binary),
+            open_audio=open_file,
+            user=user,
+            limits=limits,
+        )

@@ -96,10 +96,10 @@ def decode_upload(path: Path, name: str, limits: UploadLimits) -> DecodedAudio:
     try:
         return read_audio(path, max_seconds=limits.max_seconds)
     except AudioError as error:
-        raise UploadRejected(_in_users_words(str(error), path, name)) from error
+        raise UploadRejected(in_users_words(str(error), path, name)) from error
 
 
-def _in_users_words(message: str, path: Path, name: str) -> str:
+def in_users_words(message: str, path: Path, name: str) -> str:
     # ffmpeg and asr.audio name the temporary file they read; the user knows it by their name.
     return message.replace(str(path), name).replace(path.name, name)
 
@@ -113,7 +113,7 @@ def decode_stored(audio, name: str, max_seconds: float) -> np.ndarray:
         try:
             return read_audio(local.name, max_seconds=max_seconds).samples
         except AudioError as error:
-            raise AudioError(_in_users_words(str(error), Path(local.name), name)) from error
+            raise AudioError(in_users_words(str(error), Path(local.name), name)) from error
 
 
 def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) -> Recording:

@@ -3,6 +3,9 @@
 import csv
 import io
 import json
+import re
+import time
+import tracemalloc
 import zipfile
 
 import pytest
@@ -10,7 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.urls import reverse
 
-from labeling import queue
+from labeling import exchange, queue
+from labeling.ingest import UploadLimits
 from labeling.models import Clip, Recording, Transcript
 from tests.conftest import real_speech_dir
 
@@ -108,7 +112,7 @@ def test_importing_something_that_is_not_a_zip(client_for, owner, english):
     response = client_for(owner).post(
         reverse("import_manifest", args=[english.pk]), {"archive": junk}, follow=True
     )
-    assert "Not imported: This is not a zip file." in response.content.decode()
+    assert "Not imported: This is not a zip file" in response.content.decode()
     assert not Recording.objects.exists()
 
 
@@ -146,3 +150,125 @@ def test_the_folder_import_command(owner, english, capsys):
     captured = capsys.readouterr()
     assert "Imported 0 clips" in captured.out
     assert "already; skipped" in captured.err
+
+
+def speech_rows(count):
+    speech = real_speech_dir()
+    rows = [json.loads(line) for line in (speech / "manifest.jsonl").read_text().splitlines()]
+    return [(row, (speech / row["audio_filepath"]).read_bytes()) for row in rows[:count]]
+
+
+def import_post(client, project, upload):
+    response = client.post(
+        reverse("import_manifest", args=[project.pk]), {"archive": upload}, follow=True
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_a_damaged_and_an_encrypted_member_are_reported_by_row_and_the_rest_imported(
+    client_for, owner, english, tmp_path
+):
+    (good, good_audio), (crc, crc_audio), (locked, locked_audio) = speech_rows(3)
+    path = tmp_path / "import.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr(
+            "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in (good, crc, locked))
+        )
+        archive.writestr(good["audio_filepath"], good_audio)
+        archive.writestr(crc["audio_filepath"], crc_audio)
+        archive.writestr(locked["audio_filepath"], locked_audio)
+    content = bytearray(path.read_bytes())
+    name = locked["audio_filepath"].encode()
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        header = next(
+            match.start()
+            for match in re.finditer(re.escape(signature), content)
+            if name in content[match.start() : match.start() + 46 + len(name)]
+        )
+        content[header + flag_at] |= 0x1  # "encrypted": a reader needs a password
+    at = content.index(crc_audio[:64]) + len(crc_audio) // 2
+    content[at] ^= 0xFF  # one flipped byte: the member's CRC no longer matches
+
+    body = import_post(client_for(owner), english, SimpleUploadedFile("x.zip", bytes(content)))
+
+    assert "Imported 1 labeled clip." in body, re.findall(r"(?:Not imported|Imported)[^<]*", body)
+    assert (
+        f"line 2 ({crc['audio_filepath']}): could not be read from the zip (it is damaged" in body
+    )
+    assert (
+        f"line 3 ({locked['audio_filepath']}): could not be read from the zip (it is encrypted)"
+        in body
+    )
+    assert Clip.objects.filter(project=english).count() == 1
+
+
+def test_a_manifest_bomb_is_read_in_bounded_memory_and_stops_at_the_problem_cap(
+    owner, english, tmp_path
+):
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.jsonl", b"{}\n" * (50 * 2**20 // 3))  # 50 MB in ~50 KB
+    assert path.stat().st_size < 200_000
+    tracemalloc.start()
+    started = time.monotonic()
+
+    with path.open("rb") as handle:
+        report = exchange.zip_import(
+            project=english, archive_file=handle, user=owner, limits=UploadLimits(2**20, 60)
+        )
+
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert time.monotonic() - started < 10
+    assert peak < 20 * 2**20
+    assert len(report.problems) == exchange.MAX_PROBLEMS + 1
+    assert report.problems[-1].startswith("stopped after 200 rows")
+
+
+def test_an_endless_line_is_refused_without_holding_it(owner, english, tmp_path):
+    ((row, audio),) = speech_rows(1)
+    path = tmp_path / "long-line.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.jsonl", "x" * 5_000_000 + "\n" + json.dumps(row) + "\n")
+        archive.writestr(row["audio_filepath"], audio)
+
+    with path.open("rb") as handle:
+        report = exchange.zip_import(
+            project=english, archive_file=handle, user=owner, limits=UploadLimits(2**24, 600)
+        )
+
+    assert report.imported == 1
+    assert report.problems == ["line 1: over 100,000 characters"]
+
+
+def test_a_member_larger_than_the_limit_is_cut_off_while_copying(owner, english, tmp_path):
+    ((row, audio),) = speech_rows(1)
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("manifest.jsonl", json.dumps(row) + "\n")
+        archive.writestr(row["audio_filepath"], audio)
+
+    with path.open("rb") as handle:
+        report = exchange.zip_import(
+            project=english, archive_file=handle, user=owner, limits=UploadLimits(1000, 600)
+        )
+
+    assert report.imported == 0
+    assert report.problems == [f"line 1 ({row['audio_filepath']}): over the limit of 0 MB"]
+
+
+def test_an_unreadable_member_names_the_users_file_not_a_server_path(owner, english, tmp_path):
+    path = tmp_path / "junk.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("manifest.jsonl", json.dumps({"audio_filepath": "a.wav", "text": "hi"}))
+        archive.writestr("a.wav", b"RIFF but not really audio" * 200)
+
+    with path.open("rb") as handle:
+        report = exchange.zip_import(
+            project=english, archive_file=handle, user=owner, limits=UploadLimits(2**24, 600)
+        )
+
+    [problem] = report.problems
+    assert problem.startswith("line 1 (a.wav): not readable as audio")
+    assert "/tmp" not in problem and "tmp" not in problem.split("(a.wav)")[1]

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from asr.text import validate_text
+from config.body_limits import accepts_body
 from labeling import exchange, ingest, queue, selectors
 from labeling.access import project_for
 from labeling.models import Clip, Recording, Role, Transcript
@@ -38,6 +39,7 @@ def recording_list(request, project_id: int):
     return render(request, template, context)
 
 
+@accepts_body(lambda: ingest.one_file_body_bytes() * MAX_FILES_PER_REQUEST)
 @require_POST
 def recording_upload(request, project_id: int):
     project, _ = project_for(request.user, project_id, role=Role.MANAGER)
@@ -297,6 +299,7 @@ def export_csv(request, project_id: int):
     return response
 
 
+@accepts_body(ingest.one_file_body_bytes)
 @require_POST
 def import_manifest(request, project_id: int):
     project, _ = project_for(request.user, project_id, role=Role.MANAGER)

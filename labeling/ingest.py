@@ -57,6 +57,11 @@ class UploadLimits:
         )
 
 
+def one_file_body_bytes() -> int:
+    """The largest request body a one-file upload view reads: the file and its form."""
+    return UploadLimits.from_settings().max_bytes + 1_000_000
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from labeling.ingest import UploadLimits, UploadRejected
+from config.body_limits import accepts_body
+from labeling.ingest import UploadLimits, UploadRejected, one_file_body_bytes
 from labeling.models import Membership
 from training import transcription
 from training.models import TranscriptionJob
@@ -42,6 +43,7 @@ def _job_json(job: TranscriptionJob) -> dict:
     return {**job.as_json(), "url": reverse("api_transcription", args=[job.project_id, job.pk])}
 
 
+@accepts_body(one_file_body_bytes)
 @login_not_required
 @csrf_exempt
 @require_http_methods(["POST"])
@@ -49,6 +51,10 @@ def transcriptions(request, project_id: int):
     membership, error = _authorized_membership(request, project_id)
     if error:
         return error
+    try:
+        transcription.promoted_version(membership.project)  # refused before the body is read
+    except ValidationError as refused:
+        return _error(409, refused.messages[0])
     uploaded = request.FILES.get("audio")
     if uploaded is None:
         return _error(400, "Send the recording as a multipart file field named audio.")

@@ -10,15 +10,21 @@ from django.utils import timezone
 from config.dispatch import dispatch_on_commit
 from labeling.ingest import UploadLimits, decode_upload, spooled_upload
 from labeling.models import Project
-from training.models import ApiToken, TranscriptionJob
+from training.models import ApiToken, ModelVersion, TranscriptionJob
+
+
+def promoted_version(project: Project) -> ModelVersion:
+    """The model that transcribes uploads, or ValidationError in the uploader's words."""
+    version = project.model_versions.filter(promoted=True).first()
+    if version is None:
+        raise ValidationError("This project has no promoted model yet: run a training round first.")
+    return version
 
 
 def transcription_job_create(
     *, project: Project, user, uploaded, limits: UploadLimits
 ) -> TranscriptionJob:
-    version = project.model_versions.filter(promoted=True).first()
-    if version is None:
-        raise ValidationError("This project has no promoted model yet: run a training round first.")
+    version = promoted_version(project)
     with spooled_upload(uploaded, limits) as (name, path):
         decoded = decode_upload(path, name, limits)
     with transaction.atomic():

@@ -10,8 +10,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from config.body_limits import accepts_body
 from labeling.access import project_for
-from labeling.ingest import UploadLimits, UploadRejected
+from labeling.ingest import UploadLimits, UploadRejected, one_file_body_bytes
 from labeling.models import Clip, Role
 from training import exports, rounds, selectors, services, transcription
 from training.forms import TrainingSettingsForm
@@ -126,11 +127,13 @@ def model_download(request, project_id: int, number: int):
     return FileResponse(archive, as_attachment=True, filename=name, content_type="application/zip")
 
 
+@accepts_body(one_file_body_bytes)
 def transcribe(request, project_id: int):
     project, membership = project_for(request.user, project_id)
     if request.method == "POST":
-        uploaded = request.FILES.get("audio")
         try:
+            transcription.promoted_version(project)
+            uploaded = request.FILES.get("audio")
             if uploaded is None:
                 raise ValidationError("Choose a recording first.")
             transcription.transcription_job_create(

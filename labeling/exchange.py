@@ -70,11 +70,25 @@ def export_manifest_zip(project: Project, target) -> int:
     return count
 
 
+# OWASP's CSV injection rule: a cell starting with one of these is a formula to a spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell that opens as text: a leading quote before a formula start (OWASP)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def export_csv(project: Project, target: io.TextIOBase) -> None:
-    writer = csv.DictWriter(target, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    """The labeled set as CSV; every cell is quoted and text cells are formula-safe."""
+    writer = csv.DictWriter(
+        target, fieldnames=CSV_COLUMNS, extrasaction="ignore", quoting=csv.QUOTE_ALL
+    )
     writer.writeheader()
     for row in _rows(labeled_set(project)):
-        writer.writerow(row)
+        writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
 
 
 # A manifest is read line by line and never whole: a 51 KB zip can hold 50 MB of "{}" lines.

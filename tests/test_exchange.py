@@ -272,3 +272,22 @@ def test_an_unreadable_member_names_the_users_file_not_a_server_path(owner, engl
     [problem] = report.problems
     assert problem.startswith("line 1 (a.wav): not readable as audio")
     assert "/tmp" not in problem and "tmp" not in problem.split("(a.wav)")[1]
+
+
+@pytest.mark.parametrize("text", ["=1+1", "@sum(a1)", "-1+1", "+1"])
+def test_csv_cells_that_a_spreadsheet_would_run_open_as_text(
+    client_for, owner, annotator, project, make_clips, text
+):
+    project.alphabet += "=@()+-1"
+    project.save()
+    [clip] = make_clips(project, count=1)
+    clip.recording.original_name = '=HYPERLINK("http://x")'
+    clip.recording.save()
+    label(project, annotator, [text])
+
+    body = client_for(owner).get(reverse("export_csv", args=[project.pk])).content.decode()
+
+    [row] = list(csv.DictReader(io.StringIO(body)))
+    assert row["text"] == "'" + text
+    assert row["recording"] == '\'=HYPERLINK("http://x")'
+    assert row["start_seconds"] == "0.0"  # numbers stay numbers

@@ -1,12 +1,14 @@
 """Vernacular settings, read from the environment with safe defaults.
 
 Development (the default) needs nothing set: SQLite and media live under var/, the secret
-key is generated once into var/secret_key. Production (VERNACULAR_PRODUCTION=1) turns DEBUG
-off, requires SECRET_KEY and ALLOWED_HOSTS, and hardens cookies and transport.
+key is generated once into var/secret_key. DEBUG is off unless DEBUG=1 asks for it (its
+error pages list every URL to anyone signed in). Production (VERNACULAR_PRODUCTION=1)
+requires SECRET_KEY and ALLOWED_HOSTS, and hardens cookies and transport.
 """
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -18,7 +20,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("VERNACULAR_DATA_DIR", str(BASE_DIR / "var")))
 
 PRODUCTION = env_bool("VERNACULAR_PRODUCTION")
-DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+DEBUG = env_bool("DEBUG") and not PRODUCTION
 
 
 def _secret_key() -> str:
@@ -52,12 +54,17 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "labeling",
     "training",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files in every mode, so that DEBUG can stay off in development too.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "config.body_limits.BodySizeLimitMiddleware",  # before CSRF, which reads the body
@@ -67,11 +74,30 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
-if PRODUCTION:
-    # Development serves static files through runserver; production through WhiteNoise.
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+# Development serves static files from the apps' folders as they change; production from
+# collectstatic's STATIC_ROOT.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = not PRODUCTION
+
+# Content-Security-Policy (django-csp): scripts, styles and media only from this server, no
+# inline script or style anywhere in our templates, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "media-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -115,6 +141,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Sign-in throttling (django-axes) on both login forms, the app's and the admin's. Counted per
+# username *and* address: a village shares one address, and one person's typos must not
+# lock out everyone behind it, nor a stranger's guesses lock out the person.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("VERNACULAR_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("VERNACULAR_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 LOGIN_REDIRECT_URL = "project_list"
 LOGOUT_REDIRECT_URL = "login"
 

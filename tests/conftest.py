@@ -401,10 +401,22 @@ def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(10_000)
+    # Every browser test is also a Content-Security-Policy check: Chromium reports each thing
+    # the policy blocked (an inline script or style, a foreign origin) on the console.
+    blocked = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(f"{page.url}: {message.text[:90]} at {message.location}")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+    assert not blocked, f"the page broke its Content-Security-Policy: {blocked}"
 
 
 def pytest_report_header(config):

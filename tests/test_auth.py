@@ -68,3 +68,50 @@ def test_a_login_post_without_csrf_token_is_refused(owner):
         reverse("login"), {"username": "olga", "password": "correct horse battery staple"}
     )
     assert response.status_code == 403
+
+
+def fail_logins(client, url, username, times):
+    for _ in range(times):
+        response = client.post(url, {"username": username, "password": "guess"})
+        assert response.status_code == 200
+    return response
+
+
+@pytest.mark.parametrize("login_url", ["/accounts/login/", "/admin/login/"])
+def test_ten_wrong_passwords_pause_that_username_even_with_the_right_one(
+    client, owner, login_url, settings
+):
+    owner.is_staff = True
+    owner.save()
+    fail_logins(client, login_url, "olga", settings.AXES_FAILURE_LIMIT - 1)
+    response = client.post(login_url, {"username": "olga", "password": "guess"})
+    assert response.status_code == 429
+
+    right = client.post(login_url, {"username": "olga", "password": "correct horse battery staple"})
+
+    assert right.status_code == 429
+    assert "Too many failed sign-ins" in right.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_someone_elses_typos_do_not_lock_out_a_neighbour_on_the_same_address(
+    client, owner, annotator, settings
+):
+    fail_logins(client, reverse("login"), "amina", settings.AXES_FAILURE_LIMIT - 1)
+    client.post(reverse("login"), {"username": "amina", "password": "guess"})
+
+    response = client.post(
+        reverse("login"), {"username": "olga", "password": "correct horse battery staple"}
+    )
+
+    assert response.status_code == 302
+
+
+def test_pages_carry_a_content_security_policy_without_inline_script(client_for, owner, project):
+    response = client_for(owner).get(reverse("project_members", args=[project.pk]))
+
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    body = response.content.decode()
+    assert " onsubmit=" not in body and "data-confirm=" in body

@@ -70,3 +70,59 @@ def test_the_workers_page_rechecks_in_place(page, live_server, demo, celery_work
     expect(page.locator("#checks:not([data-marker])")).to_have_count(1)
     expect(page.locator(".status.ok")).to_have_count(2)
     assert page.evaluate("typeof htmx") == "object"
+
+
+def test_the_dashboard_draws_its_curve_under_the_content_security_policy(
+    page, live_server, demo, tmp_path
+):
+    from labeling.models import Project
+    from training.models import ModelVersion, TrainingRound
+
+    project = Project.objects.get()
+    for number, (minutes, wer) in enumerate([(5, 0.6), (10, 0.45)], start=1):
+        training_round = TrainingRound.objects.create(
+            project=project, number=number, base="builtin:tiny", status="succeeded"
+        )
+        ModelVersion.objects.create(
+            project=project,
+            round=training_round,
+            directory=str(tmp_path),
+            labeled_minutes=minutes,
+            test_wer=wer,
+            test_cer=wer / 3,
+        )
+    log_in(page, live_server, "demo", "s3cret-demo-pass")
+
+    page.goto(f"{live_server.url}/projects/{project.pk}/dashboard/")
+
+    canvas = page.locator("canvas#curve")
+    expect(canvas).to_be_visible()
+    # Chart.js has drawn: the canvas holds non-blank pixels (the page fixture fails the test
+    # on anything the policy blocked).
+    drawn = canvas.evaluate(
+        "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some(v => v !== 0)"
+    )
+    assert drawn
+
+
+def test_removing_a_member_asks_first_and_a_no_keeps_them(
+    page, live_server, demo, django_user_model
+):
+    from labeling.models import Membership, Project
+
+    project = Project.objects.get()
+    guest = django_user_model.objects.create_user(username="guest", password="x-guest-pass-1")
+    Membership.objects.create(project=project, user=guest, role="annotator")
+    log_in(page, live_server, "demo", "s3cret-demo-pass")
+    page.goto(f"{live_server.url}/projects/{project.pk}/members/")
+    questions = []
+
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.locator("tr", has_text="guest").get_by_role("button", name="Remove").click()
+    expect(page.locator("tr", has_text="guest")).to_be_visible()
+    assert questions == ["Remove guest from Demo: Swahili? Their transcripts stay."]
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("tr", has_text="guest").get_by_role("button", name="Remove").click()
+    expect(page.get_by_text("guest removed from the project.")).to_be_visible()
+    assert not Membership.objects.filter(user=guest).exists()

@@ -31,7 +31,7 @@ def test_development_generates_a_secret_key_once_and_keeps_it(tmp_path):
     assert first.stdout.split()[0] == second.stdout.split()[0] == key
     assert len(key) >= 50
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
-    assert first.stdout.split()[1:] == ["True", "django.db.backends.sqlite3"]
+    assert first.stdout.split()[1:] == ["False", "django.db.backends.sqlite3"]
 
 
 def test_production_requires_a_secret_key(tmp_path):
@@ -89,3 +89,35 @@ def test_round_settings_come_from_the_environment_and_a_typo_is_named(tmp_path):
     assert "VERNACULAR_ROUND_SETTINGS: pseudo_weight must be float, not '0.3'" in quoted.stderr
     empty = run(show, VERNACULAR_DATA_DIR=str(tmp_path), VERNACULAR_ROUND_SETTINGS="")
     assert empty.stdout.strip() == "{}"
+
+
+def test_debug_is_on_only_when_asked_and_never_in_production(tmp_path):
+    show = "from django.conf import settings as s; print(s.DEBUG)"
+    assert run(show, VERNACULAR_DATA_DIR=str(tmp_path)).stdout.strip() == "False"
+    assert run(show, VERNACULAR_DATA_DIR=str(tmp_path), DEBUG="1").stdout.strip() == "True"
+    production = {
+        "VERNACULAR_PRODUCTION": "1",
+        "SECRET_KEY": "k" * 50,
+        "ALLOWED_HOSTS": "asr.example.org",
+        "DEBUG": "1",
+    }
+    assert run(show, VERNACULAR_DATA_DIR=str(tmp_path), **production).stdout.strip() == "False"
+
+
+def test_the_sqlite_database_file_is_readable_by_its_owner_only(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in NOT_INHERITED},
+            "VERNACULAR_DATA_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    files = sorted(tmp_path.glob("db.sqlite3*"))
+    assert files and all(path.stat().st_mode & 0o777 == 0o600 for path in files), [
+        (path.name, oct(path.stat().st_mode)) for path in files
+    ]

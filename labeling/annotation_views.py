@@ -187,6 +187,8 @@ def annotate_submit(request, project_id: int, clip_id: int):
         round_auto_start(project=project)
     if not submission.created:
         saved = "Already saved (sent twice); nothing was stored twice."
+    elif not submission.held:
+        saved = "Saved for a reviewer: this clip was no longer reserved for you."
     elif submission.conflict:
         saved = "Saved. Someone else also transcribed this clip; both are kept for a reviewer."
     elif flag:

@@ -1,9 +1,11 @@
 """The annotation queue: lease the next clip, submit, skip, undo, review.
 
 Labels are never lost: a submission is a new Transcript row keyed by the lease it was written
-under (a double submit stores one), a late submission is kept even when someone else took
-the clip meanwhile (both are kept and marked for review), and every write happens in one
-transaction with the clip row locked.
+under (a double submit stores one), and every write happens in one transaction with the clip
+row locked. Only a submission under the lease its author holds labels the clip; any other (a
+late one after someone else took the clip, a stale page, a made-up token) is kept, marked
+for review, and leaves the clip where it was: it never makes a clip a training clip that
+skipped its test/dev draw.
 """
 
 import uuid
@@ -39,6 +41,17 @@ def split_minutes(project: Project, split: str, now=None) -> float:
     return (total or 0) / SAMPLE_RATE / 60
 
 
+def split_wanted(project: Project, now=None) -> str:
+    """The split a newly labeled clip joins: test, then dev, until each has its minutes."""
+    for split, target in (
+        (Clip.Split.TEST, project.test_minutes_target),
+        (Clip.Split.DEV, project.dev_minutes_target),
+    ):
+        if split_minutes(project, split, now) < target:
+            return split
+    return Clip.Split.TRAIN
+
+
 def queue_candidates(project: Project, user, now=None):
     """(split the clip joins, candidates in serving order).
 
@@ -52,14 +65,11 @@ def queue_candidates(project: Project, user, now=None):
         .filter(_lease_free(now))
         .exclude(skipped_by=user)
     )
-    for split, target in (
-        (Clip.Split.TEST, project.test_minutes_target),
-        (Clip.Split.DEV, project.dev_minutes_target),
-    ):
-        if split_minutes(project, split, now) < target:
-            # Clips drawn for this split earlier but never labeled come first ("test" > "").
-            pool = open_clips.filter(split__in=[split, Clip.Split.UNASSIGNED])
-            return split, pool.order_by("-split", "random_key")
+    split = split_wanted(project, now)
+    if split != Clip.Split.TRAIN:
+        # Clips drawn for this split earlier but never labeled come first ("test" > "").
+        pool = open_clips.filter(split__in=[split, Clip.Split.UNASSIGNED])
+        return split, pool.order_by("-split", "random_key")
     pool = open_clips.filter(split__in=[Clip.Split.TRAIN, Clip.Split.UNASSIGNED])
     return Clip.Split.TRAIN, pool.order_by(F("selection_score").desc(nulls_last=True), "random_key")
 
@@ -98,6 +108,7 @@ class Submission:
     transcript: Transcript
     created: bool  # False: this lease was already submitted (a double submit)
     conflict: bool  # someone else's transcript for the clip exists too; both are kept
+    held: bool = True  # written under the lease its author holds; else it waits for review
 
 
 @transaction.atomic
@@ -114,12 +125,18 @@ def transcript_submit(
     existing = Transcript.objects.filter(clip=clip, lease_token=lease_token).first()
     if existing and existing.author_id == user.pk:
         return Submission(existing, created=False, conflict=existing.conflict)
-    if existing or clip.lease_token == lease_token and clip.lease_user_id != user.pk:
-        # Someone else's token (a stale page, a shared link): keep the text, under its own key.
+    # Still the author's lease even when its time ran out, as long as nobody took the clip.
+    held = (
+        clip.lease_user_id == user.pk
+        and clip.lease_token == lease_token
+        and clip.status == Clip.Status.UNLABELED
+    )
+    if not held:
+        # Someone else's token, an old one or a made-up one: keep the text, under its own key.
         lease_token = uuid.uuid4()
 
     others = clip.transcripts.filter(status__in=ACTIVE)
-    conflict = others.exists()
+    conflict = others.exists() or not held
     transcript = Transcript.objects.create(
         clip=clip,
         author=user,
@@ -134,11 +151,11 @@ def transcript_submit(
         others.update(conflict=True)
     else:
         clip.status = Clip.Status.FLAGGED if flag else Clip.Status.SUBMITTED
-    if clip.lease_token == lease_token:
+    if held:
         clip.lease_user, clip.lease_token, clip.lease_expires_at = None, None, None
     # Only the fields this owns: a scoring run may be writing the draft and score right now.
     clip.save(update_fields=["status", "lease_user", "lease_token", "lease_expires_at"])
-    return Submission(transcript, created=True, conflict=conflict)
+    return Submission(transcript, created=True, conflict=conflict, held=held)
 
 
 @transaction.atomic
@@ -238,8 +255,11 @@ def transcript_review(
             status=Transcript.Status.SUPERSEDED, conflict=False
         )
         clip.status = Clip.Status.FLAGGED if transcript.flag else Clip.Status.ACCEPTED
+        if clip.split == Clip.Split.UNASSIGNED:
+            # Labeled without a lease (kept for review): it takes its turn in the draw.
+            clip.split = split_wanted(clip.project, now)
     elif not standing.exists():
         clip.status = Clip.Status.UNLABELED
     _settle_conflicts(clip)
-    clip.save(update_fields=["status"])
+    clip.save(update_fields=["status", "split"])
     return transcript

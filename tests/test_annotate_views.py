@@ -195,3 +195,19 @@ def test_a_refused_submit_keeps_the_lease_it_was_written_under(
         .content.decode()
     )
     assert f'value="{mine}"' in body and str(theirs) not in body
+
+
+def test_a_submit_with_a_made_up_lease_says_it_waits_for_a_reviewer(
+    client_for, annotator, project, leased
+):
+    import uuid
+
+    other = Clip.objects.exclude(pk=leased.pk).first()
+    data = {"lease_token": uuid.uuid4(), "text": "habari"}
+
+    body = htmx(client_for(annotator), submit_url(project, other), data).content.decode()
+
+    assert "Saved for a reviewer: this clip was no longer reserved for you." in body
+    other.refresh_from_db()
+    assert other.status == "unlabeled" and other.split == ""
+    assert Transcript.objects.get(clip=other).conflict

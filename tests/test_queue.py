@@ -271,10 +271,30 @@ def test_a_changed_draft_counts_its_edits(project, make_clips, annotator):
     assert row.draft_changed == pytest.approx(0.5)
 
 
-def test_an_unknown_lease_token_is_still_stored(project, make_clips, annotator):
-    (clip,) = make_clips(project, count=1)
+def test_a_made_up_lease_token_is_kept_for_review_and_the_clip_keeps_its_draw(
+    project, make_clips, annotator, reviewer
+):
+    (clip,) = make_clips(project, count=1)  # never leased: no split drawn yet
+
     result = queue.transcript_submit(clip=clip, user=annotator, lease_token=uuid.uuid4(), text="x")
-    assert result.created
+
+    clip.refresh_from_db()
+    assert result.created and not result.held
+    assert clip.status == "unlabeled" and clip.split == ""  # still in the queue, not "train"
+    assert list(selectors.review_items(project)) == [result.transcript]
+    queue.transcript_review(transcript=result.transcript, reviewer=reviewer, action="accept")
+    clip.refresh_from_db()
+    assert clip.status == "accepted" and clip.split == "test"  # its turn in the test draw
+
+
+def test_a_lease_that_timed_out_untouched_still_counts_as_held(project, make_clips, annotator):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    Clip.objects.filter(pk=clip.pk).update(lease_expires_at=timezone.now() - timedelta(days=1))
+
+    result = submit(clip, annotator, "chelewa sana")
+
+    assert result.held and not result.conflict
 
 
 def test_a_submit_with_someone_elses_lease_keeps_both_texts(
@@ -289,6 +309,7 @@ def test_a_submit_with_someone_elses_lease_keeps_both_texts(
         clip=mine, user=annotator, lease_token=theirs.lease_token, text="yangu"
     )
     assert stale.created and stale.transcript.lease_token != theirs.lease_token
+    assert not stale.held
     own = queue.transcript_submit(
         clip=theirs, user=reviewer, lease_token=theirs.lease_token, text="yao"
     )

@@ -39,15 +39,20 @@ class ProjectForm(forms.ModelForm):
             "strip_chars": forms.TextInput(attrs={"spellcheck": "false"}),
         }
 
+    def __init__(self, *args, owner=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner or self.instance.created_by
+
     def clean_name(self) -> str:
         name = " ".join(self.cleaned_data["name"].split())
         if not name:
             raise forms.ValidationError("Give the project a name.")
-        duplicates = Project.objects.filter(name__iexact=name)
+        # Only the owner's own projects: someone else's name must not answer "it exists".
+        duplicates = Project.objects.filter(name__iexact=name, created_by=self.owner)
         if self.instance.pk:
             duplicates = duplicates.exclude(pk=self.instance.pk)
         if duplicates.exists():
-            raise forms.ValidationError(f"A project called “{name}” already exists.")
+            raise forms.ValidationError(f"You have a project called “{name}” already.")
         return name
 
     def clean_language_code(self) -> str:
@@ -107,11 +112,18 @@ class ProjectForm(forms.ModelForm):
 
 
 class MemberAddForm(forms.Form):
-    username = forms.CharField(
-        max_length=150,
-        validators=[UnicodeUsernameValidator()],
-        help_text="An existing account, or a new one (you get its first password to hand over).",
+    INVITE, CREATE = "invite", "create"
+
+    account = forms.ChoiceField(
+        choices=[
+            (INVITE, "Invite an existing account: they accept it on their Projects page"),
+            (CREATE, "Create a new account: you get its first password to hand over"),
+        ],
+        initial=INVITE,
+        widget=forms.RadioSelect,
+        label="Who",
     )
+    username = forms.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
 
     def clean_username(self) -> str:

@@ -98,7 +98,11 @@ class Project(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(Lower("name"), name="project_name_unique_ci"),
+            # Per owner: a name taken by someone else's project must not be an error that
+            # tells a user that project exists.
+            models.UniqueConstraint(
+                Lower("name"), "created_by", name="project_name_unique_per_owner_ci"
+            ),
         ]
         ordering = ["name"]
 
@@ -118,6 +122,31 @@ class Project(models.Model):
         """The allowed characters, NFC-normalized, in the order the manager typed them."""
         text = unicodedata.normalize("NFC", self.alphabet)
         return list(dict.fromkeys(ch for ch in text if not ch.isspace()))
+
+
+class Invitation(models.Model):
+    """A manager's offer of a role, waiting for the invitee to accept it.
+
+    Keyed by username, not by account: inviting a name that has no account looks exactly
+    like inviting one that has, so the members page tells nobody which accounts exist.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.ANNOTATOR)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "username"], name="invitation_unique"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.username} invited as {self.role} to {self.project}"
 
 
 class Membership(models.Model):

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from asr.metrics import clip_errors
 from asr.text import normalize_text
-from labeling.models import Clip, Membership, Project, Transcript
+from labeling.models import Clip, Invitation, Membership, Project, Transcript
 
 
 def projects_for_user(user) -> QuerySet[Membership]:
@@ -17,6 +17,10 @@ def projects_for_user(user) -> QuerySet[Membership]:
         .annotate(member_count=Count("project__memberships"))
         .order_by("project__name")
     )
+
+
+def invitations_for_user(user) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(username=user.username).select_related("project", "invited_by")
 
 
 def project_members(project: Project) -> QuerySet[Membership]:

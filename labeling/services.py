@@ -1,4 +1,10 @@
-"""Writes to projects and memberships. Views call these; nothing else changes these rows."""
+"""Writes to projects, memberships and invitations. Views call these; nothing else changes
+these rows.
+
+Nothing here tells a manager whether an account exists: an existing account is invited by
+name and joins only when it accepts; a manager who creates an account learns only that the
+name is free or taken, as on any sign-up form.
+"""
 
 import secrets
 
@@ -6,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from labeling.models import Membership, Project, Role
+from labeling.models import Invitation, Membership, Project, Role
 
 
 @transaction.atomic
@@ -18,7 +24,7 @@ def project_create(
     project = Project.objects.create(
         name=name, language_code=language_code, alphabet=alphabet, created_by=created_by, **options
     )
-    Membership.objects.create(project=project, user=created_by, role=Role.MANAGER)
+    membership_create(project=project, user=created_by, role=Role.MANAGER)
     return project
 
 
@@ -33,23 +39,51 @@ def handover_password(groups: int = 3) -> str:
     )
 
 
-@transaction.atomic
-def membership_add(*, project: Project, username: str, role: str) -> tuple[Membership, str | None]:
-    """Adds a user to the project, creating the account if it does not exist yet.
-
-    Returns the membership and, for a new account, its one-time initial password (there is
-    no e-mail in a self-hosted setup, so the manager hands it over).
-    """
-    User = get_user_model()
-    user = User.objects.filter(username=username).first()
-    initial_password = None
-    if user is None:
-        initial_password = handover_password()
-        user = User.objects.create_user(username=username, password=initial_password)
+def membership_create(*, project: Project, user, role: str) -> Membership:
+    """A member at once: for the project's creator, an accepted invitation, a new account."""
     if Membership.objects.filter(project=project, user=user).exists():
+        raise ValidationError(f"{user.username} is already a member of this project.")
+    return Membership.objects.create(project=project, user=user, role=role)
+
+
+@transaction.atomic
+def member_account_create(*, project: Project, username: str, role: str) -> tuple[Membership, str]:
+    """A new account, a member at once, and its one-time first password (there is no e-mail
+    in a self-hosted setup, so the manager hands it over)."""
+    User = get_user_model()
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError(
+            "That username is taken. Choose another, or invite the account it belongs to."
+        )
+    password = handover_password()
+    user = User.objects.create_user(username=username, password=password)
+    return membership_create(project=project, user=user, role=role), password
+
+
+def membership_invite(*, project: Project, username: str, role: str, invited_by) -> Invitation:
+    """An invitation by name, whether or not such an account exists (see the module doc)."""
+    if project.memberships.filter(user__username=username).exists():
         raise ValidationError(f"{username} is already a member of this project.")
-    membership = Membership.objects.create(project=project, user=user, role=role)
-    return membership, initial_password
+    invitation, _ = Invitation.objects.update_or_create(
+        project=project, username=username, defaults={"role": role, "invited_by": invited_by}
+    )
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user) -> Membership:
+    if invitation.username != user.username:
+        raise ValidationError("This invitation is for someone else.")
+    membership = Membership.objects.filter(project=invitation.project, user=user).first()
+    if membership is None:
+        membership = membership_create(project=invitation.project, user=user, role=invitation.role)
+    invitation.delete()
+    return membership
+
+
+def invitation_delete(*, invitation: Invitation) -> None:
+    """Declined by the invitee, or withdrawn by a manager."""
+    invitation.delete()
 
 
 def _locked_other_managers(membership: Membership) -> bool:

@@ -10,6 +10,16 @@ urlpatterns = [
     path("projects/<int:project_id>/settings/", views.project_settings, name="project_settings"),
     path("projects/<int:project_id>/members/", views.project_members, name="project_members"),
     path(
+        "projects/<int:project_id>/invitations/<int:invitation_id>/withdraw/",
+        views.invitation_withdraw,
+        name="invitation_withdraw",
+    ),
+    path(
+        "invitations/<int:invitation_id>/",
+        views.invitation_respond,
+        name="invitation_respond",
+    ),
+    path(
         "projects/<int:project_id>/members/<int:membership_id>/role/",
         views.member_role,
         name="member_role",

@@ -6,16 +6,35 @@ from django.views.decorators.http import require_POST
 from labeling import selectors, services
 from labeling.access import project_for
 from labeling.forms import MemberAddForm, MemberRoleForm, ProjectForm
-from labeling.models import Membership, Role
+from labeling.models import Invitation, Membership, Role
 
 
 def project_list(request):
-    memberships = selectors.projects_for_user(request.user)
-    return render(request, "labeling/project_list.html", {"memberships": memberships})
+    context = {
+        "memberships": selectors.projects_for_user(request.user),
+        "invitations": selectors.invitations_for_user(request.user),
+    }
+    return render(request, "labeling/project_list.html", context)
+
+
+@require_POST
+def invitation_respond(request, invitation_id: int):
+    # Only the invitee sees an invitation; anyone else gets the 404 of a missing one.
+    invitation = get_object_or_404(Invitation, pk=invitation_id, username=request.user.username)
+    if request.POST.get("action") == "accept":
+        membership = services.invitation_accept(invitation=invitation, user=request.user)
+        messages.success(
+            request,
+            f"You joined “{membership.project.name}” as {membership.get_role_display().lower()}.",
+        )
+        return redirect("project_detail", membership.project_id)
+    services.invitation_delete(invitation=invitation)
+    messages.success(request, f"Invitation to “{invitation.project.name}” declined.")
+    return redirect("project_list")
 
 
 def project_create(request):
-    form = ProjectForm(request.POST or None)
+    form = ProjectForm(request.POST or None, owner=request.user)
     if request.method == "POST" and form.is_valid():
         project = services.project_create(**form.cleaned_data, created_by=request.user)
         messages.success(request, f"Project “{project.name}” created. You are its manager.")
@@ -48,24 +67,47 @@ def project_members(request, project_id: int):
     project, membership = project_for(request.user, project_id, role=Role.MANAGER)
     form = MemberAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        username, role = form.cleaned_data["username"], form.cleaned_data["role"]
         try:
-            added, password = services.membership_add(project=project, **form.cleaned_data)
+            if form.cleaned_data["account"] == MemberAddForm.CREATE:
+                added, password = services.member_account_create(
+                    project=project, username=username, role=role
+                )
+                text = (
+                    f"{username} added as {added.get_role_display().lower()}. New account: "
+                    f"their first password is {password} (shown once)."
+                )
+            else:
+                services.membership_invite(
+                    project=project, username=username, role=role, invited_by=request.user
+                )
+                text = (
+                    f"Invited {username}. An account by that name sees the invitation on its "
+                    "Projects page, and joins when it accepts."
+                )
         except ValidationError as error:
             form.add_error("username", error)
         else:
-            text = f"{added.user.username} added as {added.get_role_display().lower()}."
-            if password:
-                text += f" New account: their first password is {password} (shown once)."
             messages.success(request, text)
             return redirect("project_members", project.pk)
     context = {
         "project": project,
         "membership": membership,
         "members": selectors.project_members(project),
+        "invitations": project.invitations.all(),
         "form": form,
         "roles": Role.choices,
     }
     return render(request, "labeling/project_members.html", context)
+
+
+@require_POST
+def invitation_withdraw(request, project_id: int, invitation_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    invitation = get_object_or_404(Invitation, pk=invitation_id, project=project)
+    services.invitation_delete(invitation=invitation)
+    messages.success(request, f"Invitation for {invitation.username} withdrawn.")
+    return redirect("project_members", project.pk)
 
 
 @require_POST

@@ -189,8 +189,8 @@ def project(owner, reviewer, annotator):
     project = services.project_create(
         name="Kiswahili", language_code="sw", alphabet="abcdefghijklmnoprstuvwyz'", created_by=owner
     )
-    services.membership_add(project=project, username=reviewer.username, role=Role.REVIEWER)
-    services.membership_add(project=project, username=annotator.username, role=Role.ANNOTATOR)
+    services.membership_create(project=project, user=reviewer, role=Role.REVIEWER)
+    services.membership_create(project=project, user=annotator, role=Role.ANNOTATOR)
     return project
 
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from labeling.models import Membership, Transcript
+from labeling.models import Invitation, Membership, Transcript
 from training.models import ModelVersion, TrainingRound
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +23,7 @@ MATRIX = {
     "project_members": ("get", "manager"),
     "member_role": ("post", "manager"),
     "member_remove": ("post", "manager"),
+    "invitation_withdraw": ("post", "manager"),
     "recording_list": ("get", "manager"),
     "recording_upload": ("post", "manager"),
     "recording_retry": ("post", "manager"),
@@ -55,6 +56,7 @@ OUTSIDE_MATRIX = {
     "password_change_done",
     "api_transcriptions",
     "api_transcription",
+    "invitation_respond",  # addressed to one user, whatever their projects: test_members.py
 }
 RANK = {"annotator": 1, "reviewer": 2, "manager": 3}
 
@@ -88,6 +90,7 @@ def objects(project, annotator, make_clips, tmp_path):
         "clip_id": clip.pk,
         "transcript_id": transcript.pk,
         "number": finished_round(project, tmp_path).number,
+        "invitation_id": Invitation.objects.create(project=project, username="zawadi").pk,
     }
 
 

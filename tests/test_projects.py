@@ -52,11 +52,19 @@ def test_it_rejects_bad_fields_next_to_the_field(client_for, owner, field, value
     assert f'id="id_{field}_error"' in response.content.decode()
 
 
-def test_it_rejects_a_duplicate_name_whatever_its_case(client_for, owner, project):
+def test_it_rejects_a_duplicate_of_my_own_project_name_whatever_its_case(
+    client_for, owner, project
+):
     response = client_for(owner).post(reverse("project_create"), {**VALID, "name": "kiSWAhili"})
     assert response.status_code == 200
-    assert "already exists" in " ".join(response.context["form"].errors["name"])
+    assert "You have a project called" in " ".join(response.context["form"].errors["name"])
     assert Project.objects.count() == 1
+
+
+def test_someone_elses_project_name_is_no_obstacle_and_no_oracle(client_for, outsider, project):
+    response = client_for(outsider).post(reverse("project_create"), {**VALID, "name": "Kiswahili"})
+    assert response.status_code == 302
+    assert Project.objects.filter(name="Kiswahili").count() == 2
 
 
 def test_it_rejects_stripping_a_character_of_the_alphabet(client_for, owner):

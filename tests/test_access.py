@@ -41,6 +41,7 @@ MATRIX = {
     "dashboard": ("get", "annotator"),
     "round_start": ("post", "manager"),
     "round_cancel": ("post", "manager"),
+    "round_retry": ("post", "manager"),
     "model_version": ("get", "annotator"),
     "training_settings": ("post", "manager"),
     "model_download": ("get", "manager"),

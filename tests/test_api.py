@@ -157,3 +157,14 @@ def test_a_whisper_based_card_says_how_to_load_it(project, promoted, tmp_path):
     (tmp_path / "round-1" / "whisper_ctc.json").write_text("{}")
     card = model_card(promoted)
     assert "load_ctc_model" in card and "from_pretrained" not in card
+
+
+def test_revoking_someone_elses_token_id_says_nothing_was_revoked(client_for, annotator, owner):
+    token, _ = api_token_create(user=owner, name="owner's laptop")
+
+    response = client_for(annotator).post(reverse("api_tokens"), {"revoke": token.pk}, follow=True)
+
+    assert [str(m) for m in response.context["messages"]] == [
+        "You have no such token; nothing was revoked."
+    ]
+    assert ApiToken.objects.filter(pk=token.pk).exists()

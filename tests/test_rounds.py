@@ -424,22 +424,51 @@ def test_a_base_with_steps_per_minute_trains_longer_as_the_labels_grow(settings,
     assert rounds.round_config("some-base", 60)["max_steps"] == 7
 
 
+@pytest.mark.django_db(transaction=True)  # commits as a real request does, queueing at once
 def test_with_redis_down_a_started_round_says_so_and_the_labels_stay(
-    labeled, owner, client_for, django_capture_on_commit_callbacks, redis_down
+    labeled, owner, client_for, redis_down
 ):
     from django.urls import reverse
 
     labels = Transcript.objects.filter(clip__project=labeled).count()
     client = client_for(owner)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(reverse("round_start", args=[labeled.pk]))
-    assert response.status_code == 302
+    response = client.post(reverse("round_start", args=[labeled.pk]), follow=True)
+    said = [str(m) for m in response.context["messages"]]
+    assert not any("queued with" in m for m in said)
+    assert any(m.startswith("Round 1 was kept but not queued. The task queue") for m in said)
     started = TrainingRound.objects.get()
     assert started.status == "failed"
     assert "The task queue (Redis) was unreachable" in started.error
     assert Transcript.objects.filter(clip__project=labeled).count() == labels
     body = client.get(reverse("dashboard", args=[labeled.pk])).content.decode()
-    assert "was unreachable" in body
+    assert "was unreachable" in body and "Retry</button>" in body
+
+    again = client.post(reverse("round_retry", args=[labeled.pk, 1]), follow=True)
+    assert "Round 1 is still not queued." in [str(m) for m in again.context["messages"]][0]
+
+
+def test_a_failed_round_is_queued_again_from_its_snapshot(
+    labeled, owner, django_capture_on_commit_callbacks
+):
+    started = rounds.round_start(project=labeled, user=owner)
+    TrainingRound.objects.filter(pk=started.pk).update(status="failed", error="x", attempts=3)
+
+    with django_capture_on_commit_callbacks() as sent:
+        assert rounds.round_retry(training_round=started)
+
+    started.refresh_from_db()
+    assert (started.status, started.error, started.attempts) == ("queued", "", 0)
+    assert len(sent) == 1 and "queued again by a manager" in started.log
+    assert not rounds.round_retry(training_round=started)  # not failed any more
+
+
+def test_a_retry_is_refused_while_another_round_is_active(labeled, owner):
+    first = rounds.round_start(project=labeled, user=owner)
+    TrainingRound.objects.filter(pk=first.pk).update(status="failed")
+    rounds.round_start(project=labeled, user=owner)
+
+    with pytest.raises(ValidationError, match="Another round is queued or running"):
+        rounds.round_retry(training_round=first)
 
 
 # --- the one recipe, self-training ---------------------------------------------------------

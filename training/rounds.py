@@ -89,6 +89,31 @@ def _send(training_round: TrainingRound) -> None:
     dispatch_on_commit(round_train_task, round_id, on_unreachable=unreachable)
 
 
+def round_retry(*, training_round: TrainingRound) -> bool:
+    """Queues a failed round again, from the snapshot it took; False if it is not failed.
+
+    Its attempts start over: a person decided to try again (Redis is back, the worker has
+    more memory). The database still refuses it while another round is active.
+    """
+    try:
+        with transaction.atomic():
+            updated = TrainingRound.objects.filter(
+                pk=training_round.pk, status=TrainingRound.Status.FAILED
+            ).update(
+                status=TrainingRound.Status.QUEUED,
+                error="",
+                attempts=0,
+                finished_at=None,
+                cancel_requested=False,
+            )
+    except IntegrityError as error:
+        raise ValidationError("Another round is queued or running for this project.") from error
+    if updated:
+        round_log(training_round.pk, f"{timezone.now():%H:%M:%S} queued again by a manager.")
+        _send(training_round)
+    return bool(updated)
+
+
 def round_cancel(*, training_round: TrainingRound) -> None:
     # A queued round stops now; a running one at its next step (the worker checks).
     TrainingRound.objects.filter(pk=training_round.pk, status=TrainingRound.Status.QUEUED).update(

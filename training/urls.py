@@ -7,6 +7,11 @@ urlpatterns = [
     path("projects/<int:project_id>/dashboard/", views.dashboard, name="dashboard"),
     path("projects/<int:project_id>/rounds/start/", views.round_start, name="round_start"),
     path(
+        "projects/<int:project_id>/rounds/<int:number>/retry/",
+        views.round_retry,
+        name="round_retry",
+    ),
+    path(
         "projects/<int:project_id>/rounds/<int:number>/cancel/",
         views.round_cancel,
         name="round_cancel",

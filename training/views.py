@@ -59,11 +59,34 @@ def round_start(request, project_id: int):
         started = rounds.round_start(project=project, user=request.user)
     except ValidationError as error:
         messages.error(request, error.messages[0])
+        return redirect("dashboard", project.pk)
+    started.refresh_from_db(fields=["status", "error"])  # what queueing did, Redis down or not
+    if started.status == TrainingRound.Status.FAILED:
+        messages.error(request, f"Round {started.number} was kept but not queued. {started.error}")
     else:
         messages.success(
             request,
             f"Round {started.number} queued with {started.labeled_minutes:.1f} labeled minutes.",
         )
+    return redirect("dashboard", project.pk)
+
+
+@require_POST
+def round_retry(request, project_id: int, number: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    training_round = get_object_or_404(TrainingRound, project=project, number=number)
+    try:
+        retried = rounds.round_retry(training_round=training_round)
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+        return redirect("dashboard", project.pk)
+    training_round.refresh_from_db(fields=["status", "error"])
+    if not retried:
+        messages.error(request, f"Round {number} has not failed; nothing to retry.")
+    elif training_round.status == TrainingRound.Status.FAILED:
+        messages.error(request, f"Round {number} is still not queued. {training_round.error}")
+    else:
+        messages.success(request, f"Round {number} queued again.")
     return redirect("dashboard", project.pk)
 
 
@@ -168,8 +191,12 @@ def api_tokens(request):
     new_key = None
     if request.method == "POST":
         if "revoke" in request.POST:
-            request.user.api_tokens.filter(pk=request.POST.get("revoke")).delete()
-            messages.success(request, "Token revoked.")
+            revoke = request.POST.get("revoke", "")
+            deleted = revoke.isdigit() and request.user.api_tokens.filter(pk=revoke).delete()[0]
+            if deleted:
+                messages.success(request, "Token revoked.")
+            else:
+                messages.error(request, "You have no such token; nothing was revoked.")
             return redirect("api_tokens")
         _, new_key = transcription.api_token_create(
             user=request.user, name=request.POST.get("name", "").strip()

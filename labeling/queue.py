@@ -8,6 +8,7 @@ for review, and leaves the clip where it was: it never makes a clip a training c
 skipped its test/dev draw.
 """
 
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +21,8 @@ from django.utils import timezone
 from labeling.models import SAMPLE_RATE, Clip, Project, Transcript
 
 ACTIVE = (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED)
-CLAIM_ATTEMPTS = 8
+CLAIM_BATCH = 8  # candidates tried per read
+CLAIM_BATCHES = 20  # reads before giving up: 160 claims lost in a row
 
 
 def _lease_free(now) -> Q:
@@ -87,19 +89,29 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
     if held:
         return held
     split, candidates = queue_candidates(project, user, now)
-    for clip_id in candidates.values_list("pk", flat=True)[:CLAIM_ATTEMPTS]:
-        claimed = (
-            Clip.objects.filter(pk=clip_id, status=Clip.Status.UNLABELED)
-            .filter(_lease_free(now))
-            .update(
-                lease_user=user,
-                lease_token=uuid.uuid4(),
-                lease_expires_at=now + timedelta(minutes=project.lease_minutes),
-                split=split,
+    lost: list[int] = []
+    # Everyone reads the same top candidates, so under a crowd most claims are lost: after a
+    # batch is lost, read the next candidates fresh. Only an empty read means an empty queue.
+    for _ in range(CLAIM_BATCHES):
+        batch = list(candidates.exclude(pk__in=lost).values_list("pk", flat=True)[:CLAIM_BATCH])
+        if not batch:
+            return None
+        if lost:
+            random.shuffle(batch)  # in a crowd: spread it over near-equal candidates
+        for clip_id in batch:
+            claimed = (
+                Clip.objects.filter(pk=clip_id, status=Clip.Status.UNLABELED)
+                .filter(_lease_free(now))
+                .update(
+                    lease_user=user,
+                    lease_token=uuid.uuid4(),
+                    lease_expires_at=now + timedelta(minutes=project.lease_minutes),
+                    split=split,
+                )
             )
-        )
-        if claimed:
-            return Clip.objects.get(pk=clip_id)
+            if claimed:
+                return Clip.objects.get(pk=clip_id)
+        lost += batch
     return None
 
 

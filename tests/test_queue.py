@@ -95,6 +95,39 @@ def test_racing_for_the_last_clip_gives_it_to_one(project, make_clips, annotator
     assert Clip.objects.get().lease_user.username == winners[0]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_twenty_annotators_at_once_never_hear_nothing_to_transcribe_while_clips_are_open(
+    project, make_clips, make_user
+):
+    make_clips(project, count=150)
+    users = [make_user(f"annotator{i}") for i in range(20)]
+    for user in users:
+        project.memberships.create(user=user, role="annotator")
+    empty: list[str] = []
+    barrier = threading.Barrier(len(users))
+
+    def work(user):
+        try:
+            barrier.wait()
+            for _ in range(5):
+                clip = queue.clip_lease_next(project=project, user=user)
+                if clip is None:
+                    empty.append(user.username)
+                    continue
+                submit(clip, user, "sawa")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert empty == []  # 100 leases from 150 open clips: an empty queue would be false
+    assert Transcript.objects.count() == 100
+
+
 def test_an_expired_lease_returns_the_clip_to_the_queue(project, make_clips, annotator, reviewer):
     make_clips(project, count=1)
     clip = queue.clip_lease_next(project=project, user=annotator)

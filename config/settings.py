@@ -205,6 +205,15 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 24 * 3600
+# Celery beat (embedded in `make run`'s default worker; one `celery beat` when scaled out)
+# reaps rounds whose worker died, so nobody has to open a page for it to be noticed.
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-rounds": {
+        "task": "training.reap_stale",
+        "schedule": float(env_int("VERNACULAR_REAP_SECONDS", 60)),
+        "options": {"queue": "default", "expires": 50},
+    }
+}
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

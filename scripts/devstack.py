@@ -2,7 +2,10 @@
 
 Standard library only. Each child runs in its own session so that a Ctrl-C reaches this
 supervisor once, and it stops the children in order: web and workers first (a worker
-finishes or requeues its task), Redis last (it writes its data to disk).
+finishes or requeues its task), Redis last (it writes its data to disk). A child that dies
+on its own is started again after a pause that doubles with each quick death (1 s up to a
+minute); the others keep running, so a web server crash never costs a training round.
+The default worker carries the beat scheduler (-B), which reaps rounds whose worker died.
 """
 
 import os
@@ -12,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,6 +25,8 @@ DATA_DIR = Path(os.environ.get("VERNACULAR_DATA_DIR", ROOT / "var"))
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 WEB_ADDRESS = os.environ.get("VERNACULAR_ADDRESS", "127.0.0.1:8000")
 COLORS = {"redis": 31, "worker-default": 33, "worker-gpu": 35, "web": 36}
+FIRST_PAUSE, LONGEST_PAUSE = 1.0, 60.0  # seconds before restarting a child that died
+STABLE_SECONDS = 60.0  # a child up this long has its pause reset to the first one
 
 
 def redis_answers(host: str, port: int) -> bool:
@@ -56,6 +62,41 @@ def start(name: str, argv: list[str]) -> subprocess.Popen:
     )
     threading.Thread(target=pipe_output, args=(name, proc.stdout), daemon=True).start()
     return proc
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    quick_deaths: int = 0
+    restart_at: float | None = None  # set while it waits to be started again
+
+    def launch(self) -> None:
+        self.proc = start(self.name, self.argv)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        print(f"{self.name} started (pid {self.proc.pid}).", flush=True)
+
+    def tend(self, now: float) -> None:
+        """Restart it if it died and its pause is over; never touches the other children."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.launch()
+            return
+        if self.proc.poll() is None:
+            return
+        if now - self.started_at >= STABLE_SECONDS:
+            self.quick_deaths = 0
+        pause = min(LONGEST_PAUSE, FIRST_PAUSE * 2**self.quick_deaths)
+        self.quick_deaths += 1
+        self.restart_at = now + pause
+        print(
+            f"{self.name} exited with code {self.proc.returncode}; starting it again in "
+            f"{pause:.0f} s. The others keep running.",
+            flush=True,
+        )
 
 
 def stop(name: str, proc: subprocess.Popen, grace: float) -> None:
@@ -141,17 +182,20 @@ def main() -> int:
         return 1
 
     celery = [str(BIN / "celery"), "-A", "config", "worker", "-l", "info"]
-    children.append(
-        (
-            "worker-default",
-            start("worker-default", celery + ["-Q", "default", "-c", "2", "-n", "default@%h"]),
-        )
-    )
-    # Torch work must run in the solo pool: the prefork pool hangs once the parent touched torch.
-    children.append(
-        ("worker-gpu", start("worker-gpu", celery + ["-Q", "gpu", "-P", "solo", "-n", "gpu@%h"]))
-    )
-    children.append(("web", start("web", [sys.executable, "manage.py", "runserver", WEB_ADDRESS])))
+    beat = ["-B", "--schedule", str(DATA_DIR / "celerybeat-schedule")]
+    services = [
+        Child("worker-default", celery + ["-Q", "default", "-c", "2", "-n", "default@%h", *beat]),
+        # Torch work must run in the solo pool: prefork hangs once the parent touched torch.
+        Child("worker-gpu", celery + ["-Q", "gpu", "-P", "solo", "-n", "gpu@%h"]),
+        Child("web", [sys.executable, "manage.py", "runserver", "--noreload", WEB_ADDRESS]),
+    ]
+    for child in services:
+        child.launch()
+    redis_child = None
+    if children:  # the Redis started here is tended like the rest
+        name, proc = children[0]
+        redis_child = Child(name, proc.args, proc=proc, started_at=time.monotonic())
+    tended = ([redis_child] if redis_child else []) + services
 
     stopping = threading.Event()
 
@@ -162,25 +206,19 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
 
     threading.Thread(target=print_banner, args=(web_host, int(web_port)), daemon=True).start()
-    exit_code = 0
     while not stopping.is_set():
-        for name, proc in children:
-            if proc.poll() is not None:
-                print(f"{name} exited with code {proc.returncode}; stopping everything.")
-                exit_code = 1
-                stopping.set()
-                break
+        now = time.monotonic()
+        for child in tended:
+            child.tend(now)
         stopping.wait(0.5)
 
     print("\nStopping Vernacular ...")
-    for name, proc in reversed(children):
-        if name != "redis":
-            stop(name, proc, grace=20)
-    for name, proc in children:
-        if name == "redis":
-            stop(name, proc, grace=10)
+    for child in reversed(services):
+        stop(child.name, child.proc, grace=20)
+    if redis_child:
+        stop(redis_child.name, redis_child.proc, grace=10)
     print("Stopped.")
-    return exit_code
+    return 0
 
 
 if __name__ == "__main__":

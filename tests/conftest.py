@@ -259,13 +259,25 @@ def redis_down():
 class Worker:
     """A real `celery worker` process, as `make run` starts it."""
 
-    def __init__(self, *, redis_url: str, database_url: str, queues: str, name: str, log: Path):
-        env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url}
-        env["VERNACULAR_HEARTBEAT_SECONDS"] = "1"
+    def __init__(
+        self,
+        *,
+        redis_url: str,
+        database_url: str,
+        queues: str,
+        name: str,
+        log: Path,
+        beat: bool = False,
+        env: dict | None = None,
+    ):
+        env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url, **(env or {})}
+        env.setdefault("VERNACULAR_HEARTBEAT_SECONDS", "1")
         self.name = name
         self.log = log
         argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo"]
         argv += ["-Q", queues, "-n", name, "-l", "info", "--without-gossip", "--without-mingle"]
+        if beat:  # the beat scheduler inside the worker, as `make run` starts its default one
+            argv += ["-B", "--schedule", str(log.with_suffix(".beat"))]
         self.proc = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
         )
@@ -312,7 +324,13 @@ def start_worker(redis_url, django_db_setup, django_db_blocker, tmp_path_factory
     workers: list[Worker] = []
     logs = tmp_path_factory.mktemp("worker-logs")
 
-    def start(queues: str = "default,gpu", name: str | None = None, wait: bool = True) -> Worker:
+    def start(
+        queues: str = "default,gpu",
+        name: str | None = None,
+        wait: bool = True,
+        beat: bool = False,
+        env: dict | None = None,
+    ) -> Worker:
         # wait=False for a worker that will find a task at once: the solo pool answers no
         # ping while it runs one, so readiness is then seen in the task's own progress.
         name = name or f"test{len(workers)}@localhost"
@@ -324,6 +342,8 @@ def start_worker(redis_url, django_db_setup, django_db_blocker, tmp_path_factory
             queues=queues,
             name=name,
             log=logs / f"{name}.log",
+            beat=beat,
+            env=env,
         )
         workers.append(worker)
         if wait:

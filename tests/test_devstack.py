@@ -4,10 +4,12 @@ finds the same data."""
 
 import http.cookiejar
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -55,15 +57,39 @@ class Browser:
             return response.read().decode()
 
 
-def start_stack(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "scripts/devstack.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+class Stack:
+    """scripts/devstack.py running, its output collected line by line as it comes."""
+
+    def __init__(self, env: dict):
+        self.proc = subprocess.Popen(
+            [sys.executable, "scripts/devstack.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def pid_of(self, name: str) -> list[int]:
+        found = re.findall(rf"^{name} started \(pid (\d+)\)\.$", self.output, re.MULTILINE)
+        return [int(pid) for pid in found]
+
+    def stop(self) -> str:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=60)
+        self.reader.join(timeout=10)
+        return self.output
 
 
 def answers(url: str) -> bool:
@@ -90,7 +116,7 @@ def test_run_serves_the_demo_and_stops_cleanly_and_keeps_data(tmp_path):
 
     outputs = []
     for attempt in ("first", "second"):
-        stack = start_stack(env)
+        stack = Stack(env)
         try:
             wait_until(
                 lambda: answers(base + "/accounts/login/"), timeout=90, what="the web server"
@@ -106,11 +132,30 @@ def test_run_serves_the_demo_and_stops_cleanly_and_keeps_data(tmp_path):
             recordings = browser.get("/projects/1/recordings/")
             assert recordings.count('data-status="') == 1, recordings
             assert "recording_000.wav" in recordings
+            if attempt == "first":
+                # One child dies: it is started again, and nothing else is touched.
+                [gpu_worker] = stack.pid_of("worker-gpu")
+                os.killpg(stack.pid_of("worker-default")[0], signal.SIGKILL)
+                wait_until(
+                    lambda stack=stack: len(stack.pid_of("worker-default")) == 2,
+                    timeout=60,
+                    what="a restarted worker",
+                )
+                wait_until(
+                    lambda browser=browser: (
+                        browser.get("/status/").count('<span class="status ok">up</span>') == 2
+                    ),
+                    timeout=90,
+                    what="the restarted worker to answer",
+                )
+                assert "worker-default exited with code" in stack.output
+                assert "The others keep running." in stack.output
+                assert stack.pid_of("worker-gpu") == [gpu_worker]
+                os.kill(gpu_worker, 0)  # still alive
         finally:
-            stack.send_signal(signal.SIGINT)
-            output, _ = stack.communicate(timeout=60)
+            output = stack.stop()
         outputs.append(output)
-        assert stack.returncode == 0, output
+        assert stack.proc.returncode == 0, output
         assert "Stopped." in output
         assert not answers(base + "/accounts/login/")
         with socket.socket() as sock:

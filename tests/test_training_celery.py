@@ -123,3 +123,35 @@ def test_a_worker_killed_mid_round_is_noticed_and_the_round_resumes(
     assert training_round.attempts == 2 and training_round.worker == "rescuer@localhost"
     assert "doomed@localhost stopped answering; resuming" in training_round.log
     assert training_round.step == 400 > killed_at
+
+
+def test_the_beat_schedule_reaps_a_dead_workers_round_with_no_page_open(
+    project, owner, only_my_workers
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    quiet_since = timezone.now() - timedelta(minutes=10)
+    dead = TrainingRound.objects.create(
+        project=project,
+        number=1,
+        base="builtin:tiny",
+        status="running",
+        attempts=3,  # its last attempt: reaping fails it for good rather than queueing it
+        worker="gone@localhost",
+        heartbeat_at=quiet_since,
+        started_at=quiet_since,
+    )
+    only_my_workers(
+        queues="default",
+        name="beat@localhost",
+        beat=True,
+        env={"VERNACULAR_REAP_SECONDS": "1", "VERNACULAR_HEARTBEAT_STALE_SECONDS": "5"},
+    )
+
+    wait_for(lambda: TrainingRound.objects.get().status == "failed", 60, "the beat to reap it")
+
+    dead.refresh_from_db()
+    assert "stopped answering several times" in dead.error
+    assert "worker gone@localhost stopped answering; giving up." in dead.log

@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Value
+from django.db.models import F, Max, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
@@ -160,6 +160,17 @@ def rounds_reap_stale(*, project: Project) -> list[TrainingRound]:
                 _send(training_round)
             reaped.append(training_round)
     return reaped
+
+
+def rounds_reap_all() -> int:
+    """rounds_reap_stale for every project with a quiet round or scoring run: what the beat
+    schedule runs every minute, so a dead worker's round is noticed with no page open."""
+    limit = timezone.now() - timedelta(seconds=settings.VERNACULAR_HEARTBEAT_STALE_SECONDS)
+    quiet = Q(rounds__status=TrainingRound.Status.RUNNING, rounds__heartbeat_at__lt=limit) | Q(
+        scoring_runs__status=ScoringRun.Status.RUNNING, scoring_runs__heartbeat_at__lt=limit
+    )
+    projects = Project.objects.filter(quiet).distinct()
+    return sum(len(rounds_reap_stale(project=project)) for project in projects)
 
 
 def round_log(round_id: int, line: str) -> None:

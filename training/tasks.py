@@ -23,6 +23,14 @@ def round_train_task(round_id: int) -> None:
     round_run(round_id=round_id, worker=round_train_task.request.hostname or "")
 
 
+@shared_task(name="training.reap_stale", ignore_result=True)
+def reap_stale_task() -> None:
+    """On the beat schedule (settings.CELERY_BEAT_SCHEDULE), on the default queue: no torch."""
+    from training.rounds import rounds_reap_all
+
+    rounds_reap_all()
+
+
 @shared_task(name="training.score_pool", ignore_result=True)
 def scoring_task(scoring_id: int) -> None:
     from training.scoring import scoring_run

@@ -262,6 +262,8 @@ def test_the_progress_bar_writes_few_lines_with_an_eta_to_a_log():
 def test_ctrl_c_stops_training_at_a_checkpoint_that_resume_continues(
     tmp_path, tiny_model_dir, cards, capsys, monkeypatch
 ):
+    # Whatever handled Ctrl-C before (the default, or SIG_IGN under nohup) must be back after.
+    handler_before = signal.getsignal(signal.SIGINT)
     train_for_real = asr.finetune.finetune
 
     def finetune_with_ctrl_c_at_step_3(*args, progress, **kwargs):
@@ -280,7 +282,7 @@ def test_ctrl_c_stops_training_at_a_checkpoint_that_resume_continues(
     assert main(training) == 130
     assert "stopped at step 3; add --resume to continue" in capsys.readouterr().err
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handler put back
 
     monkeypatch.setattr(asr.finetune, "finetune", train_for_real)
     assert main(training + ["--resume"]) == 0
@@ -357,6 +359,8 @@ def test_pretrain_writes_an_encoder_for_finetune_and_resume_goes_on(
 def test_ctrl_c_stops_pretraining_at_a_checkpoint_that_resume_continues(
     tmp_path, tiny_pretraining, unlabeled, capsys, monkeypatch
 ):
+    # Whatever handled Ctrl-C before (the default, or SIG_IGN under nohup) must be back after.
+    handler_before = signal.getsignal(signal.SIGINT)
     train_for_real = asr.pretrain.pretrain_wav2vec2
 
     def pretrain_with_ctrl_c_at_step_2(*args, progress, **kwargs):
@@ -375,7 +379,7 @@ def test_ctrl_c_stops_pretraining_at_a_checkpoint_that_resume_continues(
         capsys.readouterr().err
     )
     assert torch.load(tmp_path / "w2v" / "checkpoint.pt", weights_only=True)["step"] == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handler put back
 
     monkeypatch.setattr(asr.pretrain, "pretrain_wav2vec2", train_for_real)
     assert main([*pretraining, "--resume"]) == 0

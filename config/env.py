@@ -45,3 +45,21 @@ def round_settings(text: str) -> dict:
             f"VERNACULAR_ROUND_SETTINGS: {error} (the settings are: {fields})"
         ) from None
     return values
+
+
+def s3_storage(bucket: str, endpoint_url: str = "", region: str = "") -> dict:
+    """STORAGES["default"] for an S3-compatible bucket (AWS, MinIO, Garage...) through
+    django-storages. Credentials come the way boto3 finds them (AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY, or the machine's role). Objects stay private: the app serves clip
+    audio itself, after its access check, so the bucket needs no public URL."""
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url or None,
+            "region_name": region or None,
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,  # never replace an object that holds someone's audio
+        },
+    }

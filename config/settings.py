@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str, round_settings
+from config.env import env_bool, env_int, env_list, env_str, round_settings, s3_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("VERNACULAR_DATA_DIR", str(BASE_DIR / "var")))
@@ -175,6 +175,14 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# Recordings and clips in an S3-compatible bucket instead of MEDIA_ROOT (models stay in
+# VERNACULAR_MODEL_DIR): tests/test_storage_s3.py runs upload to export against a real server.
+if env_str("VERNACULAR_S3_BUCKET"):
+    STORAGES["default"] = s3_storage(
+        env_str("VERNACULAR_S3_BUCKET"),
+        env_str("VERNACULAR_S3_ENDPOINT_URL"),
+        env_str("VERNACULAR_S3_REGION"),
+    )
 
 # Celery: one Redis for broker and results. Long training rounds outlive the default
 # one-hour visibility timeout, after which Redis would hand the task to a second worker.

@@ -206,7 +206,8 @@ def read_audio(
         "pipe:1",
     ]
     result = subprocess.run(command, capture_output=True, timeout=3600)
-    samples = np.frombuffer(result.stdout, dtype=np.float32)  # (n,), read-only view
+    whole = len(result.stdout) // 4 * 4  # a crashed ffmpeg may stop mid-sample
+    samples = np.frombuffer(result.stdout[:whole], dtype=np.float32)  # (n,), read-only view
     # At -loglevel error, anything ffmpeg says is bad data it skipped, even with exit code 0.
     damaged = result.returncode != 0 or bool(result.stderr.strip())
     if damaged and samples.size < SAMPLE_RATE:

@@ -4,9 +4,11 @@ their audio, and CSV. Imports validate every row and report the ones they skip."
 import csv
 import io
 import json
+import lzma
 import tempfile
 import uuid
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -95,7 +97,17 @@ def export_csv(project: Project, target: io.TextIOBase) -> None:
 MAX_MANIFEST_LINES = 100_000
 MAX_LINE_CHARS = 100_000
 MAX_PROBLEMS = 200  # then the import stops: a manifest this wrong needs fixing, not a list
-ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError)
+# What reading a damaged or encrypted member raises: zipfile's own errors, and the
+# decompressors' (a damaged deflate stream raises zlib.error, which is not an OSError).
+ZIP_MEMBER_ERRORS = (
+    zipfile.BadZipFile,
+    RuntimeError,
+    NotImplementedError,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 @dataclass
@@ -170,8 +182,6 @@ def manifest_import(
             problem = "no such file next to the manifest"
         except AudioError as error:
             problem = str(error).split(": ", 1)[-1]
-        except ZIP_MEMBER_ERRORS as error:
-            problem = f"could not be read from the zip ({_zip_error_words(error)})"
         if problem:
             report.problems.append(f"{where}: {problem}")
         else:
@@ -284,8 +294,14 @@ def zip_import(*, project: Project, archive_file, user, limits: UploadLimits) ->
                 raise FileNotFoundError(relative) from error
             path = Path(scratch) / uuid.uuid4().hex
             try:
-                with archive.open(info) as source, path.open("wb") as out:
-                    _bounded_copy(source, out, limits.max_bytes, relative)
+                try:
+                    with archive.open(info) as source, path.open("wb") as out:
+                        _bounded_copy(source, out, limits.max_bytes, relative)
+                except ZIP_MEMBER_ERRORS as error:
+                    words = _zip_error_words(error)
+                    raise AudioError(
+                        f"{relative}: could not be read from the zip ({words})"
+                    ) from error
                 yield path
             finally:
                 path.unlink(missing_ok=True)

@@ -105,8 +105,12 @@ def decode_upload(path: Path, name: str, limits: UploadLimits) -> DecodedAudio:
 
 
 def in_users_words(message: str, path: Path, name: str) -> str:
-    # ffmpeg and asr.audio name the temporary file they read; the user knows it by their name.
-    return message.replace(str(path), name).replace(path.name, name)
+    """ffmpeg and asr.audio name the (temporary) file they read, by its path inside the
+    message and by its bare name at the start; the user knows it by `name`."""
+    message = message.replace(str(path), name)
+    if message.startswith(path.name + ":"):
+        message = name + message[len(path.name) :]
+    return message
 
 
 def decode_stored(audio, name: str, max_seconds: float) -> np.ndarray:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Lower
 
 from asr.text import TextRules
@@ -229,6 +230,14 @@ class Recording(models.Model):
         return self.status in (self.Status.READY, self.Status.FAILED)
 
 
+# Scored clips first, best first; then unscored ones. Written as "IS NULL, then DESC" rather
+# than DESC NULLS LAST because neither database can index the latter the same way (SQLite
+# has no NULLS LAST in an index; PostgreSQL's DESC index puts NULLs first).
+UNSCORED_LAST = ExpressionWrapper(
+    Q(selection_score__isnull=True), output_field=models.BooleanField()
+)
+
+
 class Clip(models.Model):
     """A 1-15 s stretch of a recording: the unit that is transcribed, scored and trained on."""
 
@@ -272,7 +281,24 @@ class Clip(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["recording", "start_sample"], name="clip_unique_span"),
         ]
-        indexes = [models.Index(fields=["project", "status", "split"])]
+        indexes = [
+            models.Index(fields=["project", "status", "split"]),
+            # The minutes in test and dev (labeling.queue.evaluation_minutes), read at every lease.
+            models.Index(fields=["project", "split", "status"], name="clip_split_minutes"),
+            # The queue's two orders (labeling.queue.queue_candidates): a lease reads the
+            # first rows of one of these instead of sorting every open clip.
+            models.Index(
+                fields=["project", "status", "split", "random_key"], name="clip_queue_random"
+            ),
+            models.Index(
+                F("project"),
+                F("status"),
+                UNSCORED_LAST,
+                F("selection_score").desc(),
+                F("random_key"),
+                name="clip_queue_scored",
+            ),
+        ]
         ordering = ["recording_id", "start_sample"]
 
     def __str__(self) -> str:

@@ -15,10 +15,10 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
-from labeling.models import SAMPLE_RATE, Clip, Project, Transcript
+from labeling.models import SAMPLE_RATE, UNSCORED_LAST, Clip, Project, Transcript
 
 ACTIVE = (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED)
 CLAIM_BATCH = 8  # candidates tried per read
@@ -29,37 +29,42 @@ def _lease_free(now) -> Q:
     return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
 
 
-def split_minutes(project: Project, split: str, now=None) -> float:
-    """Minutes of clips in a split that are labeled, or being labeled right now."""
+def evaluation_minutes(project: Project, now=None) -> dict[str, float]:
+    """Minutes of test and of dev clips that are labeled, or being labeled right now: one
+    query (it runs at every lease)."""
     now = now or timezone.now()
     labeled_or_open = Q(status__in=[Clip.Status.SUBMITTED, Clip.Status.ACCEPTED]) | Q(
         status=Clip.Status.UNLABELED, lease_expires_at__gte=now
     )
-    total = (
-        Clip.objects.filter(project=project, split=split)
+    samples = F("end_sample") - F("start_sample")
+    totals = (
+        Clip.objects.filter(project=project, split__in=[Clip.Split.TEST, Clip.Split.DEV])
         .filter(labeled_or_open)
-        .aggregate(samples=Sum(F("end_sample") - F("start_sample")))["samples"]
+        .aggregate(
+            test=Sum(samples, filter=Q(split=Clip.Split.TEST)),
+            dev=Sum(samples, filter=Q(split=Clip.Split.DEV)),
+        )
     )
-    return (total or 0) / SAMPLE_RATE / 60
+    return {split: (total or 0) / SAMPLE_RATE / 60 for split, total in totals.items()}
 
 
 def split_wanted(project: Project, now=None) -> str:
     """The split a newly labeled clip joins: test, then dev, until each has its minutes."""
-    for split, target in (
-        (Clip.Split.TEST, project.test_minutes_target),
-        (Clip.Split.DEV, project.dev_minutes_target),
-    ):
-        if split_minutes(project, split, now) < target:
-            return split
+    minutes = evaluation_minutes(project, now)
+    if minutes[Clip.Split.TEST] < project.test_minutes_target:
+        return Clip.Split.TEST
+    if minutes[Clip.Split.DEV] < project.dev_minutes_target:
+        return Clip.Split.DEV
     return Clip.Split.TRAIN
 
 
-def queue_candidates(project: Project, user, now=None):
-    """(split the clip joins, candidates in serving order).
+def queue_candidates(project: Project, user, now=None) -> tuple[str, list[QuerySet]]:
+    """(split the clip joins, candidate querysets to read in turn, each in serving order).
 
     Random test clips first, then random dev clips, until each reaches its target minutes;
     then the clips the latest scoring run rates most worth labeling; random before any
-    scoring run exists.
+    scoring run exists. Each queryset's order is an index's order (Clip.Meta.indexes), so
+    a lease reads a few rows however many clips are open.
     """
     now = now or timezone.now()
     open_clips = (
@@ -69,11 +74,15 @@ def queue_candidates(project: Project, user, now=None):
     )
     split = split_wanted(project, now)
     if split != Clip.Split.TRAIN:
-        # Clips drawn for this split earlier but never labeled come first ("test" > "").
-        pool = open_clips.filter(split__in=[split, Clip.Split.UNASSIGNED])
-        return split, pool.order_by("-split", "random_key")
+        # Clips drawn for this split earlier but never labeled come first, then undrawn ones.
+        return split, [
+            open_clips.filter(split=split).order_by("random_key"),
+            open_clips.filter(split=Clip.Split.UNASSIGNED).order_by("random_key"),
+        ]
     pool = open_clips.filter(split__in=[Clip.Split.TRAIN, Clip.Split.UNASSIGNED])
-    return Clip.Split.TRAIN, pool.order_by(F("selection_score").desc(nulls_last=True), "random_key")
+    return Clip.Split.TRAIN, [
+        pool.order_by(UNSCORED_LAST, F("selection_score").desc(), "random_key")
+    ]
 
 
 def clip_lease_next(*, project: Project, user) -> Clip | None:
@@ -83,19 +92,31 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
     Two users never hold the same clip: each claim is a conditional UPDATE that only one wins.
     """
     now = timezone.now()
-    held = Clip.objects.filter(
-        project=project, status=Clip.Status.UNLABELED, lease_user=user, lease_expires_at__gte=now
-    ).first()
+    held = (
+        Clip.objects.filter(
+            project=project,
+            status=Clip.Status.UNLABELED,
+            lease_user=user,
+            lease_expires_at__gte=now,
+        )
+        .select_related("recording")
+        .first()
+    )
     if held:
         return held
-    split, candidates = queue_candidates(project, user, now)
+    split, candidate_sets = queue_candidates(project, user, now)
     lost: list[int] = []
+    sets = iter(candidate_sets)
+    candidates = next(sets)
     # Everyone reads the same top candidates, so under a crowd most claims are lost: after a
-    # batch is lost, read the next candidates fresh. Only an empty read means an empty queue.
+    # batch is lost, read the next candidates fresh. Only empty reads mean an empty queue.
     for _ in range(CLAIM_BATCHES):
         batch = list(candidates.exclude(pk__in=lost).values_list("pk", flat=True)[:CLAIM_BATCH])
-        if not batch:
-            return None
+        while not batch:
+            candidates = next(sets, None)
+            if candidates is None:
+                return None
+            batch = list(candidates.exclude(pk__in=lost).values_list("pk", flat=True)[:CLAIM_BATCH])
         if lost:
             random.shuffle(batch)  # in a crowd: spread it over near-equal candidates
         for clip_id in batch:
@@ -110,7 +131,7 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
                 )
             )
             if claimed:
-                return Clip.objects.get(pk=clip_id)
+                return Clip.objects.select_related("recording").get(pk=clip_id)
         lost += batch
     return None
 
@@ -161,9 +182,9 @@ def transcript_submit(
     )
     if conflict:
         others.update(conflict=True)
-    else:
-        clip.status = Clip.Status.FLAGGED if flag else Clip.Status.SUBMITTED
     if held:
+        # Labeled now, even beside a transcript kept for review: it leaves the queue.
+        clip.status = Clip.Status.FLAGGED if flag else Clip.Status.SUBMITTED
         clip.lease_user, clip.lease_token, clip.lease_expires_at = None, None, None
     # Only the fields this owns: a scoring run may be writing the draft and score right now.
     clip.save(update_fields=["status", "lease_user", "lease_token", "lease_expires_at"])

@@ -20,7 +20,11 @@ def projects_for_user(user) -> QuerySet[Membership]:
 
 
 def invitations_for_user(user) -> QuerySet[Invitation]:
-    return Invitation.objects.filter(username=user.username).select_related("project", "invited_by")
+    """Invitations to this account's name made after the account existed: one made out to a
+    name nobody had is never inherited by whoever creates that name later."""
+    return Invitation.objects.filter(
+        username__iexact=user.username, created_at__gte=user.date_joined
+    ).select_related("project", "invited_by")
 
 
 def project_members(project: Project) -> QuerySet[Membership]:
@@ -159,11 +163,12 @@ class QueueState:
 
 
 def queue_state(project: Project) -> QueueState:
-    from labeling.queue import split_minutes
+    from labeling.queue import evaluation_minutes
 
+    minutes = evaluation_minutes(project)
     return QueueState(
-        test_minutes=split_minutes(project, Clip.Split.TEST),
-        dev_minutes=split_minutes(project, Clip.Split.DEV),
+        test_minutes=minutes[Clip.Split.TEST],
+        dev_minutes=minutes[Clip.Split.DEV],
         test_target=project.test_minutes_target,
         dev_target=project.dev_minutes_target,
         open_clips=project.clips.filter(status=Clip.Status.UNLABELED).count(),

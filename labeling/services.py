@@ -62,7 +62,7 @@ def member_account_create(*, project: Project, username: str, role: str) -> tupl
 
 def membership_invite(*, project: Project, username: str, role: str, invited_by) -> Invitation:
     """An invitation by name, whether or not such an account exists (see the module doc)."""
-    if project.memberships.filter(user__username=username).exists():
+    if project.memberships.filter(user__username__iexact=username).exists():
         raise ValidationError(f"{username} is already a member of this project.")
     invitation, _ = Invitation.objects.update_or_create(
         project=project, username=username, defaults={"role": role, "invited_by": invited_by}
@@ -72,7 +72,9 @@ def membership_invite(*, project: Project, username: str, role: str, invited_by)
 
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user) -> Membership:
-    if invitation.username != user.username:
+    if invitation.username.lower() != user.username.lower() or (
+        invitation.created_at < user.date_joined
+    ):
         raise ValidationError("This invitation is for someone else.")
     membership = Membership.objects.filter(project=invitation.project, user=user).first()
     if membership is None:

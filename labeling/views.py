@@ -20,7 +20,7 @@ def project_list(request):
 @require_POST
 def invitation_respond(request, invitation_id: int):
     # Only the invitee sees an invitation; anyone else gets the 404 of a missing one.
-    invitation = get_object_or_404(Invitation, pk=invitation_id, username=request.user.username)
+    invitation = get_object_or_404(selectors.invitations_for_user(request.user), pk=invitation_id)
     if request.POST.get("action") == "accept":
         membership = services.invitation_accept(invitation=invitation, user=request.user)
         messages.success(

@@ -115,3 +115,35 @@ def test_pages_carry_a_content_security_policy_without_inline_script(client_for,
     assert "frame-ancestors 'none'" in policy
     body = response.content.decode()
     assert " onsubmit=" not in body and "data-confirm=" in body
+
+
+def test_behind_a_proxy_a_strangers_guesses_do_not_pause_the_username_for_everyone(
+    client, owner, settings
+):
+    settings.VERNACULAR_PROXY_COUNT = 1
+    stranger = {"HTTP_X_FORWARDED_FOR": "203.0.113.9", "REMOTE_ADDR": "10.0.0.2"}
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(reverse("login"), {"username": "olga", "password": "guess"}, **stranger)
+    assert (
+        client.post(
+            reverse("login"), {"username": "olga", "password": "guess"}, **stranger
+        ).status_code
+        == 429
+    )
+
+    olga = {"HTTP_X_FORWARDED_FOR": "198.51.100.4", "REMOTE_ADDR": "10.0.0.2"}  # same proxy
+    response = Client().post(
+        reverse("login"), {"username": "olga", "password": "correct horse battery staple"}, **olga
+    )
+
+    assert response.status_code == 302
+
+
+def test_a_forged_forwarded_for_entry_does_not_change_the_counted_address(settings, rf):
+    from config.client_ip import client_ip
+
+    settings.VERNACULAR_PROXY_COUNT = 1
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.9", REMOTE_ADDR="10.0.0.2")
+    assert client_ip(request) == "203.0.113.9"  # the proxy's entry, not the client's own
+    settings.VERNACULAR_PROXY_COUNT = 0
+    assert client_ip(request) == "10.0.0.2"

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import re
+import tempfile
 import time
 import tracemalloc
 import zipfile
@@ -166,12 +167,13 @@ def import_post(client, project, upload):
     return response.content.decode()
 
 
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
 def test_a_damaged_and_an_encrypted_member_are_reported_by_row_and_the_rest_imported(
-    client_for, owner, english, tmp_path
+    client_for, owner, english, tmp_path, compression
 ):
     (good, good_audio), (crc, crc_audio), (locked, locked_audio) = speech_rows(3)
     path = tmp_path / "import.zip"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
         archive.writestr(
             "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in (good, crc, locked))
         )
@@ -187,8 +189,11 @@ def test_a_damaged_and_an_encrypted_member_are_reported_by_row_and_the_rest_impo
             if name in content[match.start() : match.start() + 46 + len(name)]
         )
         content[header + flag_at] |= 0x1  # "encrypted": a reader needs a password
-    at = content.index(crc_audio[:64]) + len(crc_audio) // 2
-    content[at] ^= 0xFF  # one flipped byte: the member's CRC no longer matches
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo(crc["audio_filepath"])
+    data_at = member.header_offset + 30 + len(member.filename) + len(member.extra)
+    for at in range(data_at + 100, data_at + member.compress_size - 100, 997):
+        content[at] ^= 0xFF  # flipped bytes: a broken stream, or a CRC that no longer matches
 
     body = import_post(client_for(owner), english, SimpleUploadedFile("x.zip", bytes(content)))
 
@@ -271,7 +276,8 @@ def test_an_unreadable_member_names_the_users_file_not_a_server_path(owner, engl
 
     [problem] = report.problems
     assert problem.startswith("line 1 (a.wav): not readable as audio")
-    assert "/tmp" not in problem and "tmp" not in problem.split("(a.wav)")[1]
+    assert tempfile.gettempdir() not in problem
+    assert re.search(r"[0-9a-f]{32}", problem) is None  # nor the scratch copy's name
 
 
 @pytest.mark.parametrize("text", ["=1+1", "@sum(a1)", "-1+1", "+1"])

@@ -147,3 +147,28 @@ def test_handover_passwords_avoid_look_alike_characters():
     assert len(passwords) == 200
     assert not set("".join(passwords)) & set("0O1lI")
     assert all(len(p) == 14 and p.count("-") == 2 for p in passwords)
+
+
+def test_an_account_created_after_an_invitation_to_its_name_does_not_inherit_it(
+    client_for, owner, project, make_user
+):
+    add(client_for(owner), project, "zawadi", role="manager")  # no such account yet
+    invitation = Invitation.objects.get()
+    latecomer = make_user("zawadi")  # someone takes the name afterwards
+
+    page = client_for(latecomer).get(reverse("project_list")).content.decode()
+    response = client_for(latecomer).post(
+        reverse("invitation_respond", args=[invitation.pk]), {"action": "accept"}
+    )
+
+    assert "invites you" not in page
+    assert response.status_code == 404
+    assert not Membership.objects.filter(project=project, user=latecomer).exists()
+
+
+def test_an_invitation_reaches_its_account_whatever_the_case_of_the_name(
+    client_for, owner, project, outsider
+):
+    add(client_for(owner), project, "OSCAR")
+    page = client_for(outsider).get(reverse("project_list")).content.decode()
+    assert "olga invites you as annotator" in page

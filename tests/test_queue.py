@@ -104,6 +104,7 @@ def test_twenty_annotators_at_once_never_hear_nothing_to_transcribe_while_clips_
     for user in users:
         project.memberships.create(user=user, role="annotator")
     empty: list[str] = []
+    failures: list[BaseException] = []
     barrier = threading.Barrier(len(users))
 
     def work(user):
@@ -115,6 +116,8 @@ def test_twenty_annotators_at_once_never_hear_nothing_to_transcribe_while_clips_
                     empty.append(user.username)
                     continue
                 submit(clip, user, "sawa")
+        except BaseException as error:  # seen by the assertions below, not lost in the thread
+            failures.append(error)
         finally:
             connection.close()
 
@@ -124,6 +127,7 @@ def test_twenty_annotators_at_once_never_hear_nothing_to_transcribe_while_clips_
     for thread in threads:
         thread.join(timeout=120)
 
+    assert failures == []
     assert empty == []  # 100 leases from 150 open clips: an empty queue would be false
     assert Transcript.objects.count() == 100
 
@@ -331,7 +335,7 @@ def test_a_lease_that_timed_out_untouched_still_counts_as_held(project, make_cli
 
 
 def test_a_submit_with_someone_elses_lease_keeps_both_texts(
-    project, make_clips, annotator, reviewer
+    project, make_clips, annotator, reviewer, owner
 ):
     make_clips(project, count=1)
     mine = queue.clip_lease_next(project=project, user=annotator)
@@ -348,6 +352,9 @@ def test_a_submit_with_someone_elses_lease_keeps_both_texts(
     )
     assert own.created and own.conflict
     assert set(Transcript.objects.values_list("text", flat=True)) == {"yangu", "yao"}
+    theirs.refresh_from_db()
+    assert theirs.status == "submitted"  # labeled by its leaseholder: out of the queue
+    assert queue.clip_lease_next(project=project, user=owner) is None
 
 
 def test_rejecting_one_side_of_a_disagreement_lets_the_other_stand(

@@ -54,7 +54,8 @@ class Command(BaseCommand):
             password = stored or "(set before; not stored here)"
             note = "  (unless you changed it since)"
 
-        project = Project.objects.filter(name__iexact=DEMO_PROJECT["name"]).first()
+        # The demo account's own project: another user's of the same name is left alone.
+        project = Project.objects.filter(name__iexact=DEMO_PROJECT["name"], created_by=user).first()
         if project is None:
             project = services.project_create(**DEMO_PROJECT, created_by=user)
         if corpus_clips and not project.recordings.exists():

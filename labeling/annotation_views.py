@@ -319,4 +319,6 @@ def import_manifest(request, project_id: int):
         messages.error(request, f"Not imported: {problem}")
     if len(report.problems) > 20:
         messages.error(request, f"… and {len(report.problems) - 20} more rows not imported.")
+    if report.stopped:
+        messages.error(request, report.stopped)
     return redirect("recording_list", project.pk)

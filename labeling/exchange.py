@@ -114,11 +114,7 @@ ZIP_MEMBER_ERRORS = (
 class ImportReport:
     imported: int = 0
     problems: list[str] = field(default_factory=list)
-
-    def stop_reason(self) -> str | None:
-        if len(self.problems) >= MAX_PROBLEMS:
-            return f"stopped after {MAX_PROBLEMS} rows that could not be imported; fix the manifest"
-        return None
+    stopped: str = ""  # why the rest of the manifest was not read, if it was not
 
 
 def manifest_import(
@@ -140,13 +136,16 @@ def manifest_import(
     max_seconds = max(project.clip_max_seconds, 30.0)
     for number, line in enumerate(lines, start=1):
         if number > MAX_MANIFEST_LINES:
-            report.problems.append(
-                f"the manifest has more than {MAX_MANIFEST_LINES:,} lines; the rest was not "
-                "read (import it in parts)"
+            report.stopped = (
+                f"The manifest has more than {MAX_MANIFEST_LINES:,} lines; the rest was not "
+                "read (import it in parts)."
             )
             break
-        if report.stop_reason():
-            report.problems.append(report.stop_reason())
+        if len(report.problems) >= MAX_PROBLEMS:
+            report.stopped = (
+                f"Stopped after {MAX_PROBLEMS} rows that could not be imported; the rest was "
+                "not read. Fix the manifest and import it again."
+            )
             break
         if not line.strip():
             continue

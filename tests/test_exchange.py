@@ -227,8 +227,8 @@ def test_a_manifest_bomb_is_read_in_bounded_memory_and_stops_at_the_problem_cap(
     tracemalloc.stop()
     assert time.monotonic() - started < 10
     assert peak < 20 * 2**20
-    assert len(report.problems) == exchange.MAX_PROBLEMS + 1
-    assert report.problems[-1].startswith("stopped after 200 rows")
+    assert len(report.problems) == exchange.MAX_PROBLEMS
+    assert report.stopped.startswith("Stopped after 200 rows that could not be imported")
 
 
 def test_an_endless_line_is_refused_without_holding_it(owner, english, tmp_path):
@@ -297,3 +297,14 @@ def test_csv_cells_that_a_spreadsheet_would_run_open_as_text(
     assert row["text"] == "'" + text
     assert row["recording"] == '\'=HYPERLINK("http://x")'
     assert row["start_seconds"] == "0.0"  # numbers stay numbers
+
+
+def test_the_import_page_says_why_it_stopped_reading(client_for, owner, english, tmp_path):
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.jsonl", b"{}\n" * 1000)
+
+    body = import_post(client_for(owner), english, SimpleUploadedFile("b.zip", path.read_bytes()))
+
+    assert "… and 180 more rows not imported." in body
+    assert "Stopped after 200 rows that could not be imported; the rest was not read." in body

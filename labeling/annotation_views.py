@@ -7,7 +7,6 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.defaultfilters import pluralize
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
@@ -312,9 +311,7 @@ def import_manifest(request, project_id: int):
         project=project, archive_file=uploaded, user=request.user, limits=limits
     )
     if report.imported:
-        messages.success(
-            request, f"Imported {report.imported} labeled clip{pluralize(report.imported)}."
-        )
+        messages.success(request, report.summary())
     for problem in report.problems[:20]:
         messages.error(request, f"Not imported: {problem}")
     if len(report.problems) > 20:

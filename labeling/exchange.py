@@ -1,5 +1,10 @@
 """Labeled data in and out: NeMo-style JSONL manifests (audio_filepath, duration, text) with
-their audio, and CSV. Imports validate every row and report the ones they skip."""
+their audio, and CSV. Imports validate every row and report the ones they skip.
+
+An export carries what training reads (`text_normalized`, next to the raw `text`), each
+clip's split and status; an import keeps the split and status a manifest gives, so an
+export of project A imported into a new project B has the same test and dev sets.
+"""
 
 import csv
 import io
@@ -9,6 +14,7 @@ import tempfile
 import uuid
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -19,9 +25,9 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
-from asr.audio import SAMPLE_RATE, AudioError, decode_audio
-from asr.text import validate_text
-from labeling.ingest import UploadLimits, _sha256, _wav_bytes, in_users_words
+from asr.audio import SAMPLE_RATE, AudioError, decode_audio, wav_bytes
+from asr.text import normalize_text, validate_text
+from labeling.ingest import UploadLimits, _sha256, in_users_words
 from labeling.models import Clip, Project, Recording, Transcript
 from labeling.selectors import labeled_set
 
@@ -33,19 +39,21 @@ CSV_COLUMNS = [
     "duration",
     "split",
     "text",
+    "text_normalized",
     "author",
     "status",
     "audio_filepath",
 ]
 
 
-def _rows(transcripts: Iterable[Transcript]) -> Iterable[dict]:
+def _rows(transcripts: Iterable[Transcript], rules) -> Iterable[dict]:
     for transcript in transcripts:
         clip = transcript.clip
         yield {
             "audio_filepath": f"audio/{clip.pk}.wav",
             "duration": round(clip.duration_seconds, 3),
             "text": transcript.text,
+            "text_normalized": normalize_text(transcript.text, rules),
             "clip_id": clip.pk,
             "recording": clip.recording.original_name,
             "start_seconds": round(clip.start_seconds, 3),
@@ -63,7 +71,7 @@ def export_manifest_zip(project: Project, target) -> int:
     clips = {t.clip_id: t.clip for t in standing}
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         lines = []
-        for row in _rows(standing):
+        for row in _rows(standing, project.text_rules()):
             with clips[row["clip_id"]].audio.open("rb") as audio:
                 archive.writestr(row["audio_filepath"], audio.read())
             lines.append(json.dumps(row, ensure_ascii=False))
@@ -89,7 +97,7 @@ def export_csv(project: Project, target: io.TextIOBase) -> None:
         target, fieldnames=CSV_COLUMNS, extrasaction="ignore", quoting=csv.QUOTE_ALL
     )
     writer.writeheader()
-    for row in _rows(labeled_set(project)):
+    for row in _rows(labeled_set(project), project.text_rules()):
         writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
 
 
@@ -110,11 +118,23 @@ ZIP_MEMBER_ERRORS = (
 )
 
 
+# What an imported row may say of itself; a row that says nothing is an accepted train clip.
+IMPORT_SPLITS = (Clip.Split.TEST, Clip.Split.DEV, Clip.Split.TRAIN)
+IMPORT_STATUSES = (Transcript.Status.ACCEPTED, Transcript.Status.SUBMITTED)
+
+
 @dataclass
 class ImportReport:
     imported: int = 0
     problems: list[str] = field(default_factory=list)
     stopped: str = ""  # why the rest of the manifest was not read, if it was not
+    splits: Counter = field(default_factory=Counter)  # imported clips per split
+
+    def summary(self) -> str:
+        """e.g. "Imported 12 labeled clips: 3 test, 2 dev, 7 train." """
+        parts = ", ".join(f"{self.splits[s]} {s}" for s in IMPORT_SPLITS if self.splits[s])
+        plural = "" if self.imported == 1 else "s"
+        return f"Imported {self.imported} labeled clip{plural}" + (f": {parts}." if parts else ".")
 
 
 def manifest_import(
@@ -125,11 +145,12 @@ def manifest_import(
     user,
     limits: UploadLimits,
 ) -> ImportReport:
-    """Imports each manifest line as one clip with an accepted transcript, in the train split.
+    """Imports each manifest line as one labeled clip.
 
-    `open_audio(relative_path)` yields a local file. Imported clips never join the test or
-    dev set: those are drawn at random from the project's own recordings, so every model is
-    measured on the same kind of audio.
+    `open_audio(relative_path)` yields a local file. A row's `split` (test, dev, train) and
+    `status` (accepted, submitted) are kept, as our own export writes them; a row without
+    them is an accepted train clip, so that audio from elsewhere never joins the test or dev
+    set unasked.
     """
     report = ImportReport()
     rules = project.text_rules()
@@ -156,10 +177,18 @@ def manifest_import(
             row = json.loads(line)
             relative = str(row["audio_filepath"])
             text = str(row.get("text", ""))
-        except (ValueError, KeyError, TypeError):
+            split = str(row.get("split") or Clip.Split.TRAIN)
+            status = str(row.get("status") or Transcript.Status.ACCEPTED)
+        except (ValueError, KeyError, TypeError, AttributeError):
             report.problems.append(f"line {number}: not a JSON object with audio_filepath and text")
             continue
         where = f"line {number} ({relative})"
+        if split not in IMPORT_SPLITS or status not in IMPORT_STATUSES:
+            report.problems.append(
+                f"{where}: split must be test, dev or train and status accepted or submitted "
+                f"(not {split!r}, {status!r})"
+            )
+            continue
         path = PurePosixPath(relative)
         if path.is_absolute() or ".." in path.parts:
             report.problems.append(f"{where}: the path must stay inside the manifest's folder")
@@ -174,7 +203,9 @@ def manifest_import(
         try:
             with open_audio(relative) as local:
                 try:
-                    problem = _import_one(project, local, relative, text, user, limits, max_seconds)
+                    problem = _import_one(
+                        project, local, relative, text, split, status, user, limits, max_seconds
+                    )
                 except AudioError as error:
                     raise AudioError(in_users_words(str(error), local, relative)) from error
         except FileNotFoundError:
@@ -185,11 +216,12 @@ def manifest_import(
             report.problems.append(f"{where}: {problem}")
         else:
             report.imported += 1
+            report.splits[split] += 1
     return report
 
 
 def _import_one(
-    project, local: Path, name: str, text: str, user, limits, max_seconds
+    project, local: Path, name: str, text: str, split: str, status: str, user, limits, max_seconds
 ) -> str | None:
     sha256 = _sha256(local)
     if Recording.objects.filter(project=project, sha256=sha256).exists():
@@ -216,21 +248,22 @@ def _import_one(
             recording=recording,
             start_sample=0,
             end_sample=len(samples),
-            split=Clip.Split.TRAIN,
-            status=Clip.Status.ACCEPTED,
+            split=split,
+            status=Clip.Status(status),  # the clip's status words match the transcript's
         )
         clip.audio.save(
-            f"clips/{project.pk}/{recording.pk}/0.wav", ContentFile(_wav_bytes(samples)), save=False
+            f"clips/{project.pk}/{recording.pk}/0.wav", ContentFile(wav_bytes(samples)), save=False
         )
         clip.save()
+        accepted = status == Transcript.Status.ACCEPTED
         Transcript.objects.create(
             clip=clip,
             author=user,
             lease_token=uuid.uuid4(),
             text=text.strip(),
-            status=Transcript.Status.ACCEPTED,
-            reviewed_by=user,
-            reviewed_at=timezone.now(),
+            status=status,
+            reviewed_by=user if accepted else None,
+            reviewed_at=timezone.now() if accepted else None,
         )
     return None
 

@@ -7,11 +7,9 @@ sample), so a re-run never duplicates them.
 """
 
 import hashlib
-import io
 import logging
 import shutil
 import tempfile
-import wave
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,12 +25,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from asr.audio import (
-    SAMPLE_RATE,
     AudioError,
     DecodedAudio,
     SegmentConfig,
     read_audio,
     segment_speech,
+    wav_bytes,
 )
 from config.dispatch import dispatch_on_commit
 from labeling.models import Clip, Project, Recording
@@ -182,17 +180,6 @@ def recording_retry(*, recording: Recording) -> bool:
     return bool(updated)
 
 
-def _wav_bytes(samples: np.ndarray) -> bytes:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
-    return buffer.getvalue()
-
-
 def recording_ingest(*, recording_id: int) -> None:
     """Decode, segment, store clips. Claims the row first: one ingest per recording at a time."""
     claimed = Recording.objects.filter(pk=recording_id, status=Recording.Status.QUEUED).update(
@@ -239,7 +226,7 @@ def _clip_store(recording: Recording, samples: np.ndarray, start: int, end: int)
     name = f"clips/{recording.project_id}/{recording.pk}/{start}.wav"
     if default_storage.exists(name):
         default_storage.delete(name)
-    stored = default_storage.save(name, ContentFile(_wav_bytes(samples[start:end])))
+    stored = default_storage.save(name, ContentFile(wav_bytes(samples[start:end])))
     Clip.objects.bulk_create(
         [
             Clip(

@@ -98,7 +98,7 @@ def test_importing_a_zip_keeps_good_rows_and_names_the_bad_ones(
         reverse("import_manifest", args=[english.pk]), {"archive": upload}, follow=True
     )
     body = response.content.decode()
-    assert "Imported 3 labeled clips." in body
+    assert "Imported 3 labeled clips: 3 train." in body
     assert "line 4 (missing.wav): no such file next to the manifest" in body
     assert "line 5" in body and "not in the alphabet: 5" in body
     assert "line 6 (../../etc/passwd): the path must stay inside" in body
@@ -117,21 +117,72 @@ def test_importing_something_that_is_not_a_zip(client_for, owner, english):
     assert not Recording.objects.exists()
 
 
-def test_export_then_import_round_trips(
-    client_for, owner, annotator, english, other_project, make_clips
+def test_export_then_import_keeps_the_test_and_dev_sets_and_what_training_reads(
+    client_for, owner, annotator, english, other_project, make_clips, settings
 ):
-    make_clips(english, count=2)
-    label(english, annotator, ["one", "two"])
+    english.test_minutes_target = 2 * 2.0 / 60  # two 2 s clips each in test and dev
+    english.dev_minutes_target = 2 * 2.0 / 60
+    english.strip_chars = ".,"
+    english.save()
+    make_clips(english, count=6)
+    label(english, annotator, ["One.", "two", "three,", "four", "five", "six"])
+    queue.transcript_review(
+        transcript=Transcript.objects.get(text="four"), reviewer=owner, action="accept"
+    )
     response = client_for(owner).get(reverse("export_manifest", args=[english.pk]))
-    exported = SimpleUploadedFile("x.zip", b"".join(response.streaming_content))
-    other_project.alphabet = ENGLISH
+    exported = b"".join(response.streaming_content)
+    rows = [
+        json.loads(line)
+        for line in zipfile.ZipFile(io.BytesIO(exported)).read("manifest.jsonl").splitlines()
+    ]
+    assert {r["text"]: r["text_normalized"] for r in rows}["One."] == "one"
+    other_project.alphabet = ENGLISH + ".,"
     other_project.save()
     outsider = other_project.memberships.get().user
-    client_for(outsider).post(
-        reverse("import_manifest", args=[other_project.pk]), {"archive": exported}
+
+    page = client_for(outsider).post(
+        reverse("import_manifest", args=[other_project.pk]),
+        {"archive": SimpleUploadedFile("x.zip", exported)},
+        follow=True,
     )
-    texts = Transcript.objects.filter(clip__project=other_project).values_list("text", flat=True)
-    assert sorted(texts) == ["one", "two"]
+
+    assert "Imported 6 labeled clips: 2 test, 2 dev, 2 train." in page.content.decode()
+
+    def standing(project):
+        return {
+            (t.clip.split, t.text, t.status, t.clip.status)
+            for t in Transcript.objects.filter(clip__project=project).select_related("clip")
+        }
+
+    assert standing(other_project) == standing(english)
+    # The same test audio, sample for sample: the same model scores the same there.
+    test_audio = {
+        project: sorted(
+            c.audio.open("rb").read()[44:]
+            for c in Clip.objects.filter(project=project, split="test")
+        )
+        for project in (english, other_project)
+    }
+    assert test_audio[english] == test_audio[other_project]
+
+
+def test_an_import_row_with_a_split_it_cannot_have_is_named(owner, english, tmp_path):
+    ((row, audio),) = speech_rows(1)
+    path = tmp_path / "bad-split.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("manifest.jsonl", json.dumps({**row, "split": "holdout"}) + "\n")
+        archive.writestr(row["audio_filepath"], audio)
+
+    with path.open("rb") as handle:
+        report = exchange.zip_import(
+            project=english, archive_file=handle, user=owner, limits=UploadLimits(2**24, 600)
+        )
+
+    assert report.imported == 0
+    assert (
+        "split must be test, dev or train" in report.problems[0]
+        and "'holdout'" in report.problems[0]
+    )
 
 
 def test_the_folder_import_command(owner, english, capsys):
@@ -141,7 +192,7 @@ def test_the_folder_import_command(owner, english, capsys):
         project=english.pk,
         user=owner.username,
     )
-    assert "Imported 10 clips" in capsys.readouterr().out
+    assert "Imported 10 labeled clips: 10 train." in capsys.readouterr().out
     call_command(
         "import_manifest",
         str(real_speech_dir() / "manifest.jsonl"),
@@ -149,7 +200,7 @@ def test_the_folder_import_command(owner, english, capsys):
         user=owner.username,
     )
     captured = capsys.readouterr()
-    assert "Imported 0 clips" in captured.out
+    assert "Imported 0 labeled clips." in captured.out
     assert "already; skipped" in captured.err
 
 
@@ -197,7 +248,9 @@ def test_a_damaged_and_an_encrypted_member_are_reported_by_row_and_the_rest_impo
 
     body = import_post(client_for(owner), english, SimpleUploadedFile("x.zip", bytes(content)))
 
-    assert "Imported 1 labeled clip." in body, re.findall(r"(?:Not imported|Imported)[^<]*", body)
+    assert "Imported 1 labeled clip: 1 train." in body, re.findall(
+        r"(?:Not imported|Imported)[^<]*", body
+    )
     assert (
         f"line 2 ({crc['audio_filepath']}): could not be read from the zip (it is damaged" in body
     )

@@ -34,4 +34,4 @@ class Command(BaseCommand):
             self.stderr.write(f"skipped {problem}")
         if report.stopped:
             self.stderr.write(report.stopped)
-        self.stdout.write(f"Imported {report.imported} clips into {target.name}.")
+        self.stdout.write(f"{report.summary()} Into {target.name}.")

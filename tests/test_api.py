@@ -150,6 +150,54 @@ def test_the_model_zip_is_a_transformers_folder_with_a_card(
     assert model.config.vocab_size == len(processor.tokenizer)
 
 
+def test_the_cards_recipe_and_transformers_pipeline_transcribe_as_the_app_does(
+    client_for, owner, project, promoted, tmp_path
+):
+    """The zip's folder, loaded by transformers alone in a process that cannot import our
+    code: the card's own snippet and pipeline("automatic-speech-recognition") both give the
+    app's greedy text for a real clip."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from asr.audio import decode_audio
+    from asr.model import load_ctc_model, transcribe_clips
+
+    response = client_for(owner).get(reverse("model_download", args=[project.pk, 1]))
+    zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(tmp_path / "z")
+    folder = tmp_path / "z" / "round-1"
+    from tests.conftest import real_speech_dir
+
+    samples = decode_audio(sorted(real_speech_dir().glob("*.wav"))[0])
+    np.save(tmp_path / "clip.npy", samples)
+    expected = transcribe_clips(load_ctc_model(folder), [samples])[0].text
+    card = (folder / "README.md").read_text()
+    recipe = (
+        card.split("```python\n")[1].split("```")[0].replace("path/to/this/folder", str(folder))
+    )
+    program = (
+        "import sys, numpy as np\n"
+        f"samples_16khz_mono = np.load({str(tmp_path / 'clip.npy')!r})\n"
+        + recipe
+        + "from transformers import pipeline\n"
+        + f"print(pipeline('automatic-speech-recognition', model={str(folder)!r})"
+        + "(samples_16khz_mono)['text'])\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-I", "-c", program],  # -I: no cwd, no PYTHONPATH, no user site
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    card_line, pipeline_line = run.stdout.strip().splitlines()[-2:]
+    assert card_line == str([expected])  # the snippet prints batch_decode's list
+    assert pipeline_line == expected
+
+
 def test_a_whisper_based_card_says_how_to_load_it(project, promoted, tmp_path):
     from training.exports import model_card
 

@@ -1,12 +1,12 @@
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet, Sum
 from django.utils import timezone
 
 from asr.metrics import clip_errors
 from asr.text import normalize_text
-from labeling.models import Clip, Invitation, Membership, Project, Transcript
+from labeling.models import SAMPLE_RATE, Clip, Invitation, Membership, Project, Transcript
 
 
 def projects_for_user(user) -> QuerySet[Membership]:
@@ -17,6 +17,46 @@ def projects_for_user(user) -> QuerySet[Membership]:
         .annotate(member_count=Count("project__memberships"))
         .order_by("project__name")
     )
+
+
+def split_warnings(project: Project) -> list[str]:
+    """What makes this project's test figures less than honest, in words for its people:
+    test and dev targets larger than its audio, a test set from a single recording, and
+    recordings whose clips sit both in test or dev and in training."""
+    warnings = []
+    samples = F("end_sample") - F("start_sample")
+    total = (project.clips.aggregate(s=Sum(samples))["s"] or 0) / SAMPLE_RATE / 60
+    wanted = project.test_minutes_target + project.dev_minutes_target
+    if project.recordings.exists() and total < wanted + 1.0:
+        warnings.append(
+            f"The test and dev sets want {wanted:.0f} min and the project has {total:.1f} min "
+            "of clips: little or nothing would be left to train on. Lower the targets in "
+            "Settings, or upload more."
+        )
+    labeled = project.clips.exclude(status=Clip.Status.UNLABELED)
+    test_recordings = set(
+        labeled.filter(split=Clip.Split.TEST).values_list("recording_id", flat=True)
+    )
+    if len(test_recordings) == 1 and labeled.filter(split=Clip.Split.TEST).count() > 1:
+        warnings.append(
+            "Every test clip comes from one recording, so the test figures measure that one "
+            "voice and session."
+        )
+    evaluation = labeled.filter(split__in=[Clip.Split.TEST, Clip.Split.DEV]).values("recording_id")
+    straddling = (
+        labeled.filter(recording_id__in=evaluation)
+        .exclude(split__in=[Clip.Split.TEST, Clip.Split.DEV])
+        .values("recording_id")
+        .distinct()
+        .count()
+    )
+    if straddling:
+        warnings.append(
+            f"{straddling} recording{'s have' if straddling > 1 else ' has'} clips both in "
+            "the test or dev set and in training: the model is tested on voices and sessions "
+            "it trained on, and the test figures look better than they are."
+        )
+    return warnings
 
 
 def invitations_for_user(user) -> QuerySet[Invitation]:

@@ -48,6 +48,7 @@ def project_detail(request, project_id: int):
         "project": project,
         "membership": membership,
         "members": selectors.project_members(project),
+        "split_warnings": selectors.split_warnings(project),
     }
     return render(request, "labeling/project_detail.html", context)
 

@@ -1,6 +1,7 @@
 """The model dashboard: curve, rounds, progress, settings, and the worst-first test clips."""
 
 import json
+import uuid
 
 import pytest
 from django.urls import reverse
@@ -196,3 +197,51 @@ def test_a_running_round_shows_dashes_not_empty_rates(client_for, owner, project
         body.index('<tr data-round="1"') : body.index("</tr>", body.index('<tr data-round="1"'))
     ]
     assert "%" not in row and row.count("—") >= 3
+
+
+def label_as(project, user, split, clips):
+    from labeling import queue
+    from labeling.models import Clip
+
+    for clip in clips:
+        Clip.objects.filter(pk=clip.pk).update(split=split)
+        clip.refresh_from_db()
+        Clip.objects.filter(pk=clip.pk).update(lease_user=user, lease_token=uuid.uuid4())
+        clip.refresh_from_db()
+        queue.transcript_submit(clip=clip, user=user, lease_token=clip.lease_token, text="sawa")
+
+
+def test_targets_larger_than_the_audio_are_named_on_the_overview_and_dashboard(
+    client_for, owner, project, make_clips
+):
+    make_clips(project, count=3)  # 6 s of clips against 10 + 5 minutes wanted
+
+    for url in (
+        reverse("project_detail", args=[project.pk]),
+        reverse("dashboard", args=[project.pk]),
+    ):
+        body = client_for(owner).get(url).content.decode()
+        assert "The test and dev sets want 15 min and the project has 0.1 min of clips" in body
+
+
+def test_a_test_set_from_one_recording_and_recordings_in_test_and_train_are_named(
+    client_for, owner, annotator, project, make_clips
+):
+    from labeling.selectors import split_warnings
+
+    project.test_minutes_target = project.dev_minutes_target = 0
+    project.save()
+    mixed = make_clips(project, count=4)
+    label_as(project, annotator, "test", mixed[:2])
+    label_as(project, annotator, "train", mixed[2:])
+
+    warnings = split_warnings(project)
+
+    assert any("Every test clip comes from one recording" in w for w in warnings)
+    assert any(
+        w.startswith("1 recording has clips both in the test or dev set and in training")
+        for w in warnings
+    )
+    other = make_clips(project, count=2)
+    label_as(project, annotator, "test", other[:1])
+    assert not any("one recording" in w for w in split_warnings(project))

@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from config.body_limits import accepts_body
+from labeling import selectors as labeling_selectors
 from labeling.access import project_for
 from labeling.ingest import UploadLimits, UploadRejected, one_file_body_bytes
 from labeling.models import Clip, Role
@@ -43,6 +44,7 @@ def dashboard(request, project_id: int):
         "labeled_minutes": selectors.labeled_minutes(project),
         "pool": selectors.pool_state(project),
         "activity": selectors.annotator_activity(project),
+        "split_warnings": labeling_selectors.split_warnings(project),
         "settings_form": TrainingSettingsForm(instance=project),
         "default_base": settings.VERNACULAR_DEFAULT_BASE_MODEL,
     }

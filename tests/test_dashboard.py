@@ -21,6 +21,7 @@ def finished_round(project, number, minutes, wer, cer, promoted=False, details=(
         base="builtin:tiny",
         status="succeeded",
         labeled_minutes=minutes,
+        train_minutes=minutes,
     )
     ModelVersion.objects.create(
         project=project,
@@ -245,3 +246,19 @@ def test_a_test_set_from_one_recording_and_recordings_in_test_and_train_are_name
     other = make_clips(project, count=2)
     label_as(project, annotator, "test", other[:1])
     assert not any("one recording" in w for w in split_warnings(project))
+
+
+def test_the_chart_counts_the_minutes_trained_on_not_test_and_dev(
+    client_for, annotator, project, make_clips
+):
+    finished = finished_round(project, 1, 5.0, 0.9, 0.4)
+    TrainingRound.objects.filter(pk=finished.pk).update(labeled_minutes=20.0, train_minutes=5.0)
+    clips = make_clips(project, count=3, seconds=4.0)  # a round from before train_minutes
+    older = finished_round(project, 2, 0.0, 0.8, 0.3)
+    TrainingRound.objects.filter(pk=older.pk).update(
+        labeled_minutes=9.0, train_minutes=None, train_clip_ids=[c.pk for c in clips[:2]]
+    )
+
+    body = client_for(annotator).get(reverse("dashboard", args=[project.pk])).content.decode()
+
+    assert [point["minutes"] for point in curve(body)] == [5.0, round(8.0 / 60, 2)]

@@ -69,6 +69,10 @@ def test_a_round_snapshots_the_labeled_set(labeled, owner):
     assert started.labeled_minutes == pytest.approx(
         sum(c.duration_seconds for c in Clip.objects.filter(status="accepted")) / 60
     )
+    assert started.train_minutes == pytest.approx(
+        sum(c.duration_seconds for c in Clip.objects.filter(pk__in=started.train_clip_ids)) / 60
+    )
+    assert started.train_minutes < started.labeled_minutes  # test and dev are not trained on
     assert started.base == "builtin:tiny"
     assert started.config.items() >= TINY_ROUND.items()  # the operator's settings, on the defaults
     assert started.config["self_train"] is False  # the project's setting, off by default

@@ -11,7 +11,7 @@ class TrainingRound(models.Model):
     """One fine-tuning run on a snapshot of the labeled set, on the `gpu` queue."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Waiting for a GPU worker"
+        QUEUED = "queued", "Waiting for a worker on the gpu queue"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Finished"
         FAILED = "failed", "Failed"
@@ -39,7 +39,9 @@ class TrainingRound(models.Model):
     train_clip_ids = models.JSONField(default=list)
     dev_clip_ids = models.JSONField(default=list)
     test_clip_ids = models.JSONField(default=list)
-    labeled_minutes = models.FloatField(default=0.0)
+    labeled_minutes = models.FloatField(default=0.0)  # train, dev and test together
+    # What the model learns from: the chart's x axis (None for rounds from before it was kept).
+    train_minutes = models.FloatField(null=True, blank=True)
     config = models.JSONField(default=dict)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -146,7 +148,7 @@ class ScoringRun(models.Model):
     """The promoted model reads every unlabeled clip: drafts, uncertainty, queue order."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Waiting for a GPU worker"
+        QUEUED = "queued", "Waiting for a worker on the gpu queue"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Finished"
         FAILED = "failed", "Failed"
@@ -176,7 +178,7 @@ class TranscriptionJob(models.Model):
     """A recording someone wants transcribed by the project's promoted model."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "Waiting for a GPU worker"
+        QUEUED = "queued", "Waiting for a worker on the gpu queue"
         RUNNING = "running", "Transcribing"
         SUCCEEDED = "succeeded", "Done"
         FAILED = "failed", "Failed"

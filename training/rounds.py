@@ -63,6 +63,7 @@ def round_start(*, project: Project, user) -> TrainingRound:
                 dev_clip_ids=splits["dev"],
                 test_clip_ids=splits["test"],
                 labeled_minutes=seconds / 60,
+                train_minutes=train_seconds / 60,
                 config=round_config(
                     project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL,
                     train_seconds / 60,

@@ -9,12 +9,13 @@ from training.models import ModelVersion
 
 
 def curve_points(project: Project) -> list[dict]:
-    """One point per finished round: labeled minutes against test WER and CER."""
+    """One point per finished round: minutes trained on (test and dev clips never are)
+    against test WER and CER."""
     versions = project.model_versions.select_related("round").order_by("round__number")
     return [
         {
             "round": v.round.number,
-            "minutes": round(v.labeled_minutes, 2),
+            "minutes": round(round_train_minutes(v.round), 2),
             "wer": v.test_wer,
             "cer": v.test_cer,
             "wer_lm": v.test_wer_lm,
@@ -23,6 +24,17 @@ def curve_points(project: Project) -> list[dict]:
         for v in versions
         if v.test_wer is not None
     ]
+
+
+def round_train_minutes(training_round) -> float:
+    """The minutes of a round's training clips; summed from its snapshot for rounds from
+    before train_minutes was kept."""
+    if training_round.train_minutes is not None:
+        return training_round.train_minutes
+    samples = Clip.objects.filter(pk__in=training_round.train_clip_ids).aggregate(
+        total=Sum(F("end_sample") - F("start_sample"))
+    )["total"]
+    return (samples or 0) / SAMPLE_RATE / 60
 
 
 def labeled_minutes(project: Project) -> float:

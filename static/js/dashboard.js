@@ -1,4 +1,4 @@
-// The learning curve: test WER and CER (%) against labeled minutes, one point per round; the
+// The learning curve: test WER and CER (%) against the minutes trained on, one point per round; the
 // dashed, lighter line is WER when decoding with the round's lexicon and word LM.
 (function () {
   const data = document.getElementById("curve-points");
@@ -32,7 +32,7 @@
       animation: false,
       maintainAspectRatio: false,
       scales: {
-        x: { type: "linear", title: { display: true, text: "labeled minutes" }, beginAtZero: true },
+        x: { type: "linear", title: { display: true, text: "minutes trained on (test and dev are never)" }, beginAtZero: true },
         y: { title: { display: true, text: "error rate (%)" }, beginAtZero: true },
       },
       plugins: {

@@ -15,6 +15,7 @@ the learning rate a function of the step, and the RNG states (dropout, layer dro
 are saved with the weights.
 """
 
+import collections
 import hashlib
 import math
 import os
@@ -128,6 +129,24 @@ class _History:
     seconds: float = 0.0
     collapsed: str = ""
     non_finite_steps: int = 0  # in a row
+
+
+ETA_WINDOW = 20  # steps the pace is taken from
+
+
+def eta_seconds(
+    recent_step_seconds: Sequence[float],
+    remaining_steps: int,
+    evaluation_seconds: float,
+    remaining_evaluations: int,
+) -> float | None:
+    """Time left at the recent pace: the median of the latest steps (the first steps of a
+    round are slow while the encoder outputs are computed and cached, and an average since
+    the start stays inflated long after), plus the dev evaluations still to come."""
+    if not recent_step_seconds:
+        return None
+    pace = float(np.median(recent_step_seconds))
+    return pace * remaining_steps + evaluation_seconds * remaining_evaluations
 
 
 def finetune(
@@ -252,9 +271,12 @@ def finetune(
         estimate_dev_cer(step)  # the starting point: a round must beat it to count
         save_checkpoint(step)
 
-    session_start, session_start_step = time.monotonic(), step
+    session_start = time.monotonic()
     seconds_before = history.seconds  # earlier sessions of this run
+    recent_steps: collections.deque[float] = collections.deque(maxlen=ETA_WINDOW)
+    last_evaluation = 0.0
     while step < config.max_steps and not history.stopped_early:
+        step_start = time.monotonic()
         for group in optimizer.param_groups:
             group["lr"] = get_lr(step, config) * group["lr_factor"]
         network.train()
@@ -284,12 +306,17 @@ def finetune(
             history.stopped_early = True
 
         history.seconds = seconds_before + time.monotonic() - session_start
+        recent_steps.append(time.monotonic() - step_start)
         if progress:
-            seconds_per_step = (time.monotonic() - session_start) / (step - session_start_step)
-            eta = seconds_per_step * (config.max_steps - step)
+            remaining = config.max_steps - step
+            eta = eta_seconds(
+                list(recent_steps), remaining, last_evaluation, remaining // config.eval_every
+            )
             progress(Progress("train", step, config.max_steps, step_loss, eta))
         if step % config.eval_every == 0 or step == config.max_steps:
+            evaluation_start = time.monotonic()
             estimate_dev_cer(step)
+            last_evaluation = time.monotonic() - evaluation_start
             history.seconds = seconds_before + time.monotonic() - session_start
             save_checkpoint(step)
         elif history.collapsed:  # diverged between evaluations: a resume must see it so

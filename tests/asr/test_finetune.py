@@ -270,3 +270,17 @@ def test_without_a_dev_set_the_last_model_is_kept(tmp_path):
     assert result.best_step == 4 and math.isnan(result.best_dev_cer)
     saved = load_ctc_model(result.model_dir).network.state_dict()
     assert_same_weights(saved, weights(model))
+
+
+def test_the_eta_follows_the_recent_pace_not_the_slow_first_steps():
+    from asr.finetune import ETA_WINDOW, eta_seconds
+
+    # Five slow steps while the encoder outputs are cached, then fast ones: an average since
+    # the start would say (5 * 2 + 20 * 0.1) / 25 * 100 = 48 s for 100 more steps.
+    steps = [2.0] * 5 + [0.1] * 20
+
+    eta = eta_seconds(steps[-ETA_WINDOW:], 100, evaluation_seconds=1.0, remaining_evaluations=2)
+
+    assert eta == pytest.approx(0.1 * 100 + 1.0 * 2)
+    assert eta_seconds([0.1] * 19 + [30.0], 10, 0.0, 0) == pytest.approx(1.0)  # one stall
+    assert eta_seconds([], 10, 0.0, 0) is None

@@ -262,3 +262,15 @@ def test_the_chart_counts_the_minutes_trained_on_not_test_and_dev(
     body = client_for(annotator).get(reverse("dashboard", args=[project.pk])).content.decode()
 
     assert [point["minutes"] for point in curve(body)] == [5.0, round(8.0 / 60, 2)]
+
+
+def test_a_queued_round_says_which_queue_it_waits_on_and_where_to_check_it(
+    client_for, owner, project
+):
+    TrainingRound.objects.create(project=project, number=1, base="b", status="queued")
+
+    body = client_for(owner).get(reverse("dashboard", args=[project.pk])).content.decode()
+
+    assert "Waiting for a worker on the gpu queue" in body
+    assert "A round waits until a worker on the <code>gpu</code> queue is free" in body
+    assert f'href="{reverse("system_status")}">the Workers page</a>' in body

@@ -274,3 +274,36 @@ def test_a_queued_round_says_which_queue_it_waits_on_and_where_to_check_it(
     assert "Waiting for a worker on the gpu queue" in body
     assert "A round waits until a worker on the <code>gpu</code> queue is free" in body
     assert f'href="{reverse("system_status")}">the Workers page</a>' in body
+
+
+def test_the_round_page_shows_live_progress_and_reloads_once_the_round_ends(
+    client_for, annotator, project
+):
+    live = TrainingRound.objects.create(
+        project=project,
+        number=1,
+        base="b",
+        status="running",
+        step=40,
+        total_steps=200,
+        loss=1.25,
+        eta_seconds=120,
+        phase="train",
+        log="17:01:02 step 40\n",
+    )
+    client = client_for(annotator)
+    url = reverse("model_version", args=[project.pk, 1])
+
+    page = client.get(url).content.decode()
+    fragment = client.get(url, headers={"HX-Request": "true"})
+
+    assert 'hx-trigger="every 2s"' in page and "step 40 of 200" in page
+    assert fragment.content.decode().lstrip().startswith('<div id="round-progress"')
+    assert (
+        "loss 1.250" in fragment.content.decode()
+        and "about 120 s left" in fragment.content.decode()
+    )
+    TrainingRound.objects.filter(pk=live.pk).update(status="succeeded")
+    finished = client.get(url, headers={"HX-Request": "true"})
+    assert finished.headers["HX-Refresh"] == "true"
+    assert 'hx-trigger="every 2s"' not in client.get(url).content.decode()

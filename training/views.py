@@ -9,6 +9,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from config.body_limits import accepts_body
 from labeling import selectors as labeling_selectors
@@ -120,6 +121,11 @@ def training_settings(request, project_id: int):
 def model_version(request, project_id: int, number: int):
     project, membership = project_for(request.user, project_id)
     training_round = get_object_or_404(TrainingRound, project=project, number=number)
+    if request.htmx:
+        if not training_round.is_active():
+            return HttpResponseClientRefresh()  # finished: the whole page, with its results
+        context = {"project": project, "round": training_round}
+        return render(request, "training/model_version.html#round-progress", context)
     version = getattr(training_round, "version", None)
     rows = selectors.test_clips_worst_first(version) if version else []
     clip_ids = set(

@@ -106,17 +106,23 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
         return held
     split, candidate_sets = queue_candidates(project, user, now)
     lost: list[int] = []
-    sets = iter(candidate_sets)
-    candidates = next(sets)
+
+    def next_batch() -> list[int]:
+        # The first candidates nobody has been seen to take yet, from the first set that
+        # still has any: the sets are read in serving order, and an exhausted one stays so.
+        while candidate_sets:
+            batch = candidate_sets[0].exclude(pk__in=lost).values_list("pk", flat=True)
+            if batch := list(batch[:CLAIM_BATCH]):
+                return batch
+            candidate_sets.pop(0)
+        return []
+
     # Everyone reads the same top candidates, so under a crowd most claims are lost: after a
     # batch is lost, read the next candidates fresh. Only empty reads mean an empty queue.
     for _ in range(CLAIM_BATCHES):
-        batch = list(candidates.exclude(pk__in=lost).values_list("pk", flat=True)[:CLAIM_BATCH])
-        while not batch:
-            candidates = next(sets, None)
-            if candidates is None:
-                return None
-            batch = list(candidates.exclude(pk__in=lost).values_list("pk", flat=True)[:CLAIM_BATCH])
+        batch = next_batch()
+        if not batch:
+            return None
         if lost:
             random.shuffle(batch)  # in a crowd: spread it over near-equal candidates
         for clip_id in batch:

@@ -19,13 +19,18 @@ def projects_for_user(user) -> QuerySet[Membership]:
     )
 
 
+def clip_minutes(clips: QuerySet[Clip]) -> float:
+    """Minutes of audio in these clips, summed in the database."""
+    samples = clips.aggregate(total=Sum(F("end_sample") - F("start_sample")))["total"]
+    return (samples or 0) / SAMPLE_RATE / 60
+
+
 def split_warnings(project: Project) -> list[str]:
     """What makes this project's test figures less than honest, in words for its people:
     test and dev targets larger than its audio, a test set from a single recording, and
     recordings whose clips sit both in test or dev and in training."""
     warnings = []
-    samples = F("end_sample") - F("start_sample")
-    total = (project.clips.aggregate(s=Sum(samples))["s"] or 0) / SAMPLE_RATE / 60
+    total = clip_minutes(project.clips.all())
     wanted = project.test_minutes_target + project.dev_minutes_target
     if project.recordings.exists() and total < wanted + 1.0:
         warnings.append(
@@ -34,10 +39,10 @@ def split_warnings(project: Project) -> list[str]:
             "Settings, or upload more."
         )
     labeled = project.clips.exclude(status=Clip.Status.UNLABELED)
-    test_recordings = set(
-        labeled.filter(split=Clip.Split.TEST).values_list("recording_id", flat=True)
+    test = labeled.filter(split=Clip.Split.TEST).aggregate(
+        clips=Count("pk"), recordings=Count("recording_id", distinct=True)
     )
-    if len(test_recordings) == 1 and labeled.filter(split=Clip.Split.TEST).count() > 1:
+    if test["recordings"] == 1 and test["clips"] > 1:
         warnings.append(
             "Every test clip comes from one recording, so the test figures measure that one "
             "voice and session."

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from labeling.models import Invitation, Membership, Project, Role
+from labeling.selectors import invitations_for_user
 
 
 @transaction.atomic
@@ -72,9 +73,7 @@ def membership_invite(*, project: Project, username: str, role: str, invited_by)
 
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user) -> Membership:
-    if invitation.username.lower() != user.username.lower() or (
-        invitation.created_at < user.date_joined
-    ):
+    if not invitations_for_user(user).filter(pk=invitation.pk).exists():
         raise ValidationError("This invitation is for someone else.")
     membership = Membership.objects.filter(project=invitation.project, user=user).first()
     if membership is None:

@@ -1,10 +1,11 @@
 import difflib
 from datetime import timedelta
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from labeling.models import SAMPLE_RATE, Clip, Project, Transcript
+from labeling.models import Clip, Project, Transcript
+from labeling.selectors import clip_minutes
 from training.models import ModelVersion
 
 
@@ -31,10 +32,7 @@ def round_train_minutes(training_round) -> float:
     before train_minutes was kept."""
     if training_round.train_minutes is not None:
         return training_round.train_minutes
-    samples = Clip.objects.filter(pk__in=training_round.train_clip_ids).aggregate(
-        total=Sum(F("end_sample") - F("start_sample"))
-    )["total"]
-    return (samples or 0) / SAMPLE_RATE / 60
+    return clip_minutes(Clip.objects.filter(pk__in=training_round.train_clip_ids))
 
 
 def labeled_minutes(project: Project) -> float:
@@ -43,10 +41,7 @@ def labeled_minutes(project: Project) -> float:
     statuses = [Clip.Status.ACCEPTED]
     if not project.train_on_accepted_only:
         statuses.append(Clip.Status.SUBMITTED)
-    samples = project.clips.filter(status__in=statuses).aggregate(
-        total=Sum(F("end_sample") - F("start_sample"))
-    )["total"]
-    return (samples or 0) / SAMPLE_RATE / 60
+    return clip_minutes(project.clips.filter(status__in=statuses))
 
 
 def annotator_activity(project: Project) -> list[dict]:

@@ -45,7 +45,8 @@ def dashboard(request, project_id: int):
         "labeled_minutes": selectors.labeled_minutes(project),
         "pool": selectors.pool_state(project),
         "activity": selectors.annotator_activity(project),
-        "split_warnings": labeling_selectors.split_warnings(project),
+        # Outside the polled #round-status partial: computed for the whole page only.
+        "split_warnings": [] if request.htmx else labeling_selectors.split_warnings(project),
         "settings_form": TrainingSettingsForm(instance=project),
         "default_base": settings.VERNACULAR_DEFAULT_BASE_MODEL,
     }

@@ -7,6 +7,7 @@
     python -m asr simulate corpus/manifest.jsonl --out sim/ --budgets 2,5,10
     python -m asr corpus --out demo/ --clips 400                 a synthetic demo corpus
     python -m asr pretrain recordings/ more.mp3 --out w2v/        wav2vec 2.0 on unlabeled audio
+    python -m asr export run/model --out offline/       ONNX + a runner that needs no Vernacular
 
 Manifests are NeMo-style JSONL (asr.manifest). Texts in manifests are taken as normalized.
 Mistakes (a missing file, unreadable audio, a directory without a model) end with one line on
@@ -789,6 +790,28 @@ def run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- export -----------------------------------------------------------------------------------
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a model directory (finetune's out/model, or a round's)")
+    parser.add_argument("--out", required=True, help="the folder to write (created; must be empty)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from asr.export import export_offline
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CliError(f"{out}: exists and is not an empty folder")
+    _quiet_transformers()
+    model = _load_model(args.model)
+    print(f"exporting {args.model} (ONNX float32 and int8)...", file=sys.stderr)
+    for path in export_offline(model, out, args.model):
+        print(f"{path}\t{path.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
 # --- dispatch ---------------------------------------------------------------------------------
 
 SUBCOMMANDS = [
@@ -809,6 +832,12 @@ SUBCOMMANDS = [
         "corpus", "a synthetic demo-language corpus (espeak-ng)", add_corpus_arguments, run_corpus
     ),
     Subcommand("pretrain", "wav2vec 2.0 on unlabeled audio", add_pretrain_arguments, run_pretrain),
+    Subcommand(
+        "export",
+        "ONNX files and a runner that need no Vernacular",
+        add_export_arguments,
+        run_export,
+    ),
 ]
 
 

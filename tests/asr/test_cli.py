@@ -384,3 +384,43 @@ def test_ctrl_c_stops_pretraining_at_a_checkpoint_that_resume_continues(
     monkeypatch.setattr(asr.pretrain, "pretrain_wav2vec2", train_for_real)
     assert main([*pretraining, "--resume"]) == 0
     assert "4 steps in" in capsys.readouterr().out
+
+
+def test_export_writes_a_folder_whose_runner_reads_as_transcribe_does(
+    trained_whisper_model, tmp_path, capsys
+):
+    pytest.importorskip("onnxruntime")
+    _, directory, pairs = trained_whisper_model
+    clips = [str(path) for path, _ in pairs[:4]]
+    assert (
+        main(["transcribe", *clips, "--model", str(directory), "--out", str(tmp_path / "t.jsonl")])
+        == 0
+    )
+    expected = {Path(row["audio_filepath"]).name: row["text"] for row in rows(tmp_path / "t.jsonl")}
+
+    assert main(["export", str(directory), "--out", str(tmp_path / "offline")]) == 0
+
+    listed = capsys.readouterr().out
+    assert "model.onnx" in listed and "model.int8.onnx" in listed and "lm.arpa" in listed
+    run = subprocess.run(
+        [sys.executable, "-I", str(tmp_path / "offline" / "transcribe.py"), *clips],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert dict(line.split("\t", 1) for line in run.stdout.splitlines()) == expected
+    assert "python transcribe.py" in (tmp_path / "offline" / "README.md").read_text()
+
+
+def test_export_refuses_a_folder_without_weights_and_a_folder_in_use(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "notes.txt").write_text("mine")
+
+    assert main(["export", str(tmp_path / "empty"), "--out", str(tmp_path / "a")]) == 2
+    assert "no model weights" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "empty"), "--out", str(tmp_path / "used")]) == 2
+    assert "not an empty folder" in capsys.readouterr().err
+    assert (tmp_path / "used" / "notes.txt").read_text() == "mine"

@@ -1,8 +1,8 @@
 """Transcribe audio files with an exported Vernacular model, offline and without Vernacular.
 
     pip install numpy onnxruntime soundfile          (and flashlight-text for --lm)
-    python transcribe.py clip.wav more.flac          greedy, with model.onnx
-    python transcribe.py --model model.int8.onnx clip.wav
+    python transcribe.py clip.wav more.flac          greedy, with model.int8.onnx
+    python transcribe.py --model model.onnx clip.wav  float32: the app's own text, half the speed
     python transcribe.py --lm clip.wav               the round's lexicon and word 3-gram LM
 
 One line per file: its name, a tab, the text. This file is copied into every export beside
@@ -172,7 +172,13 @@ def main(argv=None) -> int:
     settings = json.loads((HERE / "decoding.json").read_text("utf-8"))
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = args.threads
-    session = onnxruntime.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
+    model = Path(args.model)
+    if not model.is_file() and (HERE / model).is_file():  # "--model model.onnx" from elsewhere
+        model = HERE / model
+    if not model.is_file():
+        print(f"{args.model}: no such model file", file=sys.stderr)
+        return 2
+    session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     if args.lm and not (HERE / "lm.arpa").is_file():
         print("this export has no lm.arpa: the round kept no language model", file=sys.stderr)
         return 2

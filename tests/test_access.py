@@ -45,6 +45,8 @@ MATRIX = {
     "model_version": ("get", "annotator"),
     "training_settings": ("post", "manager"),
     "model_download": ("get", "manager"),
+    "model_offline_build": ("post", "manager"),
+    "model_offline_download": ("get", "manager"),
     "transcribe": ("get", "annotator"),
     "api_tokens": ("get", None),
 }
@@ -98,9 +100,16 @@ def objects(project, annotator, make_clips, tmp_path):
 def finished_round(project, tmp_path) -> TrainingRound:
     training_round = TrainingRound.objects.create(project=project, number=1, base="builtin:tiny")
     (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "config.json").write_text("{}")
+    for name in ("config.json", "vocab.json", "model.safetensors"):
+        (tmp_path / "model" / name).write_text("{}")
+    (tmp_path / "offline").mkdir()
+    (tmp_path / "offline" / "README.md").write_text("# offline")
     ModelVersion.objects.create(
-        project=project, round=training_round, directory=str(tmp_path / "model"), labeled_minutes=1
+        project=project,
+        round=training_round,
+        directory=str(tmp_path / "model"),
+        labeled_minutes=1,
+        offline_status="ready",
     )
     return training_round
 

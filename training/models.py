@@ -1,4 +1,5 @@
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
@@ -84,6 +85,13 @@ class TrainingRound(models.Model):
         return None
 
 
+class OfflineStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting for a worker on the gpu queue"
+    BUILDING = "building", "Being built"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
 class ModelVersion(models.Model):
     """What a successful round produced: a transformers directory and its scores."""
 
@@ -108,12 +116,28 @@ class ModelVersion(models.Model):
     promoted = models.BooleanField(default=False)
     promoted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The offline export (ONNX files and a runner, asr.export), built on request by a gpu
+    # worker into offline_directory(); "" until someone asks for it.
+    offline_status = models.CharField(
+        max_length=20, choices=OfflineStatus.choices, blank=True, default=""
+    )
+    offline_error = models.TextField(blank=True)
+    offline_requested_at = models.DateTimeField(null=True, blank=True)
+    offline_bytes = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["-round__number"]
 
     def __str__(self) -> str:
         return f"{self.project} model {self.round.number}"
+
+    def is_whisper_head(self) -> bool:
+        """A Whisper-encoder version saves its head only (asr.whisper), not a transformers folder."""
+        return (Path(self.directory) / "whisper_ctc.json").is_file()
+
+    def offline_directory(self) -> Path:
+        """Beside the model's own folder, so the model zip never carries the export."""
+        return Path(self.directory).parent / "offline"
 
     def collapse_note(self) -> str:
         """What a collapsed run led to, in words; "" when the first attempt trained well."""

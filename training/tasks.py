@@ -43,3 +43,10 @@ def transcription_task(job_id: int) -> None:
     from training.transcriber import transcription_run
 
     transcription_run(job_id=job_id)
+
+
+@shared_task(name="training.export_offline", ignore_result=True)
+def offline_export_task(version_id: int) -> None:
+    from training.exporter import offline_export_run
+
+    offline_export_run(version_id=version_id)

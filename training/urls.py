@@ -25,6 +25,16 @@ urlpatterns = [
         name="model_download",
     ),
     path(
+        "projects/<int:project_id>/rounds/<int:number>/offline/build/",
+        views.model_offline_build,
+        name="model_offline_build",
+    ),
+    path(
+        "projects/<int:project_id>/rounds/<int:number>/offline.zip",
+        views.model_offline_download,
+        name="model_offline_download",
+    ),
+    path(
         "projects/<int:project_id>/training-settings/",
         views.training_settings,
         name="training_settings",

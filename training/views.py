@@ -1,6 +1,5 @@
 import json
 import tempfile
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
@@ -122,6 +121,10 @@ def training_settings(request, project_id: int):
 def model_version(request, project_id: int, number: int):
     project, membership = project_for(request.user, project_id)
     training_round = get_object_or_404(TrainingRound, project=project, number=number)
+    if request.htmx and request.htmx.target == "offline-export":
+        context = {"project": project, "round": training_round, "membership": membership}
+        context["version"] = training_round.finished_version()
+        return render(request, "training/model_version.html#offline-export", context)
     if request.htmx:
         if not training_round.is_active():
             return HttpResponseClientRefresh()  # finished: the whole page, with its results
@@ -147,15 +150,52 @@ def model_version(request, project_id: int, number: int):
 
 def model_download(request, project_id: int, number: int):
     project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    version = _round_version(project, number)
+    problem = exports.model_files_problem(version)
+    if problem:
+        messages.error(request, problem)
+        return redirect("model_version", project.pk, number)
+    return _zip_response(exports.model_zip, version, f"round-{number}")
+
+
+@require_POST
+def model_offline_build(request, project_id: int, number: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    version = _round_version(project, number)
+    problem = exports.model_files_problem(version)
+    if problem:
+        messages.error(request, problem)
+    elif exports.offline_export_request(version=version):
+        messages.success(
+            request, "Building the offline export: about a minute, once a gpu worker is free."
+        )
+    else:
+        messages.info(request, "The offline export is already being built.")
+    return redirect("model_version", project.pk, number)
+
+
+def model_offline_download(request, project_id: int, number: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    version = _round_version(project, number)
+    if not exports.offline_export_ready(version):
+        raise Http404("No offline export of this round has been built yet.")
+    return _zip_response(exports.offline_zip, version, f"round-{number}-offline")
+
+
+def _round_version(project, number: int):
     training_round = get_object_or_404(TrainingRound, project=project, number=number)
-    version = getattr(training_round, "version", None)
-    if version is None or not Path(version.directory).is_dir():
+    version = training_round.finished_version()
+    if version is None:
         raise Http404("This round has no model to download.")
+    return version
+
+
+def _zip_response(write_zip, version, suffix: str) -> FileResponse:
     # FileResponse closes it once sent, which deletes it.
     archive = tempfile.TemporaryFile()  # noqa: SIM115
-    exports.model_zip(version, archive)
+    write_zip(version, archive)
     archive.seek(0)
-    name = f"{slugify(project.name) or 'project'}-round-{number}.zip"
+    name = f"{slugify(version.project.name) or 'project'}-{suffix}.zip"
     return FileResponse(archive, as_attachment=True, filename=name, content_type="application/zip")
 
 

@@ -403,7 +403,8 @@ def test_export_writes_a_folder_whose_runner_reads_as_transcribe_does(
     listed = capsys.readouterr().out
     assert "model.onnx" in listed and "model.int8.onnx" in listed and "lm.arpa" in listed
     run = subprocess.run(
-        [sys.executable, "-I", str(tmp_path / "offline" / "transcribe.py"), *clips],
+        [sys.executable, "-I", str(tmp_path / "offline" / "transcribe.py"), "--model"]
+        + [str(tmp_path / "offline" / "model.onnx"), *clips],
         capture_output=True,
         text=True,
         timeout=300,

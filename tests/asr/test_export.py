@@ -62,7 +62,7 @@ def test_the_runner_writes_the_apps_greedy_text_and_imports_nothing_of_ours(
         and "import asr" not in RUNNER_SOURCE.read_text()
     )
 
-    run = run_isolated(offline_folder, *(str(path) for path, _ in pairs))
+    run = run_isolated(offline_folder, "--model", "model.onnx", *(str(p) for p, _ in pairs))
 
     assert run.returncode == 0, run.stderr[-2000:]
     got = texts_by_name(run.stdout)
@@ -74,7 +74,9 @@ def test_the_runners_lm_search_writes_the_apps_lm_text(trained_whisper_model, of
     decode = language_model_decode(directory, model.vocabulary)
     expected = transcribe_clips(model, [decode_audio(path) for path, _ in pairs], decode=decode)
 
-    run = run_isolated(offline_folder, "--lm", *(str(path) for path, _ in pairs))
+    run = run_isolated(
+        offline_folder, "--lm", "--model", "model.onnx", *(str(path) for path, _ in pairs)
+    )
 
     assert run.returncode == 0, run.stderr[-2000:]
     assert texts_by_name(run.stdout) == {
@@ -87,8 +89,8 @@ def test_the_int8_model_is_under_a_third_of_the_size_and_reads_nearly_the_same(
 ):
     _, _, pairs = trained_whisper_model
     files = [str(path) for path, _ in pairs]
-    fp32 = texts_by_name(run_isolated(offline_folder, *files).stdout)
-    run = run_isolated(offline_folder, "--model", str(offline_folder / ONNX_INT8_FILE), *files)
+    fp32 = texts_by_name(run_isolated(offline_folder, "--model", ONNX_FILE, *files).stdout)
+    run = run_isolated(offline_folder, *files)  # int8 is the runner's default
 
     assert run.returncode == 0, run.stderr[-2000:]
     int8 = texts_by_name(run.stdout)
@@ -104,8 +106,8 @@ def test_the_runner_reads_stereo_44k_audio_and_says_which_file_it_cannot_read(
     path = pairs[5][0]
     stereo = ffmpeg("-i", str(path), "-ac", "2", "-ar", "44100", "stereo.wav")
     (tmp_path / "notes.wav").write_bytes(b"RIFF not really")
-    fp32 = texts_by_name(run_isolated(offline_folder, str(path), str(stereo)).stdout)
-    assert jiwer.cer(fp32[path.name], fp32["stereo.wav"]) < 0.1
+    texts = texts_by_name(run_isolated(offline_folder, str(path), str(stereo)).stdout)
+    assert jiwer.cer(texts[path.name], texts["stereo.wav"]) < 0.1
 
     run = run_isolated(offline_folder, str(tmp_path / "notes.wav"))
     assert run.returncode == 2

@@ -56,9 +56,9 @@ reads (WAV, FLAC, OGG), any sample rate, mono or stereo.
 - `vocab.json`: token to id; id 0 (`[PAD]`) is the CTC blank, `|` separates words.
 - `decoding.json`: the sample rate, the window limits and the beam search settings.
 - `lm.arpa`, `lexicon.txt` (when the round kept its language model): a word 3-gram model in
-  ARPA format (KenLM, flashlight-text and pyctcdecode read it) and the words the beam search
-  may write. `transcribe.py --lm` runs flashlight-text's lexicon decoder with them, set as
-  Vernacular sets it.
+  the ARPA text format that KenLM reads, and the words the beam search may write, one a
+  line. `transcribe.py --lm` runs flashlight-text's lexicon decoder (KenLM inside) with
+  them, set as Vernacular sets it (`decoding.json`'s `lm_beam`).
 - `transcribe.py`: the runner, a single file; read it to use the model from your own code.
 """
 

@@ -14,6 +14,7 @@ from asr.text import validate_text
 from config.body_limits import accepts_body
 from labeling import exchange, ingest, queue, selectors
 from labeling.access import project_for
+from labeling.annotations import MAX_ANNOTATION_BYTES
 from labeling.models import Clip, Recording, Role, Transcript
 
 MAX_FILES_PER_REQUEST = 50
@@ -291,6 +292,54 @@ def export_csv(request, project_id: int):
     )
     exchange.export_csv(project, response)
     return response
+
+
+def export_annotations(request, project_id: int):
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    archive = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it: deleted)
+    exchange.export_annotations_zip(project, archive)
+    archive.seek(0)
+    name = f"{slugify(project.name) or 'project'}-elan-praat.zip"
+    return FileResponse(archive, as_attachment=True, filename=name, content_type="application/zip")
+
+
+def _recording_and_transcript_bytes() -> int:
+    return ingest.one_file_body_bytes() + MAX_ANNOTATION_BYTES
+
+
+@accepts_body(_recording_and_transcript_bytes)
+@require_POST
+def import_annotated(request, project_id: int):
+    """A recording with its ELAN or Praat transcript: labeled clips from one tier."""
+    project, _ = project_for(request.user, project_id, role=Role.MANAGER)
+    audio, transcript = request.FILES.get("audio"), request.FILES.get("transcript")
+    if audio is None or transcript is None:
+        named = (transcript or audio).name if (transcript or audio) else ""
+        messages.error(
+            request,
+            (f"{named}: " if named else "")
+            + "choose both the recording and its ELAN (.eaf) or Praat (.TextGrid) file.",
+        )
+        return redirect("recording_list", project.pk)
+    try:
+        recording = ingest.recording_upload(
+            project=project,
+            uploaded=audio,
+            user=request.user,
+            limits=ingest.UploadLimits.from_settings(),
+            transcript=transcript,
+            tier=request.POST.get("tier", ""),
+        )
+    except ingest.UploadRejected as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request,
+            f"{transcript.name}: {len(recording.annotations)} annotations of tier "
+            f"“{recording.tier_name}” become labeled train clips. "
+            + ingest.upload_outcome(recording),
+        )
+    return redirect("recording_list", project.pk)
 
 
 @accepts_body(ingest.one_file_body_bytes)

@@ -1,5 +1,6 @@
 """Labeled data in and out: NeMo-style JSONL manifests (audio_filepath, duration, text) with
-their audio, and CSV. Imports validate every row and report the ones they skip.
+their audio, CSV, and ELAN / Praat files per recording. Imports validate every row and report
+the ones they skip (ELAN and Praat files come in with their recording: labeling.ingest).
 
 An export carries what training reads (`text_normalized`, next to the raw `text`), each
 clip's split and status; an import keeps the split and status a manifest gives, so an
@@ -28,6 +29,7 @@ from django.utils import timezone
 
 from asr.audio import SAMPLE_RATE, AudioError, decode_audio, wav_bytes
 from asr.text import normalize_text, validate_text
+from labeling.annotations import DEFAULT_TIER, Annotation, eaf_bytes, textgrid_bytes
 from labeling.ingest import UploadLimits, _sha256, in_users_words
 from labeling.models import Clip, Project, Recording, Transcript
 from labeling.selectors import labeled_set
@@ -79,6 +81,44 @@ def export_manifest_zip(project: Project, target) -> int:
             count += 1
         archive.writestr("manifest.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     return count
+
+
+def export_annotations_zip(project: Project, target) -> int:
+    """Per recording with labeled clips: <name>.eaf (ELAN) and <name>.TextGrid (Praat), one
+    tier (the one it was imported from, else "transcript") with an annotation per labeled
+    clip, and the recording's audio under its own name, which the .eaf links to. Returns the
+    number of recordings written."""
+    by_recording: dict[int, list[Transcript]] = {}
+    for transcript in labeled_set(project):
+        by_recording.setdefault(transcript.clip.recording_id, []).append(transcript)
+    recordings = Recording.objects.in_bulk(list(by_recording))
+    used_stems: set[str] = set()
+    with (
+        zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        for recording_id, transcripts in sorted(by_recording.items()):
+            recording = recordings[recording_id]
+            stem = PurePosixPath(recording.original_name).stem or f"recording-{recording_id}"
+            while stem.lower() in used_stems:  # two uploads with one name
+                stem += "_"
+            used_stems.add(stem.lower())
+            media = stem + (PurePosixPath(recording.original_name).suffix or ".wav")
+            annotations = sorted(
+                (Annotation(t.clip.start_seconds, t.clip.end_seconds, t.text) for t in transcripts),
+                key=lambda a: a.start,
+            )
+            tier = recording.tier_name or DEFAULT_TIER
+            folder = Path(scratch)
+            archive.writestr(f"{stem}.eaf", eaf_bytes(tier, annotations, media, folder))
+            archive.writestr(
+                f"{stem}.TextGrid",
+                textgrid_bytes(tier, annotations, recording.duration_seconds, folder),
+            )
+            if recording.audio and recording.audio.storage.exists(recording.audio.name):
+                with recording.audio.open("rb") as audio:
+                    archive.writestr(media, audio.read())
+    return len(by_recording)
 
 
 # OWASP's CSV injection rule: a cell starting with one of these is a formula to a spreadsheet.

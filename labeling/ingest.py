@@ -10,6 +10,7 @@ import hashlib
 import logging
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,11 +21,12 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from asr.audio import (
+    SAMPLE_RATE,
     AudioError,
     DecodedAudio,
     SegmentConfig,
@@ -32,8 +34,20 @@ from asr.audio import (
     segment_speech,
     wav_bytes,
 )
+from asr.fingerprint import find_overlap, fingerprint, frame_seconds
+from asr.fingerprint import from_bytes as fingerprint_from_bytes
+from asr.fingerprint import to_bytes as fingerprint_bytes
+from asr.text import validate_text
 from config.dispatch import dispatch_on_commit
-from labeling.models import Clip, Project, Recording
+from labeling.annotations import (
+    MAX_ANNOTATION_BYTES,
+    AnnotationFileError,
+    annotation_kind,
+    check_fits,
+    choose_tier,
+    read_tiers,
+)
+from labeling.models import Clip, Project, Recording, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +137,12 @@ def decode_stored(audio, name: str, max_seconds: float) -> np.ndarray:
             raise AudioError(in_users_words(str(error), Path(local.name), name)) from error
 
 
-def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) -> Recording:
+def recording_upload(
+    *, project: Project, uploaded, user, limits: UploadLimits, transcript=None, tier: str = ""
+) -> Recording:
+    """Store an upload and queue its cutting into clips. With `transcript` (an uploaded ELAN
+    .eaf or Praat TextGrid), the annotations of its `tier` become labeled clips and the rest
+    of the recording is cut as usual; a transcript that does not fit keeps nothing."""
     with spooled_upload(uploaded, limits) as (name, path):
         sha256 = _sha256(path)
         twin = Recording.objects.filter(project=project, sha256=sha256).first()
@@ -132,6 +151,11 @@ def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) 
                 f"{name}: the same audio as “{twin.original_name}”, uploaded before; skipped."
             )
         decoded = decode_upload(path, name, limits)
+        print_ = fingerprint(decoded.samples)
+        repeats, repeat_notes = _repeats(project, print_, name, decoded.seconds)
+        tier_name, rows = "", []
+        if transcript is not None:
+            tier_name, rows = _transcript_rows(project, transcript, tier, name, decoded.seconds)
         with path.open("rb") as handle, transaction.atomic():
             recording = Recording(
                 project=project,
@@ -139,13 +163,88 @@ def recording_upload(*, project: Project, uploaded, user, limits: UploadLimits) 
                 sha256=sha256,
                 size_bytes=uploaded.size,
                 duration_seconds=decoded.seconds,
-                note=decoded.damage_note() or "",
+                note="; ".join(filter(None, [decoded.damage_note(), *repeat_notes])),
                 uploaded_by=user,
+                tier_name=tier_name,
+                annotations=rows,
+                fingerprint=fingerprint_bytes(print_),
+                repeats=repeats,
             )
             recording.audio.save(name, File(handle), save=False)
             recording.save()
             _queue_ingest(recording)
     return recording
+
+
+SAME_AUDIO_SHARE = 0.9  # of both recordings' length: the same audio, in another encoding
+
+
+def _repeats(project: Project, print_, name: str, seconds: float) -> tuple[list[dict], list[str]]:
+    """The stretches of an upload that are audio of an earlier recording, and a note for the
+    manager on each; UploadRejected when the upload is all of one earlier recording (another
+    format, rate or channel count of the same audio)."""
+    repeats, notes = [], []
+    earlier = project.recordings.exclude(fingerprint=b"").only(
+        "original_name", "fingerprint", "duration_seconds"
+    )
+    for other in earlier:
+        overlap = find_overlap(print_, fingerprint_from_bytes(bytes(other.fingerprint)))
+        if overlap is None:
+            continue
+        share_new = overlap.seconds / max(seconds, 1e-6)
+        share_old = overlap.seconds / max(other.duration_seconds, 1e-6)
+        if share_new >= SAME_AUDIO_SHARE and share_old >= SAME_AUDIO_SHARE:
+            raise UploadRejected(
+                f"{name}: the same audio as “{other.original_name}” (in another format, "
+                "sample rate or channel count), uploaded before; skipped."
+            )
+        start, end = frame_seconds(overlap.new_start), frame_seconds(overlap.new_end)
+        repeats.append({"start": start, "end": end, "of": other.original_name})
+        where = f"{_clock(start)}-{_clock(end)}"
+        if share_old >= SAME_AUDIO_SHARE:
+            notes.append(f"contains “{other.original_name}” at {where}")
+        else:
+            notes.append(f"{where} repeats audio of “{other.original_name}”")
+    if notes:
+        notes[-1] += (
+            "; the repeated audio is not cut into clips again, and this recording's clips "
+            "stay out of the test and dev sets"
+        )
+    return repeats, notes
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+def _transcript_rows(project: Project, transcript, tier: str, audio_name: str, seconds: float):
+    """(tier name, [{start, end, text}]) of an uploaded ELAN/Praat file, every text checked
+    against the project's alphabet; UploadRejected naming the file otherwise."""
+    name = Path(transcript.name or "transcript").name[:200]
+    if annotation_kind(name) is None:
+        raise UploadRejected(f"{name}: not an ELAN (.eaf) or Praat (.TextGrid) file")
+    rules = project.text_rules()
+    max_clip = max(project.clip_max_seconds, 30.0)
+    with spooled_upload(transcript, UploadLimits(MAX_ANNOTATION_BYTES, 0.0)) as (_, path):
+        try:
+            tier_name, annotations = choose_tier(read_tiers(path, name), tier.strip(), name)
+            check_fits(annotations, seconds, name, audio_name)
+        except AnnotationFileError as error:
+            raise UploadRejected(str(error)) from error
+    problems = []
+    for number, annotation in enumerate(annotations, start=1):
+        offending = validate_text(annotation.text, rules)
+        if offending:
+            problems.append(f"{number} (not in the alphabet: {' '.join(offending)})")
+        elif annotation.end - annotation.start > max_clip:
+            problems.append(f"{number} (over {max_clip:.0f} s, too long for one clip)")
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if problems[5:] else ""
+        )
+        raise UploadRejected(f"{name}, tier “{tier_name}”: annotations {shown}. Nothing was kept.")
+    rows = [{"start": a.start, "end": a.end, "text": a.text} for a in annotations]
+    return tier_name, rows
 
 
 def upload_outcome(recording: Recording) -> str:
@@ -199,15 +298,24 @@ def recording_ingest(*, recording_id: int) -> None:
         config = SegmentConfig(
             min_seconds=project.clip_min_seconds, max_seconds=project.clip_max_seconds
         )
+        labeled = _annotated_clips_store(recording, samples)
         spans = segment_speech(samples, config)
-        if not spans:
+        if not spans and not labeled:
             raise AudioError("no speech found in it")
-        existing = set(recording.clips.values_list("start_sample", flat=True))
-        for index, span in enumerate(spans):
-            if span.start not in existing:
-                _clip_store(recording, samples, span.start, span.end)
+        taken = list(recording.clips.values_list("start_sample", "end_sample"))
+        taken += [
+            (int(r["start"] * SAMPLE_RATE), int(r["end"] * SAMPLE_RATE)) for r in recording.repeats
+        ]
+        pieces = spans_outside(spans, taken, int(config.min_seconds * SAMPLE_RATE))
+        # An annotated recording's labels are all train clips, so its open clips are too: one
+        # recording (one voice, one session) never has clips on both sides of the test set.
+        # A recording that repeats another's audio stays on the training side as well.
+        on_train_side = labeled or recording.repeats
+        split = Clip.Split.TRAIN if on_train_side else Clip.Split.UNASSIGNED
+        for index, (start, end) in enumerate(pieces):
+            _clip_store(recording, samples, start, end, split=split)
             if index % 10 == 0:
-                Recording.objects.filter(pk=recording_id).update(progress=index / len(spans))
+                Recording.objects.filter(pk=recording_id).update(progress=index / len(pieces))
     except AudioError as error:
         _fail(recording_id, f"Could not cut it into clips: {error}")
         return
@@ -222,23 +330,81 @@ def recording_ingest(*, recording_id: int) -> None:
     )
 
 
-def _clip_store(recording: Recording, samples: np.ndarray, start: int, end: int) -> None:
+def spans_outside(spans, taken: list[tuple[int, int]], min_samples: int) -> list[tuple[int, int]]:
+    """The parts of the speech spans that no existing clip covers, each at least min_samples
+    long: what is left to cut where annotations (or an earlier, interrupted ingest) made clips."""
+    pieces = []
+    for span in spans:
+        start, end = span.start, span.end
+        for taken_start, taken_end in sorted(taken):
+            if taken_end <= start or taken_start >= end:
+                continue
+            if taken_start - start >= min_samples:
+                pieces.append((start, taken_start))
+            start = max(start, taken_end)
+        if end - start >= min_samples:
+            pieces.append((start, end))
+    return pieces
+
+
+def _annotated_clips_store(recording: Recording, samples: np.ndarray) -> int:
+    """The uploaded transcript's annotations as accepted train clips, each once (a rerun
+    finds them by start sample). Returns how many the recording has."""
+    for row in recording.annotations:
+        start = int(round(row["start"] * SAMPLE_RATE))
+        end = min(int(round(row["end"] * SAMPLE_RATE)), len(samples))
+        if end - start < SAMPLE_RATE // 10:
+            continue
+        # one transaction: an accepted clip never exists without its transcript
+        with transaction.atomic():
+            clip = _clip_store(
+                recording, samples, start, end, status=Clip.Status.ACCEPTED, split=Clip.Split.TRAIN
+            )
+            if clip is None:
+                continue
+            Transcript.objects.create(
+                clip=clip,
+                author=recording.uploaded_by,
+                lease_token=uuid.uuid4(),
+                text=row["text"],
+                status=Transcript.Status.ACCEPTED,
+                reviewed_by=recording.uploaded_by,
+                reviewed_at=timezone.now(),
+            )
+    return len(recording.annotations)
+
+
+def _clip_store(
+    recording: Recording,
+    samples: np.ndarray,
+    start: int,
+    end: int,
+    status: str = Clip.Status.UNLABELED,
+    split: str = Clip.Split.UNASSIGNED,
+) -> Clip | None:
+    """Store the clip [start, end) unless the recording has one starting there; the new clip,
+    or None when it was there already."""
+    if recording.clips.filter(start_sample=start).exists():
+        return None
     name = f"clips/{recording.project_id}/{recording.pk}/{start}.wav"
     if default_storage.exists(name):
         default_storage.delete(name)
     stored = default_storage.save(name, ContentFile(wav_bytes(samples[start:end])))
-    Clip.objects.bulk_create(
-        [
-            Clip(
-                project_id=recording.project_id,
-                recording=recording,
-                start_sample=start,
-                end_sample=end,
-                audio=stored,
-            )
-        ],
-        ignore_conflicts=True,
+    clip = Clip(
+        project_id=recording.project_id,
+        recording=recording,
+        start_sample=start,
+        end_sample=end,
+        audio=stored,
+        status=status,
+        split=split,
     )
+    try:
+        with transaction.atomic():
+            clip.save()
+    except IntegrityError:  # the same start, stored since the check above
+        return None
+    return clip
 
 
 def _fail(recording_id: int, message: str) -> None:

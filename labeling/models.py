@@ -210,6 +210,16 @@ class Recording(models.Model):
     error = models.TextField(blank=True)
     # What the uploader should know about a file that was kept, e.g. that it was damaged.
     note = models.TextField(blank=True)
+    # From an ELAN or Praat file uploaded with it: the tier imported, and its annotations
+    # ([{"start": s, "end": s, "text": ...}]), which the ingest cuts into labeled clips.
+    tier_name = models.CharField(max_length=200, blank=True)
+    annotations = models.JSONField(default=list, blank=True)
+    # asr.fingerprint of the decoded audio, compared with every later upload (recordings from
+    # before it was kept have none, and are not compared); and the stretches of this
+    # recording that repeat an earlier one ([{"start": s, "end": s, "of": name}]), which are
+    # not cut into clips.
+    fingerprint = models.BinaryField(blank=True, default=b"")
+    repeats = models.JSONField(default=list, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

@@ -73,4 +73,14 @@ urlpatterns = [
     ),
     path("projects/<int:project_id>/export/labeled.csv", annotation.export_csv, name="export_csv"),
     path("projects/<int:project_id>/import/", annotation.import_manifest, name="import_manifest"),
+    path(
+        "projects/<int:project_id>/export/elan-praat.zip",
+        annotation.export_annotations,
+        name="export_annotations",
+    ),
+    path(
+        "projects/<int:project_id>/import/annotated/",
+        annotation.import_annotated,
+        name="import_annotated",
+    ),
 ]

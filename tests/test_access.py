@@ -38,6 +38,8 @@ MATRIX = {
     "export_manifest": ("get", "manager"),
     "export_csv": ("get", "manager"),
     "import_manifest": ("post", "manager"),
+    "import_annotated": ("post", "manager"),
+    "export_annotations": ("get", "manager"),
     "dashboard": ("get", "annotator"),
     "round_start": ("post", "manager"),
     "round_cancel": ("post", "manager"),

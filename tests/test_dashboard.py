@@ -8,6 +8,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from labeling import services
+from tests.conftest import wait_until
 from training.models import ModelVersion, TrainingRound
 from training.selectors import word_diff
 
@@ -182,7 +183,11 @@ def test_the_chart_shows_one_point_per_finished_round(
     page.get_by_role("link", name="Curve").click()
     page.get_by_role("link", name="Model", exact=True).click()
     expect(page.locator("#curve")).to_be_visible()
-    page.wait_for_function("window.vernacularChart !== undefined")
+    # polled from here: wait_for_function's in-page polling evaluates a string, which the
+    # page's CSP (no 'unsafe-eval') refuses whenever the first check comes too early
+    wait_until(
+        lambda: page.evaluate("window.vernacularChart !== undefined"), timeout=20, what="the chart"
+    )
     points = page.evaluate(
         "window.vernacularChart.data.datasets.map(d => d.data.map(p => [p.x, p.y]))"
     )

@@ -20,6 +20,7 @@ class ProjectForm(forms.ModelForm):
             "strip_chars",
             "test_minutes_target",
             "dev_minutes_target",
+            "split_by",
             "lease_minutes",
             "clip_min_seconds",
             "clip_max_seconds",
@@ -30,6 +31,7 @@ class ProjectForm(forms.ModelForm):
             "lowercase": "Lowercase transcripts",
             "test_minutes_target": "Test set (minutes)",
             "dev_minutes_target": "Dev set (minutes)",
+            "split_by": "Draw test and dev",
             "lease_minutes": "A clip stays reserved for (minutes)",
             "clip_min_seconds": "Shortest clip (seconds)",
             "clip_max_seconds": "Longest clip (seconds)",
@@ -42,6 +44,11 @@ class ProjectForm(forms.ModelForm):
     def __init__(self, *args, owner=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = owner or self.instance.created_by
+        # left out of a form (a script, an older page): the project keeps what it has
+        self.fields["split_by"].required = False
+
+    def clean_split_by(self) -> str:
+        return self.cleaned_data["split_by"] or self.instance.split_by
 
     def clean_name(self) -> str:
         name = " ".join(self.cleaned_data["name"].split())

@@ -51,6 +51,19 @@ class Project(models.Model):
     dev_minutes_target = models.FloatField(
         default=5.0, help_text="Minutes of random clips for choosing when to stop training."
     )
+
+    class SplitBy(models.TextChoices):
+        RECORDING = "recording", "By recording: a recording's clips all go to one set"
+        CLIP = "clip", "By clip: any clip may go to any set (voices then leak into the test)"
+
+    split_by = models.CharField(
+        max_length=20,
+        choices=SplitBy.choices,
+        default=SplitBy.RECORDING,
+        help_text="How test and dev clips are drawn. By recording, the model is tested on "
+        "recordings (voices, sessions) it never trained on; with fewer than 3 recordings the "
+        "draw is by clip until there are more.",
+    )
     clip_min_seconds = models.FloatField(default=1.0)
     clip_max_seconds = models.FloatField(default=15.0)
     lease_minutes = models.PositiveIntegerField(

@@ -19,6 +19,7 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from labeling.models import SAMPLE_RATE, UNSCORED_LAST, Clip, Project, Transcript
+from labeling.selectors import split_draw
 
 ACTIVE = (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED)
 CLAIM_BATCH = 8  # candidates tried per read
@@ -73,13 +74,26 @@ def queue_candidates(project: Project, user, now=None) -> tuple[str, list[QueryS
         .exclude(skipped_by=user)
     )
     split = split_wanted(project, now)
+    draw = split_draw(project)
+    undrawn = open_clips.filter(split=Clip.Split.UNASSIGNED)
     if split != Clip.Split.TRAIN:
+        if draw.by_recording:  # a recording nobody drew yet, from the shortest ones
+            undrawn = undrawn.filter(recording_id__in=draw.eligible).exclude(
+                recording_id__in=_drawn_recordings(project)
+            )
+        drawn = open_clips.filter(split=split)
         # Clips drawn for this split earlier but never labeled come first, then undrawn ones.
-        return split, [
-            open_clips.filter(split=split).order_by("random_key"),
-            open_clips.filter(split=Clip.Split.UNASSIGNED).order_by("random_key"),
-        ]
+        if not draw.by_recording or drawn.exists() or undrawn.exists():
+            return split, [drawn.order_by("random_key"), undrawn.order_by("random_key")]
+        # no whole recording is left to draw for it: the queue labels for training instead
     pool = open_clips.filter(split__in=[Clip.Split.TRAIN, Clip.Split.UNASSIGNED])
+    if draw.by_recording:  # never a clip of a test or dev recording
+        evaluation = Clip.objects.filter(
+            project=project, split__in=[Clip.Split.TEST, Clip.Split.DEV]
+        )
+        pool = pool.exclude(
+            split=Clip.Split.UNASSIGNED, recording_id__in=evaluation.values("recording_id")
+        )
     return Clip.Split.TRAIN, [
         pool.order_by(UNSCORED_LAST, F("selection_score").desc(), "random_key")
     ]
@@ -137,9 +151,25 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
                 )
             )
             if claimed:
-                return Clip.objects.select_related("recording").get(pk=clip_id)
+                clip = Clip.objects.select_related("recording").get(pk=clip_id)
+                if split_draw(project).by_recording:
+                    recording_split_assign(recording_id=clip.recording_id, split=split)
+                return clip
         lost += batch
     return None
+
+
+def recording_split_assign(*, recording_id: int, split: str) -> None:
+    """The rest of a recording follows its first drawn clip into the same set."""
+    Clip.objects.filter(recording_id=recording_id, split=Clip.Split.UNASSIGNED).update(split=split)
+
+
+def _drawn_recordings(project: Project) -> QuerySet:
+    return (
+        Clip.objects.filter(project=project)
+        .exclude(split=Clip.Split.UNASSIGNED)
+        .values("recording_id")
+    )
 
 
 @dataclass(frozen=True)
@@ -295,8 +325,14 @@ def transcript_review(
         )
         clip.status = Clip.Status.FLAGGED if transcript.flag else Clip.Status.ACCEPTED
         if clip.split == Clip.Split.UNASSIGNED:
-            # Labeled without a lease (kept for review): it takes its turn in the draw.
+            # Labeled without a lease (kept for review): it takes its turn in the draw, on
+            # the training side where its recording could not join test or dev.
+            draw = split_draw(clip.project)
             clip.split = split_wanted(clip.project, now)
+            if draw.by_recording and clip.recording_id not in draw.eligible:
+                clip.split = Clip.Split.TRAIN
+            if draw.by_recording:
+                recording_split_assign(recording_id=clip.recording_id, split=clip.split)
     elif not standing.exists():
         clip.status = Clip.Status.UNLABELED
     _settle_conflicts(clip)

@@ -25,11 +25,74 @@ def clip_minutes(clips: QuerySet[Clip]) -> float:
     return (samples or 0) / SAMPLE_RATE / 60
 
 
+MIN_RECORDINGS_FOR_RECORDING_SPLITS = 3
+# Drawn by recording, the test and dev sets take whole recordings, shortest first; that is
+# only worth it while those recordings are a small part of the audio.
+MAX_EVALUATION_SHARE = 1 / 3
+
+
+@dataclass(frozen=True)
+class SplitDraw:
+    by_recording: bool
+    eligible: tuple[int, ...] = ()  # recordings a new test or dev recording is drawn from
+    why_by_clip: str = ""  # for the dashboard, when the project asked for recordings
+
+
+def split_draw(project: Project) -> SplitDraw:
+    """How the next test or dev clips are drawn: by whole recordings (the project's setting)
+    from the shortest recordings that fill the targets, or by clip where the project asked
+    for that, has fewer than 3 recordings, or would lose over a third of its audio to them."""
+    if project.split_by != Project.SplitBy.RECORDING:
+        return SplitDraw(False)
+    recordings = list(
+        project.recordings.filter(status="ready")
+        .exclude(clips__split=Clip.Split.TRAIN)  # on the training side already
+        .order_by("duration_seconds", "pk")
+        .values_list("pk", "duration_seconds")
+    )
+    total = sum(
+        project.recordings.filter(status="ready").values_list("duration_seconds", flat=True)
+    )
+    count = project.recordings.filter(status="ready").count()
+    if count < MIN_RECORDINGS_FOR_RECORDING_SPLITS:
+        return SplitDraw(
+            False,
+            why_by_clip=f"Test and dev clips are drawn by clip for now: the project has {count} "
+            f"recording{'' if count == 1 else 's'}, and a draw by recording needs at least "
+            f"{MIN_RECORDINGS_FOR_RECORDING_SPLITS}. Test clips then share voices and sessions "
+            "with training clips.",
+        )
+    wanted = (project.test_minutes_target + project.dev_minutes_target) * 60
+    eligible, seconds = [], 0.0
+    for pk, duration in recordings:
+        if seconds >= wanted:
+            break
+        eligible.append(pk)
+        seconds += duration
+    if seconds > MAX_EVALUATION_SHARE * total:
+        return SplitDraw(
+            False,
+            why_by_clip="Test and dev clips are drawn by clip for now: whole recordings for "
+            f"{wanted / 60:.0f} min of test and dev would take {seconds / 60:.0f} of the "
+            f"project's {total / 60:.0f} min. Upload more (or shorter) recordings, or lower the "
+            "targets. Test clips then share voices and sessions with training clips.",
+        )
+    return SplitDraw(True, tuple(eligible))
+
+
 def split_warnings(project: Project) -> list[str]:
     """What makes this project's test figures less than honest, in words for its people:
     test and dev targets larger than its audio, a test set from a single recording, and
     recordings whose clips sit both in test or dev and in training."""
     warnings = []
+    draw = split_draw(project)
+    if draw.why_by_clip and project.clips.exists():
+        warnings.append(draw.why_by_clip)
+    elif project.split_by == Project.SplitBy.CLIP:
+        warnings.append(
+            "Test and dev clips are drawn by clip (Settings): test clips share voices and "
+            "sessions with training clips, and the test figures look better than they are."
+        )
     total = clip_minutes(project.clips.all())
     wanted = project.test_minutes_target + project.dev_minutes_target
     if project.recordings.exists() and total < wanted + 1.0:

@@ -83,6 +83,21 @@ def test_a_manager_edits_settings(client_for, owner, project):
     assert project.lowercase is False
 
 
+def test_a_new_project_draws_test_and_dev_by_recording_and_a_manager_can_choose_by_clip(
+    client_for, owner, project
+):
+    url = reverse("project_settings", args=[project.pk])
+    assert project.split_by == "recording"
+    assert "Draw test and dev" in client_for(owner).get(url).content.decode()
+
+    client_for(owner).post(url, {**VALID, "split_by": "clip"})
+    project.refresh_from_db()
+    assert project.split_by == "clip"
+    client_for(owner).post(url, VALID)  # a form without the field keeps it
+    project.refresh_from_db()
+    assert project.split_by == "clip"
+
+
 def test_settings_keep_the_same_name_without_calling_it_a_duplicate(client_for, owner, project):
     url = reverse("project_settings", args=[project.pk])
     response = client_for(owner).post(url, {**VALID, "name": "Kiswahili"})

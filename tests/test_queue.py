@@ -406,3 +406,81 @@ def test_reviewer_edits_do_not_count_as_annotation_in_stats(
     assert [r.username for r in rows] == ["amina"]
     assert rows[0].labeled_minutes == pytest.approx(2 / 60)
     assert total.clips == 1
+
+
+def many_recordings(project, make_clips, count=12, clips=10):
+    """`count` ready recordings of `clips` 3 s clips each (30 s a recording)."""
+    from labeling.models import Recording
+
+    for _ in range(count):
+        make_clips(project, count=clips, seconds=3.0)
+    Recording.objects.filter(project=project).update(status=Recording.Status.READY)
+
+
+def label_everything(project, user) -> int:
+    labeled = 0
+    while (clip := queue.clip_lease_next(project=project, user=user)) is not None:
+        submit(clip, user)
+        labeled += 1
+    return labeled
+
+
+def test_drawn_by_recording_no_recording_has_clips_in_both_test_or_dev_and_train(
+    project, make_clips, annotator
+):
+    project.test_minutes_target, project.dev_minutes_target = 1.0, 0.5
+    project.save()
+    many_recordings(project, make_clips)
+
+    assert label_everything(project, annotator) == 120
+
+    splits_by_recording = {}
+    for recording_id, split in Clip.objects.values_list("recording_id", "split"):
+        splits_by_recording.setdefault(recording_id, set()).add(split)
+    assert all(len(splits) == 1 for splits in splits_by_recording.values()), splits_by_recording
+    minutes = queue.evaluation_minutes(project)
+    assert minutes["test"] >= 1.0 and minutes["dev"] >= 0.5
+    assert sum(s == {"test"} for s in splits_by_recording.values()) == 2  # 2 x 30 s >= 1 min
+    assert selectors.split_warnings(project) == []
+
+
+def test_drawn_by_clip_the_same_project_straddles_and_the_dashboard_says_so(
+    project, make_clips, annotator
+):
+    project.test_minutes_target, project.dev_minutes_target = 1.0, 0.5
+    project.split_by = project.SplitBy.CLIP
+    project.save()
+    many_recordings(project, make_clips)
+
+    label_everything(project, annotator)
+
+    warnings = selectors.split_warnings(project)
+    assert any("drawn by clip (Settings)" in w for w in warnings)
+    assert any("clips both in the test or dev set and in training" in w for w in warnings)
+
+
+def test_with_two_recordings_the_draw_is_by_clip_and_says_why(project, make_clips, annotator):
+    project.test_minutes_target, project.dev_minutes_target = 0.2, 0.1
+    project.save()
+    many_recordings(project, make_clips, count=2)
+
+    assert label_everything(project, annotator) == 20  # nothing stalls
+
+    assert selectors.split_draw(project).by_recording is False
+    assert (
+        "the project has 2 recordings, and a draw by recording needs at least 3"
+        in (selectors.split_warnings(project)[0])
+    )
+
+
+def test_whole_recordings_that_would_take_over_a_third_of_the_audio_are_not_drawn(
+    project, make_clips, annotator
+):
+    project.test_minutes_target, project.dev_minutes_target = 2.0, 1.0  # of 6 min in all
+    project.save()
+    many_recordings(project, make_clips)
+
+    draw = selectors.split_draw(project)
+
+    assert draw.by_recording is False
+    assert "would take 3 of the project's 6 min" in draw.why_by_clip

@@ -36,7 +36,7 @@ MAX_SAMPLES = 30 * 16_000
 
 OFFLINE_USAGE = """## Run it offline
 
-This folder runs without Vernacular, on any machine with Python 3.9 or later:
+This folder runs without Vernacular, torch or transformers: Python and three packages do.
 
 ```sh
 pip install numpy onnxruntime soundfile            # and flashlight-text for --lm

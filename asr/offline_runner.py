@@ -183,18 +183,24 @@ def main(argv=None) -> int:
         print("this export has no lm.arpa: the round kept no language model", file=sys.stderr)
         return 2
     beam = LexiconBeamSearch(HERE, tokens, settings) if args.lm else None
-    for name in args.audio:
+    status = 0
+    for name in args.audio:  # a file that cannot be read is named, and the rest still run
+        if not Path(name).is_file():
+            print(f"{name}: no such file", file=sys.stderr)
+            status = 2
+            continue
         try:
             samples = read_samples(Path(name), settings["sample_rate"])
         except (OSError, RuntimeError) as error:  # soundfile.LibsndfileError is a RuntimeError
             print(f"{name}: cannot read it as audio ({error})", file=sys.stderr)
-            return 2
+            status = 2
+            continue
         texts = []
         for piece in windows(samples, settings):
             log_probs = session.run(["log_probs"], {"audio": piece[None, :]})[0][0]
             texts.append(beam.text(log_probs) if beam else greedy_text(log_probs, tokens, settings))
         print(f"{Path(name).name}\t{' '.join(text for text in texts if text)}", flush=True)
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -109,9 +109,13 @@ def test_the_runner_reads_stereo_44k_audio_and_says_which_file_it_cannot_read(
     texts = texts_by_name(run_isolated(offline_folder, str(path), str(stereo)).stdout)
     assert jiwer.cer(texts[path.name], texts["stereo.wav"]) < 0.1
 
-    run = run_isolated(offline_folder, str(tmp_path / "notes.wav"))
+    run = run_isolated(
+        offline_folder, str(tmp_path / "notes.wav"), str(tmp_path / "gone.wav"), str(path)
+    )
     assert run.returncode == 2
     assert "notes.wav: cannot read it as audio" in run.stderr and "Traceback" not in run.stderr
+    assert f"{tmp_path / 'gone.wav'}: no such file" in run.stderr
+    assert run.stdout == f"{path.name}\t{texts[path.name]}\n"  # the readable one still runs
 
 
 def test_long_audio_is_cut_into_windows_at_its_quietest_moments():

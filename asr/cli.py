@@ -8,6 +8,7 @@
     python -m asr corpus --out demo/ --clips 400                 a synthetic demo corpus
     python -m asr pretrain recordings/ more.mp3 --out w2v/        wav2vec 2.0 on unlabeled audio
     python -m asr export run/model --out offline/       ONNX + a runner that needs no Vernacular
+    python -m asr align story.mp3 story.txt --model m/ --out clips/   untimed text -> clips
 
 Manifests are NeMo-style JSONL (asr.manifest). Texts in manifests are taken as normalized.
 Mistakes (a missing file, unreadable audio, a directory without a model) end with one line on
@@ -790,6 +791,69 @@ def run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- align ------------------------------------------------------------------------------------
+
+PUNCTUATION = '.,;:!?"“”«»()[]'  # what a project strips by default, dropped before aligning
+
+
+def add_align_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recording", help="the audio, in any format ffmpeg reads")
+    parser.add_argument("transcript", help="its text: one utterance a line, or a whole text")
+    parser.add_argument("--model", required=True, help="a model that knows the letters")
+    parser.add_argument("--out", required=True, help="directory for clips/ and manifest.jsonl")
+    parser.add_argument("--device", default="auto")
+
+
+def run_align(args: argparse.Namespace) -> int:
+    from asr.align import REVIEW_BELOW, AlignmentError, align_transcript, transcript_lines
+    from asr.audio import write_wav
+    from asr.text import TextRules, normalize_text
+
+    recording, transcript = Path(args.recording), Path(args.transcript)
+    for path in (recording, transcript):
+        if not path.is_file():
+            raise CliError(f"{path}: no such file")
+    _quiet_transformers()
+    model = _load_model(args.model)
+    known = set(model.vocabulary.tokens[3:])
+    rules = TextRules(strip_characters=PUNCTUATION)
+    lines = [
+        normalize_text(line, rules) for line in transcript_lines(transcript.read_text("utf-8"))
+    ]
+    for number, line in enumerate(lines, start=1):
+        unknown = sorted(set(line.replace(" ", "")) - known)
+        if unknown:
+            raise CliError(
+                f"{transcript}: utterance {number} has letters the model does not know: "
+                + " ".join(unknown)
+            )
+    samples = decode_audio(recording)
+    try:
+        aligned = align_transcript(model, samples, lines, _device(args.device))
+    except AlignmentError as error:
+        raise CliError(f"{transcript}: {error}") from error
+    out = Path(args.out)
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for number, line in enumerate(aligned, start=1):
+        path = out / "clips" / f"{recording.stem}_{number:04d}.wav"
+        write_wav(path, samples[line.start_sample : line.end_sample])
+        extra = {"alignment_score": round(line.score, 4), "review": line.score < REVIEW_BELOW}
+        extra |= {"offset": round(line.start_seconds, 3)}
+        entries.append(
+            ManifestEntry(
+                path, (line.end_sample - line.start_sample) / SAMPLE_RATE, line.text, extra
+            )
+        )
+    write_manifest(entries, out / "manifest.jsonl")
+    low = sum(entry.extra["review"] for entry in entries)
+    print(
+        f"{len(entries)} clips -> {out / 'manifest.jsonl'}; {low} scored under {REVIEW_BELOW} "
+        '("review": true): listen to those before training on them'
+    )
+    return 0
+
+
 # --- export -----------------------------------------------------------------------------------
 
 
@@ -838,6 +902,7 @@ SUBCOMMANDS = [
         add_export_arguments,
         run_export,
     ),
+    Subcommand("align", "untimed transcript + recording -> clips", add_align_arguments, run_align),
 ]
 
 

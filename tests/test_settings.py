@@ -121,3 +121,13 @@ def test_the_sqlite_database_file_is_readable_by_its_owner_only(tmp_path):
     assert files and all(path.stat().st_mode & 0o777 == 0o600 for path in files), [
         (path.name, oct(path.stat().st_mode)) for path in files
     ]
+
+
+def test_every_page_names_an_icon_the_server_serves(client):
+    body = client.get("/accounts/login/").content.decode()
+    href = body.split('rel="icon" href="')[1].split('"')[0]
+
+    response = client.get(href)
+
+    assert response.status_code == 200
+    assert b"<svg" in b"".join(response.streaming_content)

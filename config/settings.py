@@ -213,6 +213,7 @@ CELERY_TASK_ROUTES = {
     "training.score_pool": {"queue": "gpu"},
     "training.transcribe": {"queue": "gpu"},
     "training.export_offline": {"queue": "gpu"},
+    "training.align_recording": {"queue": "gpu"},
 }
 # A web request that queues work fails fast with a clear message when Redis is down.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}

@@ -318,7 +318,7 @@ def import_annotated(request, project_id: int):
         messages.error(
             request,
             (f"{named}: " if named else "")
-            + "choose both the recording and its ELAN (.eaf) or Praat (.TextGrid) file.",
+            + "choose both the recording and its ELAN (.eaf), Praat (.TextGrid) or text file.",
         )
         return redirect("recording_list", project.pk)
     try:
@@ -333,12 +333,18 @@ def import_annotated(request, project_id: int):
     except ingest.UploadRejected as error:
         messages.error(request, str(error))
     else:
-        messages.success(
-            request,
-            f"{transcript.name}: {len(recording.annotations)} annotations of tier "
-            f"“{recording.tier_name}” become labeled train clips. "
-            + ingest.upload_outcome(recording),
-        )
+        if recording.untimed_lines:
+            text = (
+                f"{transcript.name}: {len(recording.untimed_lines)} lines, to be aligned with "
+                f"{recording.original_name} by a gpu worker."
+            )
+        else:
+            text = (
+                f"{transcript.name}: {len(recording.annotations)} annotations of tier "
+                f"“{recording.tier_name}” become labeled train clips. "
+                + ingest.upload_outcome(recording)
+            )
+        messages.success(request, text)
     return redirect("recording_list", project.pk)
 
 

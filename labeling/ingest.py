@@ -37,7 +37,7 @@ from asr.audio import (
 from asr.fingerprint import find_overlap, fingerprint, frame_seconds
 from asr.fingerprint import from_bytes as fingerprint_from_bytes
 from asr.fingerprint import to_bytes as fingerprint_bytes
-from asr.text import validate_text
+from asr.text import normalize_text, validate_text
 from config.dispatch import dispatch_on_commit
 from labeling.annotations import (
     MAX_ANNOTATION_BYTES,
@@ -153,8 +153,10 @@ def recording_upload(
         decoded = decode_upload(path, name, limits)
         print_ = fingerprint(decoded.samples)
         repeats, repeat_notes = _repeats(project, print_, name, decoded.seconds)
-        tier_name, rows = "", []
-        if transcript is not None:
+        tier_name, rows, lines = "", [], []
+        if transcript is not None and Path(transcript.name or "").suffix.lower() == ".txt":
+            lines = _untimed_lines(project, transcript)
+        elif transcript is not None:
             tier_name, rows = _transcript_rows(project, transcript, tier, name, decoded.seconds)
         with path.open("rb") as handle, transaction.atomic():
             recording = Recording(
@@ -169,10 +171,14 @@ def recording_upload(
                 annotations=rows,
                 fingerprint=fingerprint_bytes(print_),
                 repeats=repeats,
+                untimed_lines=lines,
             )
             recording.audio.save(name, File(handle), save=False)
             recording.save()
-            _queue_ingest(recording)
+            if lines:
+                _queue_alignment(recording)
+            else:
+                _queue_ingest(recording)
     return recording
 
 
@@ -217,12 +223,57 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
+MAX_TEXT_BYTES = 2 * 2**20
+
+
+def _untimed_lines(project: Project, transcript) -> list[str]:
+    """The normalized utterances of an uploaded text (one a line, or whole paragraphs),
+    checked against the alphabet; UploadRejected naming the file otherwise. Aligning needs
+    the promoted model's letters, so a project without one is told to train first."""
+    from asr.align import transcript_lines
+
+    name = Path(transcript.name or "transcript.txt").name[:200]
+    if not project.model_versions.filter(promoted=True).exists():
+        raise UploadRejected(
+            f"{name}: aligning a text to its recording needs a trained model; run a first "
+            "round on labeled clips, then upload the text again."
+        )
+    if transcript.size > MAX_TEXT_BYTES:
+        raise UploadRejected(f"{name}: over {MAX_TEXT_BYTES // 2**20} MB of text")
+    try:
+        text = b"".join(transcript.chunks()).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UploadRejected(f"{name}: not UTF-8 text") from error
+    rules = project.text_rules()
+    lines = [normalize_text(line, rules) for line in transcript_lines(text)]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise UploadRejected(f"{name}: has no text")
+    for number, line in enumerate(lines, start=1):
+        offending = validate_text(line, rules)
+        if offending:
+            raise UploadRejected(
+                f"{name}: utterance {number} is not in the alphabet ({' '.join(offending)}). "
+                "Nothing was kept."
+            )
+    return lines
+
+
+def _queue_alignment(recording: Recording) -> None:
+    from celery import current_app
+
+    recording_id = recording.pk
+    # by name: the task lives in the training app, which imports this one
+    task = current_app.signature("training.align_recording")
+    dispatch_on_commit(task, recording_id, on_unreachable=lambda why: _fail(recording_id, why))
+
+
 def _transcript_rows(project: Project, transcript, tier: str, audio_name: str, seconds: float):
     """(tier name, [{start, end, text}]) of an uploaded ELAN/Praat file, every text checked
     against the project's alphabet; UploadRejected naming the file otherwise."""
     name = Path(transcript.name or "transcript").name[:200]
     if annotation_kind(name) is None:
-        raise UploadRejected(f"{name}: not an ELAN (.eaf) or Praat (.TextGrid) file")
+        raise UploadRejected(f"{name}: not an ELAN (.eaf), Praat (.TextGrid) or text (.txt) file")
     rules = project.text_rules()
     max_clip = max(project.clip_max_seconds, 30.0)
     with spooled_upload(transcript, UploadLimits(MAX_ANNOTATION_BYTES, 0.0)) as (_, path):
@@ -275,7 +326,7 @@ def recording_retry(*, recording: Recording) -> bool:
         status=Recording.Status.QUEUED, error="", progress=0.0
     )
     if updated:
-        _queue_ingest(recording)
+        _queue_alignment(recording) if recording.untimed_lines else _queue_ingest(recording)
     return bool(updated)
 
 
@@ -353,25 +404,32 @@ def _annotated_clips_store(recording: Recording, samples: np.ndarray) -> int:
     for row in recording.annotations:
         start = int(round(row["start"] * SAMPLE_RATE))
         end = min(int(round(row["end"] * SAMPLE_RATE)), len(samples))
-        if end - start < SAMPLE_RATE // 10:
-            continue
-        # one transaction: an accepted clip never exists without its transcript
-        with transaction.atomic():
-            clip = _clip_store(
-                recording, samples, start, end, status=Clip.Status.ACCEPTED, split=Clip.Split.TRAIN
-            )
-            if clip is None:
-                continue
+        labeled_clip_store(recording, samples, start, end, row["text"], accepted=True)
+    return len(recording.annotations)
+
+
+def labeled_clip_store(
+    recording: Recording, samples: np.ndarray, start: int, end: int, text: str, accepted: bool
+) -> Clip | None:
+    """A train clip with its transcript, accepted or waiting for review, in one transaction
+    (a labeled clip never exists without its text); None where the recording has a clip
+    starting there already, or the span is under 0.1 s."""
+    if end - start < SAMPLE_RATE // 10:
+        return None
+    status = Transcript.Status.ACCEPTED if accepted else Transcript.Status.SUBMITTED
+    with transaction.atomic():
+        clip = _clip_store(recording, samples, start, end, status=status, split=Clip.Split.TRAIN)
+        if clip is not None:
             Transcript.objects.create(
                 clip=clip,
                 author=recording.uploaded_by,
                 lease_token=uuid.uuid4(),
-                text=row["text"],
-                status=Transcript.Status.ACCEPTED,
-                reviewed_by=recording.uploaded_by,
-                reviewed_at=timezone.now(),
+                text=text,
+                status=status,
+                reviewed_by=recording.uploaded_by if accepted else None,
+                reviewed_at=timezone.now() if accepted else None,
             )
-    return len(recording.annotations)
+    return clip
 
 
 def _clip_store(

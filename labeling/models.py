@@ -232,6 +232,9 @@ class Recording(models.Model):
     # recording that repeat an earlier one ([{"start": s, "end": s, "of": name}]), which are
     # not cut into clips.
     fingerprint = models.BinaryField(blank=True, default=b"")
+    # An untimed transcript uploaded with it (one utterance a line, normalized): a gpu worker
+    # aligns it with the promoted model (training/aligner.py) instead of cutting at pauses.
+    untimed_lines = models.JSONField(default=list, blank=True)
     repeats = models.JSONField(default=list, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     uploaded_by = models.ForeignKey(

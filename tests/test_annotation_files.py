@@ -147,7 +147,7 @@ def test_a_textgrid_with_two_tiers_needs_the_tier_named(
     [
         (
             "no audio",
-            "story.eaf: choose both the recording and its ELAN (.eaf) or Praat (.TextGrid) file.",
+            "story.eaf: choose both the recording and its ELAN (.eaf), Praat (.TextGrid) or text file.",
         ),
         ("no such tier", "story.eaf: has no tier “words” with text; it has “utterances”"),
         (
@@ -158,7 +158,10 @@ def test_a_textgrid_with_two_tiers_needs_the_tier_named(
             "foreign letters",
             "story.eaf, tier “utterances”: annotations 1 (not in the alphabet: 1 2)",
         ),
-        ("not a transcript", "story.txt: not an ELAN (.eaf) or Praat (.TextGrid) file"),
+        (
+            "not a transcript",
+            "story.csv: not an ELAN (.eaf), Praat (.TextGrid) or text (.txt) file",
+        ),
         ("damaged", "story.eaf: not a ELAN file these tools can read"),
     ],
 )
@@ -175,7 +178,7 @@ def test_a_bad_transcript_file_is_refused_whole_with_its_reason(
         rows = [(rows[0][0], rows[0][1], "room 12"), *rows[1:]]
     eaf = write_eaf(tmp_path / "story.eaf", {"utterances": rows})
     if case == "not a transcript":
-        eaf = eaf.rename(tmp_path / "story.txt")
+        eaf = eaf.rename(tmp_path / "story.csv")
     if case == "damaged":
         eaf.write_bytes(eaf.read_bytes()[:200])
     audio = None if case == "no audio" else speech_recording

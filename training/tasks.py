@@ -50,3 +50,10 @@ def offline_export_task(version_id: int) -> None:
     from training.exporter import offline_export_run
 
     offline_export_run(version_id=version_id)
+
+
+@shared_task(name="training.align_recording", ignore_result=True)
+def recording_align_task(recording_id: int) -> None:
+    from training.aligner import recording_align
+
+    recording_align(recording_id=recording_id)

@@ -1,0 +1,117 @@
+"""A recording with its untimed text: aligned by a real gpu worker with the promoted model,
+each line a train clip, the lines that fit badly waiting in Review."""
+
+import json
+import shutil
+import time
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from asr.text import TextRules, normalize_text
+from labeling.models import Clip, Recording, Transcript
+from tests.conftest import REAL_SPEECH
+from training.models import ModelVersion, TrainingRound
+
+ENGLISH = "abcdefghijklmnopqrstuvwxyz'"
+
+
+@pytest.fixture
+def lines():
+    rows = [json.loads(line) for line in (REAL_SPEECH / "manifest.jsonl").read_text().splitlines()]
+    rules = TextRules(strip_characters=",.?!;:\"'")
+    texts = {row["audio_filepath"]: normalize_text(row["text"], rules) for row in rows}
+    return [texts[wav.name] for wav in sorted(REAL_SPEECH.glob("*.wav"))]  # the recording's order
+
+
+@pytest.fixture
+def english(project):
+    project.alphabet = ENGLISH
+    project.save()
+    return project
+
+
+@pytest.fixture
+def promoted(english, trained_whisper_model, tmp_path):
+    _, directory, _ = trained_whisper_model
+    shutil.copytree(directory, tmp_path / "model")
+    training_round = TrainingRound.objects.create(
+        project=english, number=1, base="builtin:whisper-base", status="succeeded"
+    )
+    return ModelVersion.objects.create(
+        project=english,
+        round=training_round,
+        directory=str(tmp_path / "model"),
+        labeled_minutes=1,
+        promoted=True,
+    )
+
+
+def post(client, project, audio, text: str):
+    files = {
+        "audio": SimpleUploadedFile(audio.name, audio.read_bytes()),
+        "transcript": SimpleUploadedFile("story.txt", text.encode()),
+    }
+    response = client.post(reverse("import_annotated", args=[project.pk]), files, follow=True)
+    return [str(m) for m in response.context["messages"]]
+
+
+@pytest.mark.django_db
+def test_without_a_trained_model_the_text_is_refused_and_nothing_kept(
+    client_for, owner, english, speech_recording, lines
+):
+    messages = post(client_for(owner), english, speech_recording, "\n".join(lines))
+
+    assert messages == [
+        "story.txt: aligning a text to its recording needs a trained model; run a first round "
+        "on labeled clips, then upload the text again."
+    ]
+    assert not Recording.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_line_outside_the_alphabet_is_refused(
+    client_for, owner, english, promoted, speech_recording, lines
+):
+    messages = post(
+        client_for(owner), english, speech_recording, "\n".join([*lines[:3], "room 101"])
+    )
+
+    assert messages == ["story.txt: utterance 4 is not in the alphabet (1 0). Nothing was kept."]
+    assert not Recording.objects.exists()
+
+
+@pytest.mark.celery
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_gpu_worker_aligns_the_text_and_a_wrong_line_waits_in_review(
+    client_for, owner, english, promoted, speech_recording, lines, celery_worker
+):
+    text = list(lines)
+    text[5] = "the weather was fine and everyone went to the market"
+
+    messages = post(client_for(owner), english, speech_recording, "\n".join(text) + "\n")
+
+    assert messages == [
+        "story.txt: 10 lines, to be aligned with long-recording.wav by a gpu worker."
+    ]
+    recording = Recording.objects.get()
+    deadline = time.monotonic() + 300
+    while recording.status != Recording.Status.READY:
+        assert recording.status != Recording.Status.FAILED, recording.error
+        assert time.monotonic() < deadline, "the worker did not align it in 5 minutes"
+        time.sleep(0.5)
+        recording.refresh_from_db()
+    clips = list(recording.clips.order_by("start_sample"))
+    assert [Transcript.objects.get(clip=c).text for c in clips] == text
+    assert {c.split for c in clips} == {Clip.Split.TRAIN}
+    assert clips[5].status == Clip.Status.SUBMITTED  # waits for a reviewer
+    accepted = sum(c.status == Clip.Status.ACCEPTED for c in clips)
+    assert accepted >= 7, [
+        Transcript.objects.get(clip=c).text for c in clips if c.status != "accepted"
+    ]
+    assert f"aligned 10 lines of its text with model 1; {10 - accepted} fit the audio badly" in (
+        recording.note
+    )
+    assert all(a.end_sample <= b.start_sample for a, b in zip(clips, clips[1:], strict=False))

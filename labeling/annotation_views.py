@@ -2,11 +2,14 @@
 
 import tempfile
 import uuid
+from dataclasses import replace
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, HttpResponse, JsonResponse
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
@@ -233,9 +236,35 @@ def annotate_undo(request, project_id: int):
 
 def review(request, project_id: int):
     project, membership = project_for(request.user, project_id, role=Role.REVIEWER)
-    items = selectors.review_items(project)[:50]
-    context = {"project": project, "membership": membership, "items": items}
+    filters = selectors.ReviewFilter.from_query(request.GET)
+    items = selectors.review_items(project, reviewer=request.user, filters=filters)
+    page = Paginator(items, selectors.REVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
+    hidden_mine = 0
+    if not filters.mine:
+        hidden_mine = selectors.review_items(project).filter(author=request.user).count()
+    context = {
+        "project": project,
+        "membership": membership,
+        "page": page,
+        "items": page.object_list,
+        "filters": filters,
+        "shows": selectors.REVIEW_SHOWS,
+        "annotators": selectors.review_annotators(project),
+        "hidden_mine": hidden_mine,
+        "with_mine": replace(filters, mine=True).query_string(),
+        "previous": filters.query_string(page.previous_page_number())
+        if page.has_previous()
+        else None,
+        "next": filters.query_string(page.next_page_number()) if page.has_next() else None,
+    }
     return render(request, "labeling/review.html", context)
+
+
+def _back_to_review(project, request):
+    """The Review page with the filters it was posted from (re-encoded: never a raw URL)."""
+    filters = selectors.ReviewFilter.from_query(QueryDict(request.POST.get("filters", "")))
+    query = filters.query_string()
+    return redirect(reverse("review", args=[project.pk]) + (f"?{query}" if query else ""))
 
 
 @require_POST
@@ -246,12 +275,12 @@ def review_decide(request, project_id: int, transcript_id: int):
     text = request.POST.get("text", transcript.text)
     if action not in ("accept", "reject"):
         messages.error(request, "Choose accept or reject.")
-        return redirect("review", project.pk)
+        return _back_to_review(project, request)
     if action == "accept" and not transcript.flag:
         offending = validate_text(text, project.text_rules())
         if offending or not text.strip():
             messages.error(request, "Not accepted: not in the alphabet: " + " ".join(offending))
-            return redirect("review", project.pk)
+            return _back_to_review(project, request)
     try:
         queue.transcript_review(
             transcript=transcript, reviewer=request.user, action=action, text=text
@@ -261,7 +290,7 @@ def review_decide(request, project_id: int, transcript_id: int):
     else:
         verb = {"accept": "Accepted", "reject": "Rejected; the clip goes back to the queue"}[action]
         messages.success(request, f"{verb}.")
-    return redirect("review", project.pk)
+    return _back_to_review(project, request)
 
 
 def stats(request, project_id: int):

@@ -1,5 +1,6 @@
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.db.models import Count, F, QuerySet, Sum
 from django.utils import timezone
@@ -156,13 +157,73 @@ def clip_prefill(clip: Clip, user) -> tuple[str, bool]:
     return clip.draft_text, bool(clip.draft_text)
 
 
-def review_items(project: Project):
-    """Submitted transcripts waiting for a reviewer, disagreements first, oldest first."""
-    return (
-        Transcript.objects.filter(clip__project=project, status=Transcript.Status.SUBMITTED)
-        .select_related("clip", "author")
-        .order_by("-conflict", "created_at")
+REVIEW_PAGE_SIZE = 25
+LOW_CONFIDENCE = 0.5  # asr.round.draft_confidence under this: the model was unsure
+CHANGED_MUCH = 0.3  # character error rate between the model's draft and the transcript
+REVIEW_SHOWS = {
+    "all": "Everything waiting",
+    "disagreements": "Disagreements",
+    "flagged": "Flagged clips",
+    "low-confidence": "The model was unsure",
+    "changed": "Changed much from the draft",
+}
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    """What the Review page lists: read from its query string, written back into its links."""
+
+    show: str = "all"
+    annotator: str = ""
+    mine: bool = False  # the reviewer's own transcripts too
+
+    @classmethod
+    def from_query(cls, query) -> "ReviewFilter":
+        show = query.get("show", "all")
+        return cls(
+            show=show if show in REVIEW_SHOWS else "all",
+            annotator=query.get("annotator", "")[:150],
+            mine=query.get("mine") == "1",
+        )
+
+    def query_string(self, page: int | None = None) -> str:
+        pairs = {"show": self.show if self.show != "all" else ""}
+        pairs |= {"annotator": self.annotator, "mine": "1" if self.mine else ""}
+        pairs |= {"page": str(page) if page and page > 1 else ""}
+        return urlencode({key: value for key, value in pairs.items() if value})
+
+
+def review_items(project: Project, reviewer=None, filters: ReviewFilter = ReviewFilter()):
+    """Submitted transcripts waiting for a reviewer, disagreements first, oldest first: by
+    default others' (a second pair of ears), narrowed by `filters`."""
+    items = Transcript.objects.filter(clip__project=project, status=Transcript.Status.SUBMITTED)
+    if reviewer is not None and not filters.mine:
+        items = items.exclude(author=reviewer)
+    if filters.annotator:
+        items = items.filter(author__username=filters.annotator)
+    if filters.show == "disagreements":
+        items = items.filter(conflict=True)
+    elif filters.show == "flagged":
+        items = items.exclude(flag="")
+    elif filters.show == "low-confidence":
+        items = items.filter(clip__draft_confidence__lt=LOW_CONFIDENCE)
+    elif filters.show == "changed":  # an edit distance: no database computes it, so here
+        rules = project.text_rules()
+        changed = [
+            pk
+            for pk, text, draft in items.values_list("pk", "text", "draft_text")
+            if draft.strip() and clip_errors(draft, text, rules).cer > CHANGED_MUCH
+        ]
+        items = items.filter(pk__in=changed)
+    return items.select_related("clip", "author").order_by("-conflict", "created_at")
+
+
+def review_annotators(project: Project) -> list[str]:
+    """Who has transcripts waiting for review, for the page's annotator filter."""
+    waiting = Transcript.objects.filter(
+        clip__project=project, status=Transcript.Status.SUBMITTED, author__isnull=False
     )
+    return sorted(set(waiting.values_list("author__username", flat=True)))
 
 
 def last_undoable(project: Project, user) -> Transcript | None:

@@ -28,9 +28,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from asr.audio import SAMPLE_RATE, AudioError, decode_audio, wav_bytes
+from asr.fingerprint import fingerprint
+from asr.fingerprint import to_bytes as fingerprint_bytes
 from asr.text import normalize_text, validate_text
 from labeling.annotations import DEFAULT_TIER, Annotation, eaf_bytes, textgrid_bytes
-from labeling.ingest import UploadLimits, _sha256, in_users_words
+from labeling.ingest import (
+    UploadLimits,
+    _sha256,
+    in_users_words,
+    project_fingerprints,
+    same_audio_as,
+)
 from labeling.models import Clip, Project, Recording, Transcript
 from labeling.selectors import labeled_set
 
@@ -196,6 +204,7 @@ def manifest_import(
     report = ImportReport()
     rules = project.text_rules()
     max_seconds = max(project.clip_max_seconds, 30.0)
+    prints = project_fingerprints(project)  # read once; each imported row joins it
     for number, line in enumerate(lines, start=1):
         if number > MAX_MANIFEST_LINES:
             report.stopped = (
@@ -245,7 +254,16 @@ def manifest_import(
             with open_audio(relative) as local:
                 try:
                     problem = _import_one(
-                        project, local, relative, text, split, status, user, limits, max_seconds
+                        project,
+                        local,
+                        relative,
+                        text,
+                        split,
+                        status,
+                        user,
+                        limits,
+                        max_seconds,
+                        prints,
                     )
                 except AudioError as error:
                     raise AudioError(in_users_words(str(error), local, relative)) from error
@@ -262,7 +280,16 @@ def manifest_import(
 
 
 def _import_one(
-    project, local: Path, name: str, text: str, split: str, status: str, user, limits, max_seconds
+    project,
+    local: Path,
+    name: str,
+    text: str,
+    split: str,
+    status: str,
+    user,
+    limits,
+    max_seconds,
+    prints,
 ) -> str | None:
     sha256 = _sha256(local)
     if Recording.objects.filter(project=project, sha256=sha256).exists():
@@ -270,6 +297,14 @@ def _import_one(
     samples = decode_audio(local, max_seconds=limits.max_seconds)
     if len(samples) > max_seconds * SAMPLE_RATE:
         return f"{len(samples) / SAMPLE_RATE:.0f} s is too long for one clip (at most {max_seconds:.0f} s)"
+    print_ = fingerprint(samples)
+    index, known = prints
+    twin, _ = same_audio_as(index, known, print_, len(samples) / SAMPLE_RATE)
+    if twin is not None:
+        return (
+            f"the same audio as “{twin.original_name}” (in another format, sample rate or "
+            "channel count); skipped"
+        )
     with transaction.atomic(), local.open("rb") as handle:
         recording = Recording(
             project=project,
@@ -281,9 +316,12 @@ def _import_one(
             progress=1.0,
             uploaded_by=user,
             ingested_at=timezone.now(),
+            fingerprint=fingerprint_bytes(print_),
         )
         recording.audio.save(Path(name).name, File(handle), save=False)
         recording.save()
+        index.add(recording.pk, print_)
+        known[recording.pk] = recording
         clip = Clip(
             project=project,
             recording=recording,

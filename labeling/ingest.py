@@ -34,7 +34,7 @@ from asr.audio import (
     segment_speech,
     wav_bytes,
 )
-from asr.fingerprint import find_overlap, fingerprint, frame_seconds
+from asr.fingerprint import FingerprintIndex, find_overlap, fingerprint, frame_seconds
 from asr.fingerprint import from_bytes as fingerprint_from_bytes
 from asr.fingerprint import to_bytes as fingerprint_bytes
 from asr.text import normalize_text, validate_text
@@ -185,25 +185,48 @@ def recording_upload(
 SAME_AUDIO_SHARE = 0.9  # of both recordings' length: the same audio, in another encoding
 
 
+def project_fingerprints(project: Project) -> tuple[FingerprintIndex, dict[int, Recording]]:
+    """The project's fingerprinted recordings, indexed (one query for all of them)."""
+    index, recordings = FingerprintIndex(), {}
+    earlier = project.recordings.exclude(fingerprint=b"").only(
+        "original_name", "fingerprint", "duration_seconds"
+    )
+    for recording in earlier:
+        index.add(recording.pk, fingerprint_from_bytes(bytes(recording.fingerprint)))
+        recordings[recording.pk] = recording
+    return index, recordings
+
+
+def same_audio_as(index: FingerprintIndex, recordings: dict, print_, seconds: float):
+    """The earlier recording that an upload is all of (another format, rate or channel count
+    of the same audio), or None; with the overlaps found with the others."""
+    overlaps = []
+    for key in index.candidates(print_):
+        overlap = find_overlap(print_, index[key])
+        if overlap is None:
+            continue
+        other = recordings[key]
+        share_new = overlap.seconds / max(seconds, 1e-6)
+        share_old = overlap.seconds / max(other.duration_seconds, 1e-6)
+        if share_new >= SAME_AUDIO_SHARE and share_old >= SAME_AUDIO_SHARE:
+            return other, []
+        overlaps.append((other, overlap, share_old))
+    return None, overlaps
+
+
 def _repeats(project: Project, print_, name: str, seconds: float) -> tuple[list[dict], list[str]]:
     """The stretches of an upload that are audio of an earlier recording, and a note for the
     manager on each; UploadRejected when the upload is all of one earlier recording (another
     format, rate or channel count of the same audio)."""
+    index, recordings = project_fingerprints(project)
+    twin, overlaps = same_audio_as(index, recordings, print_, seconds)
+    if twin is not None:
+        raise UploadRejected(
+            f"{name}: the same audio as “{twin.original_name}” (in another format, "
+            "sample rate or channel count), uploaded before; skipped."
+        )
     repeats, notes = [], []
-    earlier = project.recordings.exclude(fingerprint=b"").only(
-        "original_name", "fingerprint", "duration_seconds"
-    )
-    for other in earlier:
-        overlap = find_overlap(print_, fingerprint_from_bytes(bytes(other.fingerprint)))
-        if overlap is None:
-            continue
-        share_new = overlap.seconds / max(seconds, 1e-6)
-        share_old = overlap.seconds / max(other.duration_seconds, 1e-6)
-        if share_new >= SAME_AUDIO_SHARE and share_old >= SAME_AUDIO_SHARE:
-            raise UploadRejected(
-                f"{name}: the same audio as “{other.original_name}” (in another format, "
-                "sample rate or channel count), uploaded before; skipped."
-            )
+    for other, overlap, share_old in overlaps:
         start, end = frame_seconds(overlap.new_start), frame_seconds(overlap.new_end)
         repeats.append({"start": start, "end": end, "of": other.original_name})
         where = f"{_clock(start)}-{_clock(end)}"

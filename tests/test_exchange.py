@@ -361,3 +361,37 @@ def test_the_import_page_says_why_it_stopped_reading(client_for, owner, english,
 
     assert "… and 180 more rows not imported." in body
     assert "Stopped after 200 rows that could not be imported; the rest was not read." in body
+
+
+def test_the_same_clip_as_mp3_in_an_import_and_an_upload_is_skipped_as_the_same_audio(
+    client_for, owner, english, tmp_path
+):
+    import subprocess
+
+    from asr.audio import ffmpeg_executable
+
+    speech = real_speech_dir()
+    row = json.loads((speech / "manifest.jsonl").read_text().splitlines()[0])
+    wav = speech / row["audio_filepath"]
+    mp3 = tmp_path / "copy.mp3"
+    subprocess.run(
+        [ffmpeg_executable(), "-v", "error", "-i", str(wav), "-b:a", "64k", str(mp3)], check=True
+    )
+    rows = [row, {**row, "audio_filepath": "copy.mp3"}]
+    upload = make_import_zip(
+        tmp_path, rows, {row["audio_filepath"]: wav.read_bytes(), "copy.mp3": mp3.read_bytes()}
+    )
+    client = client_for(owner)
+
+    body = client.post(
+        reverse("import_manifest", args=[english.pk]), {"archive": upload}, follow=True
+    ).content.decode()
+
+    assert "Imported 1 labeled clip: 1 train." in body
+    assert f"line 2 (copy.mp3): the same audio as “{row['audio_filepath']}”" in body
+    result = client.post(
+        reverse("recording_upload", args=[english.pk]),
+        {"files": [SimpleUploadedFile("again.mp3", mp3.read_bytes())]},
+        headers={"Accept": "application/json"},
+    ).json()["results"][0]
+    assert not result["ok"] and "the same audio as" in result["message"]

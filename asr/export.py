@@ -91,18 +91,10 @@ class WhisperCtcForExport(nn.Module):
         x = F.gelu(encoder.conv1(log_mel))
         x = F.gelu(encoder.conv2(x)).transpose(1, 2)  # (1, T, 512)
         x = x + encoder.positions[: x.shape[1]]
-        layers = network.head_config.encoder_layers
-        outputs = []
-        for number, layer in enumerate(encoder.layers[: max(layers)], start=1):
-            x = layer(x, None)
-            if number in layers:
-                outputs.append(encoder.final_norm(x) if number == len(encoder.layers) else x)
-        if len(outputs) == 1:
-            hidden = outputs[0]
-        else:
-            stacked = torch.stack(outputs, dim=2)  # (1, T, L, 512)
-            normalized = F.layer_norm(stacked, stacked.shape[-1:])
-            hidden = torch.einsum("btlc,l->btc", normalized, network.layer_weights.softmax(0))
+        outputs = encoder.layer_outputs(x, None, network.head_config.encoder_layers)
+        hidden = (
+            outputs[0] if len(outputs) == 1 else network.mix_layers(torch.stack(outputs, dim=2))
+        )
         logits = network.lm_head(network.head(network.head_in(hidden)))
         return torch.log_softmax(logits, dim=-1)
 

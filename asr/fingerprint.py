@@ -60,9 +60,8 @@ def fingerprint(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     frequencies = np.fft.rfftfreq(FRAME, 1 / SAMPLE_RATE)
     edges = np.geomspace(LOW_HZ, HIGH_HZ, BANDS + 1)
     band = np.digitize(frequencies, edges) - 1  # -1 and BANDS: outside 300 Hz-4 kHz
-    energies = np.stack(
-        [spectrum[:, band == b].sum(axis=1) for b in range(BANDS)], axis=1
-    )  # (F+1, 33)
+    members = (band[:, None] == np.arange(BANDS)[None, :]).astype(np.float32)  # (1025, 33)
+    energies = spectrum.astype(np.float32) @ members  # (F+1, 33): each band's power
     differences = np.diff(energies, axis=1)  # (F+1, 32)
     bits = (differences[1:] - differences[:-1]) > 0  # (F, 32)
     codes = (bits.astype(np.uint64) << np.arange(32, dtype=np.uint64)).sum(axis=1)
@@ -151,12 +150,16 @@ class FingerprintIndex:
     a query (the candidates worth checking with find_overlap), instead of checking them all."""
 
     def __init__(self) -> None:
-        self._postings: dict[int, set] = {}
         self._prints: dict = {}
+        self._postings: dict[int, set] | None = None  # built on the first search that needs it
 
     def add(self, key, print_: tuple[np.ndarray, np.ndarray]) -> None:
-        codes, audible = print_
         self._prints[key] = print_
+        if self._postings is not None:
+            self._post(key, print_)
+
+    def _post(self, key, print_) -> None:
+        codes, audible = print_
         for code in set(codes[audible].tolist()):
             self._postings.setdefault(code, set()).add(key)
 
@@ -169,6 +172,10 @@ class FingerprintIndex:
         worst case measured), else the `limit` that share the most codes with the query."""
         if len(self._prints) < check_all_below:
             return list(self._prints)
+        if self._postings is None:
+            self._postings = {}
+            for key, indexed in self._prints.items():
+                self._post(key, indexed)
         codes, audible = print_
         shared: dict = {}
         for code in set(codes[audible].tolist()):

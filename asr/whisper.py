@@ -348,12 +348,21 @@ class WhisperEncoder(nn.Module):
             for layer in self.layers:
                 x = layer(x, attention_mask)
             return self.final_norm(x), frame_lengths
+        return torch.stack(
+            self.layer_outputs(x, attention_mask, output_layers), dim=2
+        ), frame_lengths
+
+    def layer_outputs(
+        self, x: torch.Tensor, attention_mask: torch.Tensor | None, output_layers: Sequence[int]
+    ) -> list[torch.Tensor]:
+        """The residual stream (B, T, 512) after each listed layer (1-based; the last layer's
+        through the final norm); layers above the highest listed one are not run."""
         outputs = []
         for number, layer in enumerate(self.layers[: max(output_layers)], start=1):
             x = layer(x, attention_mask)
             if number in output_layers:
                 outputs.append(self.final_norm(x) if number == len(self.layers) else x)
-        return torch.stack(outputs, dim=2), frame_lengths
+        return outputs
 
 
 def ctranslate2_encoder_names(config: WhisperEncoderConfig) -> dict[str, str]:
@@ -543,6 +552,12 @@ class WhisperCtcNetwork(nn.Module):
             hidden, frame_lengths = self.encoder(log_mel, mel_lengths, output_layers=layers)
             return (hidden[:, :, 0] if len(layers) == 1 else hidden), frame_lengths
 
+    def mix_layers(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, T, L, 512) from L encoder layers -> (B, T, 512): each layer normalized, then
+        mixed with the learned weights."""
+        normalized = F.layer_norm(hidden, hidden.shape[-1:])
+        return torch.einsum("btlc,l->btc", normalized, self.layer_weights.softmax(0))
+
     def head_forward(
         self,
         hidden: torch.Tensor,
@@ -558,9 +573,8 @@ class WhisperCtcNetwork(nn.Module):
         their encoder frames zeroed, `mask_prob` of them in all: the noise of a noisy student,
         on outputs that a cache keeps fixed."""
         hidden = hidden.float()  # a cache may hold float16
-        if hidden.dim() == 4:  # several layers: normalize each, mix with learned weights
-            normalized = F.layer_norm(hidden, hidden.shape[-1:])
-            hidden = torch.einsum("btlc,l->btc", normalized, self.layer_weights.softmax(0))
+        if hidden.dim() == 4:
+            hidden = self.mix_layers(hidden)
         if self.training and noisy_rows is not None and mask_prob > 0 and noisy_rows.any():
             hidden = hidden * ~_span_mask(noisy_rows, frame_lengths, hidden.shape[1], mask_prob)
         padding = ~_row_mask(frame_lengths, hidden.shape[1])  # (B, T) true on padding

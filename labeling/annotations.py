@@ -104,16 +104,17 @@ def check_fits(annotations: list[Annotation], seconds: float, name: str, audio_n
     for number, annotation in enumerate(annotations, start=1):
         if annotation.end <= annotation.start:
             raise AnnotationFileError(
-                f"{name}: annotation {number} ({_clock(annotation.start)}) has no duration"
+                f"{name}: annotation {number} ({clock(annotation.start)}) has no duration"
             )
         if annotation.end > seconds + FIT_TOLERANCE_SECONDS:
             raise AnnotationFileError(
-                f"{name}: annotation {number} ends at {_clock(annotation.end)}, after the end "
-                f"of {audio_name} ({_clock(seconds)}); is it the right recording?"
+                f"{name}: annotation {number} ends at {clock(annotation.end)}, after the end "
+                f"of {audio_name} ({clock(seconds)}); is it the right recording?"
             )
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """1:02.5, as people read a position in a recording."""
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)}:{rest:04.1f}"
 

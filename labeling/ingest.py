@@ -45,6 +45,7 @@ from labeling.annotations import (
     annotation_kind,
     check_fits,
     choose_tier,
+    clock,
     read_tiers,
 )
 from labeling.models import Clip, Project, Recording, Transcript
@@ -229,7 +230,7 @@ def _repeats(project: Project, print_, name: str, seconds: float) -> tuple[list[
     for other, overlap, share_old in overlaps:
         start, end = frame_seconds(overlap.new_start), frame_seconds(overlap.new_end)
         repeats.append({"start": start, "end": end, "of": other.original_name})
-        where = f"{_clock(start)}-{_clock(end)}"
+        where = f"{clock(start)}-{clock(end)}"
         if share_old >= SAME_AUDIO_SHARE:
             notes.append(f"contains “{other.original_name}” at {where}")
         else:
@@ -240,10 +241,6 @@ def _repeats(project: Project, print_, name: str, seconds: float) -> tuple[list[
             "stay out of the test and dev sets"
         )
     return repeats, notes
-
-
-def _clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
 MAX_TEXT_BYTES = 2 * 2**20

@@ -19,7 +19,7 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from labeling.models import SAMPLE_RATE, UNSCORED_LAST, Clip, Project, Transcript
-from labeling.selectors import split_draw
+from labeling.selectors import SplitDraw, split_draw
 
 ACTIVE = (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED)
 CLAIM_BATCH = 8  # candidates tried per read
@@ -59,7 +59,9 @@ def split_wanted(project: Project, now=None) -> str:
     return Clip.Split.TRAIN
 
 
-def queue_candidates(project: Project, user, now=None) -> tuple[str, list[QuerySet]]:
+def queue_candidates(
+    project: Project, user, now=None, draw: SplitDraw | None = None
+) -> tuple[str, list[QuerySet]]:
     """(split the clip joins, candidate querysets to read in turn, each in serving order).
 
     Random test clips first, then random dev clips, until each reaches its target minutes;
@@ -74,7 +76,7 @@ def queue_candidates(project: Project, user, now=None) -> tuple[str, list[QueryS
         .exclude(skipped_by=user)
     )
     split = split_wanted(project, now)
-    draw = split_draw(project)
+    draw = draw or split_draw(project)
     undrawn = open_clips.filter(split=Clip.Split.UNASSIGNED)
     if split != Clip.Split.TRAIN:
         if draw.by_recording:  # a recording nobody drew yet, from the shortest ones
@@ -118,7 +120,8 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
     )
     if held:
         return held
-    split, candidate_sets = queue_candidates(project, user, now)
+    draw = split_draw(project)  # read once: the candidates and the claim follow the same draw
+    split, candidate_sets = queue_candidates(project, user, now, draw)
     lost: list[int] = []
 
     def next_batch() -> list[int]:
@@ -152,7 +155,7 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
             )
             if claimed:
                 clip = Clip.objects.select_related("recording").get(pk=clip_id)
-                if split_draw(project).by_recording:
+                if draw.by_recording:
                     recording_split_assign(recording_id=clip.recording_id, split=split)
                 return clip
         lost += batch

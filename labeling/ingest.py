@@ -139,11 +139,19 @@ def decode_stored(audio, name: str, max_seconds: float) -> np.ndarray:
 
 
 def recording_upload(
-    *, project: Project, uploaded, user, limits: UploadLimits, transcript=None, tier: str = ""
+    *,
+    project: Project,
+    uploaded,
+    user,
+    limits: UploadLimits,
+    transcript=None,
+    tier: str = "",
+    queue: bool = True,
 ) -> Recording:
-    """Store an upload and queue its cutting into clips. With `transcript` (an uploaded ELAN
-    .eaf or Praat TextGrid), the annotations of its `tier` become labeled clips and the rest
-    of the recording is cut as usual; a transcript that does not fit keeps nothing."""
+    """Store an upload and queue its cutting into clips (`queue=False`: the caller cuts it
+    with recording_ingest). With `transcript` (an uploaded ELAN .eaf or Praat TextGrid), the
+    annotations of its `tier` become labeled clips and the rest of the recording is cut as
+    usual; a transcript that does not fit keeps nothing."""
     with spooled_upload(uploaded, limits) as (name, path):
         sha256 = _sha256(path)
         twin = Recording.objects.filter(project=project, sha256=sha256).first()
@@ -178,7 +186,7 @@ def recording_upload(
             recording.save()
             if lines:
                 _queue_alignment(recording)
-            else:
+            elif queue:
                 _queue_ingest(recording)
     return recording
 

@@ -105,6 +105,9 @@ class Project(models.Model):
         help_text="How the queue orders the pool after each round (docs/benchmarks.md compares "
         "them: words the labels lack gave the lower WER with the language model).",
     )
+    # Only `manage.py demo_setup` makes a demo project (no form sets it): its clips carry the
+    # synthetic corpus's true text as an answer key, shown on the transcription page.
+    is_demo = models.BooleanField(default=False, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -296,6 +299,8 @@ class Clip(models.Model):
     draft_greedy = models.TextField(blank=True)
     # How sure the model was of its draft (asr.round.draft_confidence): self-training reads it.
     draft_confidence = models.FloatField(null=True, blank=True)
+    # A demo project's true text of the clip (Project.is_demo); empty everywhere else.
+    answer_key = models.TextField(blank=True, editable=False)
     lease_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

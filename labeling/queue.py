@@ -79,14 +79,18 @@ def queue_candidates(
     draw = draw or split_draw(project)
     undrawn = open_clips.filter(split=Clip.Split.UNASSIGNED)
     if split != Clip.Split.TRAIN:
-        if draw.by_recording:  # a recording nobody drew yet, from the shortest ones
-            undrawn = undrawn.filter(recording_id__in=draw.eligible).exclude(
-                recording_id__in=_drawn_recordings(project)
-            )
         drawn = open_clips.filter(split=split)
         # Clips drawn for this split earlier but never labeled come first, then undrawn ones.
-        if not draw.by_recording or drawn.exists() or undrawn.exists():
+        if not draw.by_recording:
             return split, [drawn.order_by("random_key"), undrawn.order_by("random_key")]
+        # A recording nobody drew yet: one of the shortest, which the draw planned for; where
+        # the test set took more of them than planned (whole recordings hold more than its
+        # minutes), the shortest of the rest, so the dev set is never left without one.
+        fresh = undrawn.exclude(recording_id__in=_drawn_recordings(project))
+        planned = fresh.filter(recording_id__in=draw.eligible)
+        shortest = fresh.order_by("recording__duration_seconds", "recording_id", "random_key")
+        if drawn.exists() or fresh.exists():
+            return split, [drawn.order_by("random_key"), planned.order_by("random_key"), shortest]
         # no whole recording is left to draw for it: the queue labels for training instead
     pool = open_clips.filter(split__in=[Clip.Split.TRAIN, Clip.Split.UNASSIGNED])
     if draw.by_recording:  # never a clip of a test or dev recording

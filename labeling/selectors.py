@@ -45,14 +45,20 @@ def split_draw(project: Project) -> SplitDraw:
     for that, has fewer than 3 recordings, or would lose over a third of its audio to them."""
     if project.split_by != Project.SplitBy.RECORDING:
         return SplitDraw(False)
-    recordings = list(
-        project.recordings.filter(status="ready")
-        .exclude(clips__split=Clip.Split.TRAIN)  # on the training side already
-        .order_by("duration_seconds", "pk")
-        .values_list("pk", "duration_seconds")
+    # The targets are minutes of clips, and a recording holds fewer minutes of clips than it
+    # lasts (pauses are not cut): the draw plans with its clips' minutes.
+    ready = project.recordings.filter(status="ready").annotate(
+        clip_samples=Sum(F("clips__end_sample") - F("clips__start_sample"))
     )
-    total = sum(
-        project.recordings.filter(status="ready").values_list("duration_seconds", flat=True)
+    on_train_side = Clip.objects.filter(project=project, split=Clip.Split.TRAIN)
+    recordings = [
+        (pk, (samples or 0) / SAMPLE_RATE)
+        for pk, samples in ready.exclude(pk__in=on_train_side.values("recording_id"))
+        .order_by("duration_seconds", "pk")
+        .values_list("pk", "clip_samples")
+    ]
+    total = 60 * clip_minutes(
+        Clip.objects.filter(recording__project=project, recording__status="ready")
     )
     count = project.recordings.filter(status="ready").count()
     if count < MIN_RECORDINGS_FOR_RECORDING_SPLITS:

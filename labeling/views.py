@@ -7,6 +7,7 @@ from labeling import selectors, services
 from labeling.access import project_for
 from labeling.forms import MemberAddForm, MemberRoleForm, ProjectForm
 from labeling.models import Invitation, Membership, Role
+from training.selectors import next_step
 
 
 def project_list(request):
@@ -49,6 +50,7 @@ def project_detail(request, project_id: int):
         "membership": membership,
         "members": selectors.project_members(project),
         "split_warnings": selectors.split_warnings(project),
+        "next_step": next_step(project),
     }
     return render(request, "labeling/project_detail.html", context)
 

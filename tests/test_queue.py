@@ -444,6 +444,27 @@ def test_drawn_by_recording_no_recording_has_clips_in_both_test_or_dev_and_train
     assert selectors.split_warnings(project) == []
 
 
+def test_the_draw_plans_with_minutes_of_clips_so_the_dev_set_gets_a_recording_too(
+    project, make_clips, annotator
+):
+    from labeling.models import Recording
+
+    project.test_minutes_target, project.dev_minutes_target = 1.0, 0.5
+    project.save()
+    many_recordings(project, make_clips)
+    # 30 s of clips in each minute of recording: the pauses between utterances are not cut
+    Recording.objects.filter(project=project).update(duration_seconds=60.0)
+
+    label_everything(project, annotator)
+
+    minutes = queue.evaluation_minutes(project)
+    assert minutes["test"] >= 1.0 and minutes["dev"] >= 0.5
+    recordings = {}
+    for recording_id, split in Clip.objects.values_list("recording_id", "split"):
+        recordings.setdefault(recording_id, set()).add(split)
+    assert sorted(s.pop() for s in recordings.values() if s != {"train"}) == ["dev", "test", "test"]
+
+
 def test_drawn_by_clip_the_same_project_straddles_and_the_dashboard_says_so(
     project, make_clips, annotator
 ):

@@ -1,4 +1,5 @@
 import difflib
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db.models import Count, Q
@@ -89,3 +90,77 @@ def word_diff(reference: str, hypothesis: str) -> list[tuple[str, str]]:
 def test_clips_worst_first(version: ModelVersion) -> list[dict]:
     rows = sorted(version.test_details, key=lambda row: (-row["cer"], -row["wer"], row["clip"]))
     return [{**row, "diff": word_diff(row["reference"], row["hypothesis"])} for row in rows]
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What the project needs next, for the Overview: `state` picks the link."""
+
+    state: str  # no-recordings, cutting, test, dev, train, ready, running, failed, done
+    headline: str
+    detail: str = ""
+
+
+def next_step(project: Project) -> NextStep:
+    """The project's next step, from its recordings, labels and rounds, in the order a new
+    project goes through them."""
+    recordings = project.recordings.values_list("status", flat=True)
+    if not recordings:
+        return NextStep(
+            "no-recordings",
+            "Upload recordings",
+            "Long recordings are cut into clips of a few seconds, ready to transcribe.",
+        )
+    labeled = project.clips.filter(status__in=[Clip.Status.SUBMITTED, Clip.Status.ACCEPTED])
+    cutting = sum(status in ("queued", "ingesting") for status in recordings)
+    if cutting and not project.clips.exists():
+        return NextStep(
+            "cutting",
+            f"{cutting} recording{'s are' if cutting > 1 else ' is'} being cut into clips",
+            "You can start transcribing as soon as the first clips are there.",
+        )
+    latest = project.rounds.select_related("version").first()
+    if latest and latest.is_active():
+        return NextStep(
+            "running",
+            f"Round {latest.number} is {'training' if latest.status == 'running' else 'queued'}",
+            f"On {round_train_minutes(latest):.1f} labeled minutes. Keep transcribing "
+            "meanwhile: its drafts come to the queue when it is done.",
+        )
+    for split, target, why in (
+        ("test", project.test_minutes_target, "never trained on: they measure every round"),
+        ("dev", project.dev_minutes_target, "never trained on: they choose each round's best step"),
+    ):
+        done = clip_minutes(labeled.filter(split=split))
+        if done < target:
+            return NextStep(
+                split,
+                f"Transcribe the {split} set: {done:.1f} of {target:g} min",
+                f"The queue serves these clips first; they are {why}.",
+            )
+    train = clip_minutes(labeled.filter(split=Clip.Split.TRAIN))
+    if latest and latest.status == latest.Status.FAILED:
+        return NextStep("failed", f"Round {latest.number} failed", latest.error)
+    version = getattr(latest, "version", None) if latest else None
+    new_minutes = train - (round_train_minutes(latest) if latest else 0.0)
+    if version is not None and version.test_wer is not None and new_minutes < 1:
+        return NextStep(
+            "done",
+            f"Round {latest.number}: test WER {version.test_wer:.0%}, CER {version.test_cer:.0%}",
+            "Transcribe more: the queue now serves the clips the model is least sure of, with "
+            "its draft to correct. Start the next round when a few more minutes are labeled.",
+        )
+    if train <= 0:
+        return NextStep(
+            "train",
+            "Transcribe clips to train on",
+            "The test and dev sets are full: the clips you transcribe now are the ones the model "
+            "learns from.",
+        )
+    first = "the first round" if latest is None else "the next round"
+    return NextStep(
+        "ready",
+        f"Ready for {first}",
+        f"{train:.1f} labeled minutes to train on"
+        + (f", {new_minutes:.1f} of them new since round {latest.number}." if latest else "."),
+    )

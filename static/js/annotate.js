@@ -63,6 +63,8 @@
       text.classList.remove("is-draft");
       checkCharacters();
     });
+    const useKey = document.getElementById("use-answer-key");
+    if (useKey) useKey.addEventListener("click", useAnswerKey);
     text.focus();
     text.setSelectionRange(text.value.length, text.value.length);
     checkCharacters();
@@ -116,6 +118,15 @@
       ws.text.classList.remove("invalid");
     }
     return offending;
+  }
+
+  // Demo projects only: the synthetic speech's true text, for those who do not speak it.
+  function useAnswerKey() {
+    const key = document.getElementById("answer-key-text");
+    if (!key || !ws.text) return;
+    ws.text.value = key.textContent.trim();
+    ws.text.dispatchEvent(new Event("input"));
+    ws.text.focus();
   }
 
   function togglePlay() {
@@ -180,6 +191,7 @@
     if (e.code === "Period") return () => nudgeSpeed(1);
     if (e.code === "KeyS") return () => submitForm("skip-form");
     if (e.code === "KeyZ") return () => submitForm("undo-form");
+    if (e.code === "KeyK") return useAnswerKey;
     if (/^Digit[1-9]$/.test(e.code)) {
       const key = e.code.slice(5);
       return () => {

@@ -223,6 +223,47 @@ def read_audio(
     return DecodedAudio(np.clip(samples, -1.0, 1.0), header.duration_seconds, damaged)
 
 
+def read_window(path: str | Path, start_sample: int, end_sample: int) -> np.ndarray:
+    """Samples [start_sample, end_sample) of `path` decoded to mono 16 kHz, without decoding
+    the rest: ffmpeg seeks to the start (exactly: it decodes from the frame before it and
+    drops what comes first). Past the end of the audio the window is padded with silence.
+    For a recording that read_audio read whole before, so no header checks again."""
+    samples = end_sample - start_sample
+    command = [
+        ffmpeg_executable(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-ss",
+        f"{start_sample / SAMPLE_RATE:.6f}",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(SAMPLE_RATE),
+        "-frames:a",
+        "1000000000",  # no limit: -t below decides
+        "-t",
+        f"{samples / SAMPLE_RATE:.6f}",
+        "-f",
+        "f32le",
+        "pipe:1",
+    ]
+    result = subprocess.run(command, capture_output=True, timeout=120)
+    if result.returncode != 0:
+        raise AudioUnreadable(
+            f"{Path(path).name}: not readable as audio ({_last_line(result.stderr)})"
+        )
+    whole = len(result.stdout) // 4 * 4
+    window = np.frombuffer(result.stdout[:whole], dtype=np.float32)[:samples]
+    return np.clip(np.pad(window, (0, samples - len(window))), -1.0, 1.0)
+
+
 def decode_audio(
     path: str | Path, *, max_seconds: float = 4 * 3600.0, silence_dbfs: float = -60.0
 ) -> np.ndarray:

@@ -1,5 +1,7 @@
 """Recordings, the transcription page, review and stats: the pages of a labeling afternoon."""
 
+import math
+import re
 import tempfile
 import uuid
 from dataclasses import replace
@@ -7,18 +9,21 @@ from dataclasses import replace
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpResponse, JsonResponse, QueryDict
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
+from asr.audio import AudioError, read_window, wav_bytes
 from asr.text import validate_text
 from config.body_limits import accepts_body
-from labeling import exchange, ingest, queue, selectors
+from labeling import boundaries, exchange, ingest, queue, selectors
 from labeling.access import project_for
 from labeling.annotations import MAX_ANNOTATION_BYTES
-from labeling.models import Clip, Recording, Role, Transcript
+from labeling.boundaries import context_span
+from labeling.ingest import stored_audio_path
+from labeling.models import SAMPLE_RATE, Clip, Recording, Role, Transcript
 
 MAX_FILES_PER_REQUEST = 50
 
@@ -95,7 +100,34 @@ def recording_retry(request, project_id: int, recording_id: int):
 def clip_audio(request, project_id: int, clip_id: int):
     project, _ = project_for(request.user, project_id)
     clip = get_object_or_404(Clip, pk=clip_id, project=project)
-    response = FileResponse(clip.audio.open("rb"), content_type="audio/wav")
+    with clip.audio.open("rb") as handle:  # a clip is at most 30 s: under 1 MB
+        return audio_response(request, handle.read())
+
+
+BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+def audio_response(request, data: bytes) -> HttpResponse:
+    """WAV bytes, answering an HTTP Range request with its part: a browser seeks in an
+    <audio> (a click on the waveform, a split at the play position) only where the server
+    answers ranges, and Django's FileResponse does not."""
+    size = len(data)
+    match = BYTE_RANGE.match(request.headers.get("Range", ""))
+    status, part = 200, data
+    if match and (match[1] or match[2]):
+        if match[1]:
+            start, end = int(match[1]), min(int(match[2] or size - 1), size - 1)
+        else:  # the last N bytes
+            start, end = max(size - int(match[2]), 0), size - 1
+        if start > end:
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        status, part = 206, data[start : end + 1]
+    response = HttpResponse(part, status=status, content_type="audio/wav")
+    if status == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
@@ -110,10 +142,13 @@ def _workspace(
     is_draft = False
     if clip and text is None:
         text, is_draft = selectors.clip_prefill(clip, request.user)
+    context_start, context_end = context_span(clip) if clip else (0, 0)
     context = {
         "project": project,
         "membership": membership,
         "clip": clip,
+        "context_start": context_start / SAMPLE_RATE,
+        "context_end": context_end / SAMPLE_RATE,
         # A refused submit keeps the lease it was written under, even if it expired and the
         # clip went to someone else since: never hand out another person's lease.
         "lease_token": lease_token or (clip.lease_token if clip else None),
@@ -209,6 +244,73 @@ def annotate_skip(request, project_id: int, clip_id: int):
     if not request.htmx:
         return redirect("annotate", project.pk)
     return _workspace(request, project, membership, saved="Skipped; you will not get it again.")
+
+
+def clip_context_audio(request, project_id: int, clip_id: int):
+    """The clip with CONTEXT_SECONDS of its recording on each side, for the waveform on which
+    its boundaries are moved."""
+    project, _ = project_for(request.user, project_id)
+    clip = get_object_or_404(Clip.objects.select_related("recording"), pk=clip_id, project=project)
+    start, end = context_span(clip)
+    try:
+        with stored_audio_path(clip.recording.audio) as path:
+            samples = read_window(path, start, end)
+    except AudioError:
+        raise Http404(f"{clip.recording.original_name} could not be read") from None
+    return audio_response(request, wav_bytes(samples))
+
+
+@require_POST
+def annotate_boundaries(request, project_id: int, clip_id: int):
+    """Move the clip's start or end, split it at a point or merge it with the next clip; the
+    text in the box comes back with the re-cut clip."""
+    project, membership = project_for(request.user, project_id)
+    clip = get_object_or_404(Clip, pk=clip_id, project=project)
+    text = request.POST.get("text", "")
+    try:
+        lease_token = uuid.UUID(request.POST.get("lease_token", ""))
+    except ValueError:
+        messages.error(request, "This form is broken (no lease); the clip was reloaded.")
+        return redirect("annotate", project.pk)
+    try:
+        action = request.POST.get("action", "")
+        if action == "reshape":
+            start, end = (seconds_field(request.POST, name) for name in ("start", "end"))
+            clip = boundaries.clip_reshape(
+                clip=clip, user=request.user, lease_token=lease_token, start=start, end=end
+            )
+            saved = "Boundaries moved: the clip was cut again."
+        elif action == "split":
+            at = seconds_field(request.POST, "at")
+            clip, _ = boundaries.clip_split(
+                clip=clip, user=request.user, lease_token=lease_token, at=at
+            )
+            saved = "Split: this is the first part; the second goes to the queue."
+        elif action == "merge":
+            clip = boundaries.clip_merge_next(clip=clip, user=request.user, lease_token=lease_token)
+            saved = "Merged with the next clip."
+        else:
+            raise ValidationError("Unknown edit.")
+    except (ValueError, ValidationError) as error:
+        why = error.messages[0] if isinstance(error, ValidationError) else "This form is broken."
+        return _workspace(
+            request,
+            project,
+            membership,
+            clip=clip,
+            text=text,
+            errors=[why],
+            lease_token=lease_token,
+        )
+    return _workspace(request, project, membership, clip=clip, text=text, saved=saved)
+
+
+def seconds_field(form: QueryDict, name: str) -> int:
+    """A time in the recording, in seconds, as a sample index; ValueError if it is none."""
+    seconds = float(form.get(name, ""))
+    if not math.isfinite(seconds):
+        raise ValueError(name)
+    return round(seconds * SAMPLE_RATE)
 
 
 @require_POST

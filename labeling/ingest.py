@@ -126,16 +126,30 @@ def in_users_words(message: str, path: Path, name: str) -> str:
     return message
 
 
-def decode_stored(audio, name: str, max_seconds: float) -> np.ndarray:
-    """A stored file (a FileField's file) decoded; storage may be remote (S3), so ffmpeg gets
-    a local copy. Errors name the file as `name`, never the local copy."""
+@contextmanager
+def stored_audio_path(audio) -> Iterator[Path]:
+    """A path ffmpeg can read for a stored file (a FileField's file): the file itself where
+    storage is a local folder, else a local copy (storage may be remote: S3)."""
+    try:
+        local = Path(audio.path)
+    except NotImplementedError:  # a storage without local paths
+        local = None
+    if local is not None:
+        yield local
+        return
     with audio.open("rb") as source, tempfile.NamedTemporaryFile() as local:
         shutil.copyfileobj(source, local, 1 << 20)
         local.flush()
+        yield Path(local.name)
+
+
+def decode_stored(audio, name: str, max_seconds: float) -> np.ndarray:
+    """A stored file decoded. Errors name the file as `name`, never a server path."""
+    with stored_audio_path(audio) as path:
         try:
-            return read_audio(local.name, max_seconds=max_seconds).samples
+            return read_audio(path, max_seconds=max_seconds).samples
         except AudioError as error:
-            raise AudioError(in_users_words(str(error), Path(local.name), name)) from error
+            raise AudioError(in_users_words(str(error), path, name)) from error
 
 
 def recording_upload(

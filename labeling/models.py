@@ -398,3 +398,31 @@ class Transcript(models.Model):
 
     def __str__(self) -> str:
         return f"{self.clip}: {self.text[:40]}"
+
+
+class ClipEdit(models.Model):
+    """A boundary edit on the transcription page: the clips it replaced (their spans, kept
+    here: the audio can be cut again from the recording) and the clips it made."""
+
+    class Kind(models.TextChoices):
+        RESHAPE = "reshape", "Start or end moved"
+        SPLIT = "split", "Split in two"
+        MERGE = "merge", "Merged with the next clip"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="clip_edits")
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="clip_edits")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    old_clip_ids = models.JSONField(default=list)
+    old_spans = models.JSONField(default=list)  # [[start_sample, end_sample], ...]
+    new_clip_ids = models.JSONField(default=list)
+    split = models.CharField(max_length=10, blank=True)  # the clips' split: an edit keeps it
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: clips {self.old_clip_ids} -> {self.new_clip_ids}"

@@ -45,7 +45,17 @@ urlpatterns = [
         annotation.clip_audio,
         name="clip_audio",
     ),
+    path(
+        "projects/<int:project_id>/clips/<int:clip_id>/context/",
+        annotation.clip_context_audio,
+        name="clip_context_audio",
+    ),
     path("projects/<int:project_id>/annotate/", annotation.annotate, name="annotate"),
+    path(
+        "projects/<int:project_id>/annotate/<int:clip_id>/boundaries/",
+        annotation.annotate_boundaries,
+        name="annotate_boundaries",
+    ),
     path(
         "projects/<int:project_id>/annotate/<int:clip_id>/submit/",
         annotation.annotate_submit,

@@ -128,12 +128,13 @@ def make_clips(tmp_path):
             duration_seconds=count * seconds,
         )
         length = int(seconds * 16_000)
-        clips = []
+        clips, tones = [], []
         for index in range(count):
             pitch = (
                 220 + 20 * index + 200 * Recording.objects.count()
             )  # every clip sounds different
             tone = 0.3 * np.sin(np.arange(length) * 2 * np.pi * pitch / 16_000).astype(np.float32)
+            tones.append(tone)
             clip = Clip(
                 project=project,
                 recording=recording,
@@ -146,6 +147,9 @@ def make_clips(tmp_path):
             )
             clip.save()
             clips.append(clip)
+        # The recording is its clips end to end: boundary edits cut it again.
+        path = write_wav(tmp_path / f"recording-{recording.pk}.wav", np.concatenate(tones))
+        recording.audio.save(f"recordings/test/{recording.pk}.wav", ContentFile(path.read_bytes()))
         return clips
 
     return make

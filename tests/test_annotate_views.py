@@ -128,7 +128,7 @@ def test_clip_audio_is_served_to_members_only(client_for, annotator, outsider, p
     url = reverse("clip_audio", args=[project.pk, leased.pk])
     response = client_for(annotator).get(url)
     assert response.status_code == 200 and response["Content-Type"] == "audio/wav"
-    assert b"".join(response.streaming_content)[:4] == b"RIFF"
+    assert response.content[:4] == b"RIFF"
     assert client_for(outsider).get(url).status_code == 404
 
 

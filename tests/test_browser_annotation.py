@@ -48,7 +48,7 @@ def test_upload_ingest_transcribe_flag_review(
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("link", name="English test").click()
-    page.get_by_role("link", name="Recordings").click()
+    page.get_by_role("link", name="Recordings", exact=True).click()
     page.wait_for_url("**/recordings/")  # and its script has run, before files are chosen
 
     page.locator("#id_files").set_input_files([str(mp3), str(notes)])

@@ -43,7 +43,7 @@ def test_the_demo_opens_with_a_first_round_and_an_answer_key_to_transcribe_by(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo-1-dashboard.png"), full_page=True)
 
-    page.get_by_role("link", name="Transcribe").first.click()
+    page.get_by_role("link", name="Transcribe", exact=True).click()
     key = page.locator("#answer-key-text")
     expect(key).not_to_be_empty()
     expect(page.locator("#answer-key")).to_contain_text("demo answer key")

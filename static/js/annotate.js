@@ -9,19 +9,44 @@
 
   function textKey(lease) { return `vernacular:text:${lease}`; }
 
-  function drawWaveform(canvas, peaks, position) {
+  const NUDGE = 0.1; // seconds a key moves a boundary
+  const MIN_CLIP = 0.3; // seconds, as the server insists
+  const CUT_AFTER = 600; // ms after the last nudge or drag before the clip is cut again
+  const RULER = 14; // px of time ruler at the top
+
+  // The recording around the clip (view: seconds in the recording), the clip's boundaries as
+  // they will be cut, the play position, and a time ruler.
+  function drawWaveform(canvas, peaks, view, bounds, playAt) {
     const ctx = canvas.getContext("2d");
     const { width, height } = canvas;
+    const span = view.end - view.start;
+    const x = (t) => ((t - view.start) / span) * width;
     ctx.clearRect(0, 0, width, height);
-    const mid = height / 2;
-    const played = Math.floor(position * peaks.length);
-    for (let x = 0; x < peaks.length; x++) {
-      const h = Math.max(1, peaks[x] * (height - 8));
-      ctx.fillStyle = x < played ? "#2f6f5e" : "#b9c7c1";
-      ctx.fillRect(x, mid - h / 2, 1, h);
+    const mid = RULER + (height - RULER) / 2;
+    const x0 = x(bounds.start), x1 = x(bounds.end), xp = x(playAt);
+    for (let i = 0; i < peaks.length; i++) {
+      const h = Math.max(1, peaks[i] * (height - RULER - 8));
+      const inside = i >= x0 && i < x1;
+      ctx.fillStyle = !inside ? "#dcdfdb" : i < xp ? "#2f6f5e" : "#b9c7c1";
+      ctx.fillRect(i, mid - h / 2, 1, h);
+    }
+    ctx.fillStyle = "rgba(47,111,94,.08)";
+    ctx.fillRect(x0, RULER, x1 - x0, height - RULER);
+    ctx.fillStyle = "#2f6f5e"; // the clip's edges, with a tab to drag
+    for (const edge of [x0, x1]) {
+      ctx.fillRect(edge - 1, RULER, 2, height - RULER);
+      ctx.fillRect(edge - 4, RULER, 8, 10);
     }
     ctx.fillStyle = "#1f2328";
-    ctx.fillRect(played, 0, 2, height);
+    if (playAt > bounds.start) ctx.fillRect(xp, RULER, 2, height - RULER);
+    const step = span > 12 ? 2 : span > 6 ? 1 : 0.5;
+    ctx.font = "10px system-ui, sans-serif";
+    ctx.fillStyle = "#646b73";
+    for (let t = Math.ceil(view.start / step) * step; t <= view.end; t += step) {
+      const tx = x(t);
+      ctx.fillRect(tx, 0, 1, Number.isInteger(t) ? 6 : 3);
+      if (Number.isInteger(t)) ctx.fillText(`${t} s`, tx + 2, 10);
+    }
   }
 
   function peaksOf(buffer, columns) {
@@ -75,8 +100,14 @@
     speed.addEventListener("change", () => setSpeed(Number(speed.value)));
 
     canvas.width = canvas.clientWidth || 800;
-    const redraw = () => ws.peaks && drawWaveform(canvas, ws.peaks, audio.duration ? audio.currentTime / audio.duration : 0);
-    fetch(document.getElementById("player").dataset.audioUrl, { credentials: "same-origin" })
+    const player = document.getElementById("player");
+    const clipStart = Number(player.dataset.clipStart);
+    ws.view = { start: Number(player.dataset.contextStart), end: Number(player.dataset.contextEnd) };
+    ws.bounds = { start: clipStart, end: Number(player.dataset.clipEnd) };
+    ws.clipStart = clipStart;
+    ws.redraw = () => ws.peaks && drawWaveform(canvas, ws.peaks, ws.view, ws.bounds, clipStart + audio.currentTime);
+    const redraw = ws.redraw;
+    fetch(player.dataset.contextUrl, { credentials: "same-origin" })
       .then((r) => r.arrayBuffer())
       .then((bytes) => new (window.AudioContext || window.webkitAudioContext)().decodeAudioData(bytes))
       .then((buffer) => { ws.peaks = peaksOf(buffer, canvas.width); redraw(); canvas.dataset.drawn = "true"; })
@@ -93,12 +124,33 @@
     audio.addEventListener("ended", () => { play.textContent = "▶ Play"; tick(); });
     play.addEventListener("click", togglePlay);
     document.getElementById("replay-button").addEventListener("click", replay);
-    canvas.addEventListener("click", (e) => {
-      if (!audio.duration) return;
-      audio.currentTime = (e.offsetX / canvas.clientWidth) * audio.duration;
+    // Press on an edge and drag to move it; a click elsewhere in the clip plays from there.
+    const secondsAt = (e) => ws.view.start + (e.offsetX / canvas.clientWidth) * (ws.view.end - ws.view.start);
+    const edgeAt = (e) => {
+      const px = (t) => ((t - ws.view.start) / (ws.view.end - ws.view.start)) * canvas.clientWidth;
+      if (Math.abs(e.offsetX - px(ws.bounds.start)) <= 6) return "start";
+      if (Math.abs(e.offsetX - px(ws.bounds.end)) <= 6) return "end";
+      return null;
+    };
+    let dragging = null;
+    canvas.addEventListener("pointerdown", (e) => {
+      dragging = edgeAt(e);
+      if (dragging) { canvas.setPointerCapture(e.pointerId); e.preventDefault(); return; }
+      const t = secondsAt(e) - clipStart;
+      if (!audio.duration || t < 0 || t > audio.duration) return;
+      audio.currentTime = t;
       audio.play().catch(() => {});
       text.focus();
     });
+    canvas.addEventListener("pointermove", (e) => {
+      canvas.style.cursor = dragging || edgeAt(e) ? "ew-resize" : "pointer";
+      if (dragging) moveEdge(dragging, secondsAt(e));
+    });
+    canvas.addEventListener("pointerup", () => {
+      if (dragging) { dragging = null; scheduleCut(); text.focus(); }
+    });
+    document.getElementById("split-button").addEventListener("click", splitHere);
+    document.getElementById("merge-button").addEventListener("click", mergeNext);
     // Autoplay when a clip opens; browsers refuse before the first key press on the page.
     audio.play().catch(() => { time.textContent += " · press Ctrl+Space to play"; });
   }
@@ -119,6 +171,43 @@
     }
     return offending;
   }
+
+  // Boundaries: keys and drags move them on the page; the clip is cut again on the server
+  // once they rest, and the new clip comes back with the text in the box.
+  let cutTimer = null;
+  function moveEdge(which, seconds) {
+    if (!ws || !ws.bounds) return;
+    const b = ws.bounds;
+    if (which === "start") b.start = Math.min(Math.max(seconds, ws.view.start), b.end - MIN_CLIP);
+    else b.end = Math.max(Math.min(seconds, ws.view.end), b.start + MIN_CLIP);
+    const form = document.getElementById("boundaries-form");
+    form.elements.start.value = b.start.toFixed(2);
+    form.elements.end.value = b.end.toFixed(2);
+    if (ws.redraw) ws.redraw();
+  }
+  function nudge(which, direction) {
+    if (!ws || !ws.bounds) return;
+    moveEdge(which, ws.bounds[which] + direction * NUDGE);
+    scheduleCut();
+  }
+  function scheduleCut() {
+    clearTimeout(cutTimer);
+    cutTimer = setTimeout(() => sendBoundaries("reshape"), CUT_AFTER);
+  }
+  function sendBoundaries(action) {
+    clearTimeout(cutTimer);
+    const form = ready(document.getElementById("boundaries-form"));
+    if (!form || !ws || !ws.text) return;
+    form.elements.action.value = action;
+    form.elements.text.value = ws.text.value;
+    form.elements.at.value = (ws.clipStart + ws.audio.currentTime).toFixed(4);
+    form.requestSubmit();
+  }
+  function splitHere() {
+    if (!ws || !ws.audio) return;
+    sendBoundaries("split");
+  }
+  function mergeNext() { sendBoundaries("merge"); }
 
   // Demo projects only: the synthetic speech's true text, for those who do not speak it.
   function useAnswerKey() {
@@ -171,15 +260,20 @@
       ws.text.focus();
     }
   });
+  // A boundary edit carries the text in the box, whichever way it was sent.
+  document.body.addEventListener("htmx:configRequest", (e) => {
+    if (e.target.id === "boundaries-form" && ws && ws.text) e.detail.parameters.text = ws.text.value;
+  });
   // While a submission is on its way, typing would be lost when the answer replaces the box.
   document.body.addEventListener("htmx:beforeRequest", (e) => {
     if (e.target.closest && e.target.closest("#workspace")) sending = true;
-    if (e.target.id === "transcript-form" && ws && ws.text) ws.text.readOnly = true;
+    const keepsText = e.target.id === "transcript-form" || e.target.id === "boundaries-form";
+    if (keepsText && ws && ws.text) ws.text.readOnly = true;
   });
   document.body.addEventListener("htmx:afterRequest", (e) => {
     // On success the keys wait until the new clip is in place (afterSettle), else free now.
     if (!e.detail.successful) { sending = false; afterSend = null; }
-    if (e.target.id === "transcript-form" && ws && ws.text) ws.text.readOnly = false;
+    if (ws && ws.text) ws.text.readOnly = false;
   });
 
   function actionFor(e) {
@@ -192,6 +286,12 @@
     if (e.code === "KeyS") return () => submitForm("skip-form");
     if (e.code === "KeyZ") return () => submitForm("undo-form");
     if (e.code === "KeyK") return useAnswerKey;
+    if (e.code === "KeyQ") return () => nudge("start", -1);
+    if (e.code === "KeyW") return () => nudge("start", 1);
+    if (e.code === "KeyO") return () => nudge("end", -1);
+    if (e.code === "KeyP") return () => nudge("end", 1);
+    if (e.code === "KeyX") return splitHere;
+    if (e.code === "KeyM") return mergeNext;
     if (/^Digit[1-9]$/.test(e.code)) {
       const key = e.code.slice(5);
       return () => {

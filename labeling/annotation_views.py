@@ -160,6 +160,7 @@ def _workspace(
         "flags": [choice for choice in Transcript.Flag.choices if choice[0]],
         "allowed_characters": selectors.allowed_characters(project),
         "queue_state": selectors.queue_state(project),
+        "neighbours": selectors.clip_neighbours(clip) if clip else [],
     }
     template = "labeling/annotate.html"
     if request.htmx:

@@ -299,6 +299,10 @@ class Clip(models.Model):
     draft_greedy = models.TextField(blank=True)
     # How sure the model was of its draft (asr.round.draft_confidence): self-training reads it.
     draft_confidence = models.FloatField(null=True, blank=True)
+    # Where the draft came from, shown next to it: the round whose model wrote it, and whether
+    # it was decoded with that round's lexicon and LM or letter by letter.
+    draft_round = models.PositiveIntegerField(null=True, blank=True)
+    draft_with_lm = models.BooleanField(default=False)
     # A demo project's true text of the clip (Project.is_demo); empty everywhere else.
     answer_key = models.TextField(blank=True, editable=False)
     lease_user = models.ForeignKey(

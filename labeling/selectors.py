@@ -2,7 +2,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import Count, F, Prefetch, QuerySet, Sum
 from django.utils import timezone
 
 from asr.metrics import clip_errors
@@ -161,6 +161,35 @@ def clip_prefill(clip: Clip, user) -> tuple[str, bool]:
     if withdrawn:
         return withdrawn.text, False
     return clip.draft_text, bool(clip.draft_text)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    side: str  # "before" or "after"
+    text: str
+    is_draft: bool  # the model's draft: nobody has transcribed it yet
+
+
+def clip_neighbours(clip: Clip) -> list[Neighbour]:
+    """What the clips just before and after this one in its recording say, as context for
+    the annotator: their standing transcript, else the model's draft."""
+    standing = Transcript.objects.filter(
+        status__in=[Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED]
+    )
+    siblings = Clip.objects.filter(recording_id=clip.recording_id).prefetch_related(
+        Prefetch("transcripts", queryset=standing.order_by("-created_at"), to_attr="standing")
+    )
+    before = siblings.filter(end_sample__lte=clip.start_sample).order_by("-start_sample").first()
+    after = siblings.filter(start_sample__gte=clip.end_sample).order_by("start_sample").first()
+    neighbours = []
+    for side, sibling in (("before", before), ("after", after)):
+        if sibling is None:
+            continue
+        if sibling.standing:
+            neighbours.append(Neighbour(side, sibling.standing[0].text, False))
+        elif sibling.draft_text:
+            neighbours.append(Neighbour(side, sibling.draft_text, True))
+    return neighbours
 
 
 REVIEW_PAGE_SIZE = 25

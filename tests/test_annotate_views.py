@@ -1,5 +1,7 @@
 """The transcription, review and stats pages, through Django's test client."""
 
+import uuid
+
 import pytest
 from django.urls import reverse
 
@@ -31,6 +33,31 @@ def test_the_page_shows_the_leased_clip_with_its_draft(client_for, annotator, pr
     assert ">habari za asubuhi</textarea>" in body
     assert reverse("clip_audio", args=[project.pk, leased.pk]) in body
     assert "Ctrl</kbd>+<kbd>Enter" in body
+
+
+def test_the_page_says_where_the_draft_came_from_and_what_the_clips_around_it_say(
+    client_for, annotator, reviewer, project, make_clips
+):
+    before, middle, after = make_clips(project, count=3)
+    Clip.objects.filter(pk=middle.pk).update(
+        random_key=0.0,
+        draft_text="habari",
+        draft_round=3,
+        draft_with_lm=True,
+        draft_confidence=0.8123,
+    )
+    Clip.objects.filter(pk=before.pk).update(random_key=0.9, draft_text="rasimu ya kwanza")
+    Clip.objects.filter(pk=after.pk).update(random_key=0.9, draft_text="rasimu ya mwisho")
+    Transcript.objects.create(clip=before, author=reviewer, lease_token=uuid.uuid4(), text="zamani")
+    Clip.objects.filter(pk=before.pk).update(status="submitted")
+
+    body = client_for(annotator).get(reverse("annotate", args=[project.pk])).content.decode()
+
+    assert f'data-clip="{middle.pk}"' in body
+    assert "by round 3's model, with its lexicon and LM; confidence 0.81" in body
+    assert "Before:</span>" in body and "zamani" in body  # its transcript, not its draft
+    assert "rasimu ya kwanza" not in body
+    assert "After (model's draft):</span>" in body and "rasimu ya mwisho" in body
 
 
 def test_a_submit_over_htmx_returns_the_next_clip(client_for, annotator, project, leased):

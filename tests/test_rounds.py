@@ -221,6 +221,9 @@ def test_where_the_version_kept_its_lm_annotators_see_the_lm_draft_and_the_greed
     monkeypatch.setattr(training.scoring.base_models, "version_decoder", lambda m, d: None)
     scoring_run(scoring_id=run.pk)  # as if the version kept no LM: greedy drafts
     greedy = dict(Clip.objects.filter(status="unlabeled").values_list("pk", "draft_text"))
+    assert set(Clip.objects.filter(status="unlabeled").values_list("draft_with_lm", flat=True)) == {
+        False
+    }
     monkeypatch.setattr(training.scoring.base_models, "version_decoder", version_decoder)
     run = ScoringRun.objects.create(project=labeled, model_version=version)
     scoring_run(scoring_id=run.pk)
@@ -231,6 +234,8 @@ def test_where_the_version_kept_its_lm_annotators_see_the_lm_draft_and_the_greed
     for clip in open_clips:
         assert clip.draft_text == "habari za lm"
         assert clip.draft_greedy == greedy[clip.pk]
+        # where it came from, shown next to it
+        assert (clip.draft_round, clip.draft_with_lm) == (version.round.number, True)
     leased = queue.clip_lease_next(project=labeled, user=annotator)
     assert leased.draft_text == "habari za lm"  # the box is prefilled with it
 

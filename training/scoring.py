@@ -31,7 +31,7 @@ def scoring_run(*, scoring_id: int) -> None:
     )
     if not claimed:
         return
-    run = ScoringRun.objects.select_related("project", "model_version").get(pk=scoring_id)
+    run = ScoringRun.objects.select_related("project", "model_version__round").get(pk=scoring_id)
     try:
         with Heartbeat(ScoringRun, scoring_id):
             _score(run)
@@ -85,11 +85,13 @@ def _score(run: ScoringRun) -> None:
         picks = _pick_diverse(project, model, config, embeddings, scores, count)
     for rank, index in enumerate(picks):
         scores[index] = PICKED_BASE - rank
+    number = run.model_version.round.number
     for clip, draft, text, confidence, score in zip(
         pool, drafts, shown, confidences, scores, strict=True
     ):
         clip.draft_greedy, clip.draft_text = draft, text
         clip.draft_confidence, clip.selection_score = confidence, float(score)
+        clip.draft_round, clip.draft_with_lm = number, decode is not None
     # Only clips still unlabeled: someone may have transcribed one meanwhile.
     still_open = set(
         Clip.objects.filter(pk__in=[c.pk for c in pool], status=Clip.Status.UNLABELED).values_list(
@@ -98,7 +100,14 @@ def _score(run: ScoringRun) -> None:
     )
     Clip.objects.bulk_update(
         [c for c in pool if c.pk in still_open],
-        ["draft_text", "draft_greedy", "draft_confidence", "selection_score"],
+        [
+            "draft_text",
+            "draft_greedy",
+            "draft_confidence",
+            "selection_score",
+            "draft_round",
+            "draft_with_lm",
+        ],
         batch_size=500,
     )
     log.info("scored %d clips of %s", len(pool), project)

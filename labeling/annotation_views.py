@@ -186,14 +186,7 @@ def annotate_submit(request, project_id: int, clip_id: int):
     flag = request.POST.get("flag", "")
     if flag not in Transcript.Flag.values:
         flag = ""
-    errors = []
-    if not flag:
-        offending = validate_text(text, project.text_rules())
-        if offending:
-            shown = " ".join(offending)
-            errors.append(f"Not in this project's alphabet: {shown}  (fix them, or flag the clip)")
-        elif not text.strip():
-            errors.append("Type what you hear, or flag the clip if there is nothing to type.")
+    errors = [] if flag else text_errors(text, project)
     if errors:
         return _workspace(
             request,
@@ -231,6 +224,83 @@ def annotate_submit(request, project_id: int, clip_id: int):
         messages.success(request, saved)
         return redirect("annotate", project.pk)
     return _workspace(request, project, membership, saved=saved)
+
+
+def text_errors(text: str, project) -> list[str]:
+    """Why a transcript cannot be saved as typed (an unflagged one)."""
+    offending = validate_text(text, project.text_rules())
+    if offending:
+        shown = " ".join(offending)
+        return [f"Not in this project's alphabet: {shown}  (fix them, or flag the clip)"]
+    if not text.strip():
+        return ["Type what you hear, or flag the clip if there is nothing to type."]
+    return []
+
+
+def annotate_mine(request, project_id: int, transcript_id: int | None = None):
+    """One of your earlier transcripts, to listen to again and edit; the newest without an id."""
+    project, membership = project_for(request.user, project_id)
+    mine = selectors.own_transcripts(project, request.user)
+    transcript = mine.filter(pk=transcript_id).first() if transcript_id else mine.first()
+    if transcript is None:  # back to new clips, saying why
+        saved = "No earlier transcript of yours here still stands (undone or reviewed away)."
+        return _workspace(request, project, membership, saved=saved)
+    return _history(request, project, membership, transcript)
+
+
+@require_POST
+def annotate_mine_edit(request, project_id: int, transcript_id: int):
+    project, membership = project_for(request.user, project_id)
+    transcript = selectors.own_transcripts(project, request.user).filter(pk=transcript_id).first()
+    if transcript is None:
+        messages.error(request, "That is not a transcript of yours that still stands.")
+        return redirect("annotate", project.pk)
+    text = request.POST.get("text", "")
+    errors = text_errors(text, project)
+    saved, shown = None, transcript
+    if not errors:
+        try:
+            shown = queue.transcript_edit_own(transcript=transcript, user=request.user, text=text)
+        except ValidationError as error:
+            errors = error.messages
+        else:
+            same = shown.pk == transcript.pk
+            saved = "Unchanged." if same else "Saved as a new version; the earlier one is kept."
+    if not request.htmx:  # without JavaScript: the message, and the version that stands
+        for error in errors:
+            messages.error(request, error)
+        if saved:
+            messages.success(request, saved)
+        return redirect("annotate_mine_one", project.pk, shown.pk)
+    if errors:
+        return _history(request, project, membership, transcript, text=text, errors=errors)
+    return _history(request, project, membership, shown, saved=saved)
+
+
+def _history(request, project, membership, transcript, text=None, errors=None, saved=None):
+    older, newer = selectors.own_older_newer(transcript)
+    clip = transcript.clip
+    context_start, context_end = context_span(clip)
+    context = {
+        "project": project,
+        "membership": membership,
+        "clip": clip,
+        "editing": transcript,
+        "older": older,
+        "newer": newer,
+        "context_start": context_start / SAMPLE_RATE,
+        "context_end": context_end / SAMPLE_RATE,
+        "text": transcript.text if text is None else text,
+        "errors": errors or [],
+        "saved": saved,
+        "allowed_characters": selectors.allowed_characters(project),
+        "queue_state": selectors.queue_state(project),
+        "neighbours": selectors.clip_neighbours(clip),
+    }
+    template = "labeling/annotate.html"
+    if request.htmx:
+        template += "#workspace"
+    return render(request, template, context, status=400 if errors and not request.htmx else 200)
 
 
 @require_POST

@@ -287,6 +287,38 @@ def transcript_undo_last(*, project: Project, user) -> tuple[Clip, Transcript]:
 
 
 @transaction.atomic
+def transcript_edit_own(*, transcript: Transcript, user, text: str) -> Transcript:
+    """An annotator's new version of one of their earlier transcripts: a new row (`edit_of`
+    the one it replaces, which is kept, superseded); a reviewed one is then reviewed again."""
+    clip = Clip.objects.select_for_update().get(pk=transcript.clip_id)
+    transcript = Transcript.objects.select_for_update().get(pk=transcript.pk)
+    if transcript.author_id != user.pk:
+        raise ValidationError("Only its author edits a transcript here; reviewers edit in Review.")
+    if transcript.status not in ACTIVE:
+        raise ValidationError("This version no longer stands (undone, rejected or replaced).")
+    text = text.strip()
+    if text == transcript.text and not transcript.flag:
+        return transcript
+    transcript.status = Transcript.Status.SUPERSEDED
+    transcript.save(update_fields=["status"])
+    others = clip.transcripts.filter(status__in=ACTIVE)
+    edited = Transcript.objects.create(
+        clip=clip,
+        author=user,
+        lease_token=uuid.uuid4(),
+        text=text,
+        draft_text=transcript.text,
+        conflict=others.exists(),
+        edit_of=transcript,
+    )
+    if edited.conflict:
+        others.update(conflict=True)
+    clip.status = Clip.Status.SUBMITTED
+    clip.save(update_fields=["status"])
+    return edited
+
+
+@transaction.atomic
 def transcript_review(
     *, transcript: Transcript, reviewer, action: str, text: str = ""
 ) -> Transcript:

@@ -2,7 +2,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Count, F, Prefetch, QuerySet, Sum
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from asr.metrics import clip_errors
@@ -190,6 +190,35 @@ def clip_neighbours(clip: Clip) -> list[Neighbour]:
         elif sibling.draft_text:
             neighbours.append(Neighbour(side, sibling.draft_text, True))
     return neighbours
+
+
+def own_transcripts(project: Project, user) -> QuerySet[Transcript]:
+    """The user's transcripts in the project that still stand, newest first by when the user
+    first transcribed the clip (an edit keeps its clip's place): what the transcription page
+    steps back through."""
+    first = Transcript.objects.filter(clip=OuterRef("clip"), author=user).order_by("created_at")
+    return (
+        Transcript.objects.filter(
+            clip__project=project,
+            author=user,
+            status__in=[Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED],
+        )
+        .annotate(first_at=Subquery(first.values("created_at")[:1]))
+        .order_by("-first_at", "-clip_id")
+    )
+
+
+def own_older_newer(transcript: Transcript) -> tuple[Transcript | None, Transcript | None]:
+    """The user's standing transcripts just before and after this one."""
+    mine = own_transcripts(transcript.clip.project, transcript.author)
+    at = mine.get(pk=transcript.pk).first_at
+    older = mine.filter(Q(first_at__lt=at) | Q(first_at=at, clip_id__lt=transcript.clip_id)).first()
+    newer = (
+        mine.filter(Q(first_at__gt=at) | Q(first_at=at, clip_id__gt=transcript.clip_id))
+        .order_by("first_at", "clip_id")
+        .first()
+    )
+    return older, newer
 
 
 REVIEW_PAGE_SIZE = 25

@@ -52,6 +52,19 @@ urlpatterns = [
     ),
     path("projects/<int:project_id>/annotate/", annotation.annotate, name="annotate"),
     path(
+        "projects/<int:project_id>/annotate/mine/", annotation.annotate_mine, name="annotate_mine"
+    ),
+    path(
+        "projects/<int:project_id>/annotate/mine/<int:transcript_id>/",
+        annotation.annotate_mine,
+        name="annotate_mine_one",
+    ),
+    path(
+        "projects/<int:project_id>/annotate/mine/<int:transcript_id>/edit/",
+        annotation.annotate_mine_edit,
+        name="annotate_mine_edit",
+    ),
+    path(
         "projects/<int:project_id>/annotate/<int:clip_id>/boundaries/",
         annotation.annotate_boundaries,
         name="annotate_boundaries",

@@ -505,3 +505,25 @@ def test_whole_recordings_that_would_take_over_a_third_of_the_audio_are_not_draw
 
     assert draw.by_recording is False
     assert "would take 3 of the project's 6 min" in draw.why_by_clip
+
+
+def test_an_annotator_edits_an_earlier_transcript_as_a_new_version_and_a_reviewed_one_goes_back_to_review(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=2)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    first = submit(clip, annotator, "sawa").transcript
+    queue.transcript_review(transcript=first, reviewer=reviewer, action="accept")
+
+    same = queue.transcript_edit_own(transcript=first, user=annotator, text=" sawa ")
+    assert same.pk == first.pk  # nothing changed, nothing stored
+
+    edited = queue.transcript_edit_own(transcript=first, user=annotator, text="sawa sana")
+    first.refresh_from_db()
+    clip.refresh_from_db()
+    assert (first.status, edited.status, edited.edit_of) == ("superseded", "submitted", first)
+    assert clip.status == "submitted"  # reviewed again
+    with pytest.raises(ValidationError, match="no longer stands"):
+        queue.transcript_edit_own(transcript=first, user=annotator, text="tena")
+    with pytest.raises(ValidationError, match="Only its author"):
+        queue.transcript_edit_own(transcript=edited, user=reviewer, text="yangu")

@@ -134,7 +134,7 @@
     };
     let dragging = null;
     canvas.addEventListener("pointerdown", (e) => {
-      dragging = edgeAt(e);
+      dragging = document.getElementById("boundaries-form") ? edgeAt(e) : null;
       if (dragging) { canvas.setPointerCapture(e.pointerId); e.preventDefault(); return; }
       const t = secondsAt(e) - clipStart;
       if (!audio.duration || t < 0 || t > audio.duration) return;
@@ -149,8 +149,10 @@
     canvas.addEventListener("pointerup", () => {
       if (dragging) { dragging = null; scheduleCut(); text.focus(); }
     });
-    document.getElementById("split-button").addEventListener("click", splitHere);
-    document.getElementById("merge-button").addEventListener("click", mergeNext);
+    const split = document.getElementById("split-button"); // absent on a labeled clip
+    if (split) split.addEventListener("click", splitHere);
+    const merge = document.getElementById("merge-button");
+    if (merge) merge.addEventListener("click", mergeNext);
     // Autoplay when a clip opens; browsers refuse before the first key press on the page.
     audio.play().catch(() => { time.textContent += " · press Ctrl+Space to play"; });
   }
@@ -176,17 +178,17 @@
   // once they rest, and the new clip comes back with the text in the box.
   let cutTimer = null;
   function moveEdge(which, seconds) {
-    if (!ws || !ws.bounds) return;
+    const form = document.getElementById("boundaries-form");
+    if (!ws || !ws.bounds || !form) return;
     const b = ws.bounds;
     if (which === "start") b.start = Math.min(Math.max(seconds, ws.view.start), b.end - MIN_CLIP);
     else b.end = Math.max(Math.min(seconds, ws.view.end), b.start + MIN_CLIP);
-    const form = document.getElementById("boundaries-form");
     form.elements.start.value = b.start.toFixed(2);
     form.elements.end.value = b.end.toFixed(2);
     if (ws.redraw) ws.redraw();
   }
   function nudge(which, direction) {
-    if (!ws || !ws.bounds) return;
+    if (!ws || !ws.bounds || !document.getElementById("boundaries-form")) return;
     moveEdge(which, ws.bounds[which] + direction * NUDGE);
     scheduleCut();
   }
@@ -244,6 +246,12 @@
     if (form && window.htmx) htmx.process(form);
     return form;
   }
+  function followLink(id) {
+    const link = document.getElementById(id);
+    if (!link) return;
+    if (window.htmx) htmx.process(link);
+    link.click();
+  }
   function submitForm(id) {
     const form = ready(document.getElementById(id));
     if (form) form.requestSubmit();
@@ -290,6 +298,8 @@
     if (e.code === "KeyW") return () => nudge("start", 1);
     if (e.code === "KeyO") return () => nudge("end", -1);
     if (e.code === "KeyP") return () => nudge("end", 1);
+    if (e.code === "KeyB") return () => followLink("older-link");
+    if (e.code === "KeyN") return () => followLink("newer-link");
     if (e.code === "KeyX") return splitHere;
     if (e.code === "KeyM") return mergeNext;
     if (/^Digit[1-9]$/.test(e.code)) {

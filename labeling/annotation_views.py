@@ -385,6 +385,39 @@ def seconds_field(form: QueryDict, name: str) -> int:
 
 
 @require_POST
+def annotate_unsent(request, project_id: int, clip_id: int):
+    """Keeps what the lease holder has typed so far (sent by the page as they type): 204, or
+    409 when the lease is no longer theirs."""
+    project, _ = project_for(request.user, project_id)
+    clip = get_object_or_404(Clip, pk=clip_id, project=project)
+    try:
+        lease_token = uuid.UUID(request.POST.get("lease_token", ""))
+    except ValueError:
+        return HttpResponse(status=400)
+    kept = queue.lease_text_save(
+        clip=clip, user=request.user, lease_token=lease_token, text=request.POST.get("text", "")
+    )
+    return HttpResponse(status=204 if kept else 409)
+
+
+@require_POST
+def annotate_later(request, project_id: int, clip_id: int):
+    project, membership = project_for(request.user, project_id)
+    clip = get_object_or_404(Clip, pk=clip_id, project=project)
+    try:
+        queue.clip_postpone(
+            clip=clip, user=request.user, lease_token=uuid.UUID(request.POST.get("lease_token", ""))
+        )
+        saved = f"Put off: it comes back to you in {queue.LATER_MINUTES} minutes, with your text."
+    except (ValueError, ValidationError):
+        saved = "That clip was no longer yours to put off."
+    if not request.htmx:
+        messages.info(request, saved)
+        return redirect("annotate", project.pk)
+    return _workspace(request, project, membership, saved=saved)
+
+
+@require_POST
 def annotate_undo(request, project_id: int):
     project, membership = project_for(request.user, project_id)
     try:

@@ -311,6 +311,14 @@ class Clip(models.Model):
     lease_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     skipped_by = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    # What the lease holder has typed and not sent yet, kept as they type: another machine (or
+    # a browser that lost its storage) gets it back with the lease. Cleared when the lease ends.
+    lease_text = models.TextField(blank=True)
+    # "Later": the clip is not served to this user again until then (others may take it).
+    postponed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    postponed_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

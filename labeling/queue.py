@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import Case, F, Q, QuerySet, Sum, TextField, Value, When
 from django.utils import timezone
 
 from labeling.models import SAMPLE_RATE, UNSCORED_LAST, Clip, Project, Transcript
@@ -74,6 +74,7 @@ def queue_candidates(
         Clip.objects.filter(project=project, status=Clip.Status.UNLABELED)
         .filter(_lease_free(now))
         .exclude(skipped_by=user)
+        .exclude(postponed_by=user, postponed_until__gt=now)
     )
     split = split_wanted(project, now)
     draw = draw or split_draw(project)
@@ -154,6 +155,12 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
                     lease_user=user,
                     lease_token=uuid.uuid4(),
                     lease_expires_at=now + timedelta(minutes=project.lease_minutes),
+                    # A new lease starts empty, except for the one who put the clip off.
+                    lease_text=Case(
+                        When(postponed_by=user, then=F("lease_text")),
+                        default=Value(""),
+                        output_field=TextField(),
+                    ),
                     split=split,
                 )
             )
@@ -229,8 +236,11 @@ def transcript_submit(
         # Labeled now, even beside a transcript kept for review: it leaves the queue.
         clip.status = Clip.Status.FLAGGED if flag else Clip.Status.SUBMITTED
         clip.lease_user, clip.lease_token, clip.lease_expires_at = None, None, None
+        clip.lease_text = ""
     # Only the fields this owns: a scoring run may be writing the draft and score right now.
-    clip.save(update_fields=["status", "lease_user", "lease_token", "lease_expires_at"])
+    clip.save(
+        update_fields=["status", "lease_user", "lease_token", "lease_expires_at", "lease_text"]
+    )
     return Submission(transcript, created=True, conflict=conflict, held=held)
 
 
@@ -240,8 +250,41 @@ def clip_skip(*, clip: Clip, user, lease_token: uuid.UUID) -> None:
     clip = Clip.objects.select_for_update().get(pk=clip.pk)
     if clip.lease_token == lease_token and clip.lease_user_id == user.pk:
         clip.lease_user, clip.lease_token, clip.lease_expires_at = None, None, None
-        clip.save(update_fields=["lease_user", "lease_token", "lease_expires_at"])
+        clip.lease_text = ""
+        clip.save(update_fields=["lease_user", "lease_token", "lease_expires_at", "lease_text"])
     clip.skipped_by.add(user)
+
+
+LATER_MINUTES = 30
+
+
+@transaction.atomic
+def clip_postpone(*, clip: Clip, user, lease_token: uuid.UUID) -> None:
+    """ "Later": gives the clip back to the queue, and serves it to this user again only after
+    LATER_MINUTES (others may take it meanwhile). What they typed stays with the clip."""
+    updated = Clip.objects.filter(
+        pk=clip.pk, lease_user=user, lease_token=lease_token, status=Clip.Status.UNLABELED
+    ).update(
+        lease_user=None,
+        lease_token=None,
+        lease_expires_at=None,
+        postponed_by=user,
+        postponed_until=timezone.now() + timedelta(minutes=LATER_MINUTES),
+    )
+    if not updated:
+        raise ValidationError("This clip is no longer yours: nothing to put off.")
+
+
+def lease_text_save(*, clip: Clip, user, lease_token: uuid.UUID, text: str) -> bool:
+    """Keep what the lease holder has typed so far; False if the lease is no longer theirs."""
+    return bool(
+        Clip.objects.filter(
+            pk=clip.pk, lease_user=user, lease_token=lease_token, status=Clip.Status.UNLABELED
+        ).update(lease_text=text[:MAX_UNSENT_CHARACTERS])
+    )
+
+
+MAX_UNSENT_CHARACTERS = 10_000
 
 
 def _settle_conflicts(clip: Clip) -> None:
@@ -282,7 +325,10 @@ def transcript_undo_last(*, project: Project, user) -> tuple[Clip, Transcript]:
     clip.lease_user = user
     clip.lease_token = uuid.uuid4()
     clip.lease_expires_at = now + timedelta(minutes=project.lease_minutes)
-    clip.save(update_fields=["status", "lease_user", "lease_token", "lease_expires_at"])
+    clip.lease_text = ""  # the undone text comes back as the box's prefill
+    clip.save(
+        update_fields=["status", "lease_user", "lease_token", "lease_expires_at", "lease_text"]
+    )
     return clip, last
 
 

@@ -151,8 +151,11 @@ def project_recordings(project: Project):
 
 
 def clip_prefill(clip: Clip, user) -> tuple[str, bool]:
-    """(text for the box, whether it is the model's draft). An undone submission of the user's
-    comes back as they left it; else the model's draft, if there is one."""
+    """(text for the box, whether it is the model's draft). What the lease holder typed and
+    has not sent comes back first (on any machine); then an undone submission of theirs, as
+    they left it; else the model's draft, if there is one."""
+    if clip.lease_user_id == user.pk and clip.lease_text:
+        return clip.lease_text, False
     withdrawn = (
         clip.transcripts.filter(author=user, status=Transcript.Status.WITHDRAWN)
         .order_by("-created_at")

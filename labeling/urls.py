@@ -52,6 +52,16 @@ urlpatterns = [
     ),
     path("projects/<int:project_id>/annotate/", annotation.annotate, name="annotate"),
     path(
+        "projects/<int:project_id>/annotate/<int:clip_id>/unsent/",
+        annotation.annotate_unsent,
+        name="annotate_unsent",
+    ),
+    path(
+        "projects/<int:project_id>/annotate/<int:clip_id>/later/",
+        annotation.annotate_later,
+        name="annotate_later",
+    ),
+    path(
         "projects/<int:project_id>/annotate/mine/", annotation.annotate_mine, name="annotate_mine"
     ),
     path(

@@ -3,7 +3,8 @@
 import pytest
 from playwright.sync_api import expect
 
-from labeling.models import Transcript
+from labeling.models import Clip, Transcript
+from tests.conftest import wait_until
 from tests.test_browser import log_in
 from tests.test_browser_boundaries import afternoon  # noqa: F401 (a fixture)
 
@@ -54,3 +55,35 @@ def test_alt_b_steps_back_through_my_transcripts_and_an_edit_is_a_new_version(
     page.keyboard.press("Alt+n")  # and then new clips again
     expect(page.locator(".history-nav")).to_have_count(0)
     expect(page.locator("#skip-form")).to_be_visible()
+
+
+def test_unsent_text_follows_me_to_another_machine_and_later_puts_a_clip_off(
+    page,
+    browser,
+    live_server,
+    project,
+    afternoon,  # noqa: F811
+):
+    log_in(page, live_server, afternoon.username, "s3cret-pass-word")
+    page.goto(f"{live_server.url}/projects/{project.pk}/annotate/")
+    clip = page.locator("#workspace").get_attribute("data-clip")
+    page.keyboard.type("nusu ya sentensi")
+    wait_until(
+        lambda: Clip.objects.get(pk=clip).lease_text == "nusu ya sentensi",
+        timeout=10,
+        what="the unsent text on the server",
+    )
+
+    elsewhere = browser.new_context().new_page()  # another machine: no shared storage
+    log_in(elsewhere, live_server, afternoon.username, "s3cret-pass-word")
+    elsewhere.goto(f"{live_server.url}/projects/{project.pk}/annotate/")
+    expect(elsewhere.locator("#workspace")).to_have_attribute("data-clip", clip)
+    expect(elsewhere.locator("#id_text")).to_have_value("nusu ya sentensi")
+
+    elsewhere.keyboard.press("Alt+l")
+    expect(elsewhere.locator(".saved-note")).to_contain_text("Put off")
+    expect(elsewhere.locator("#workspace")).not_to_have_attribute("data-clip", clip)
+    put_off = Clip.objects.get(pk=clip)
+    assert put_off.postponed_by == afternoon and put_off.lease_user is None
+    assert put_off.lease_text == "nusu ya sentensi"
+    elsewhere.context.close()

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from labeling import queue, selectors
@@ -527,3 +528,53 @@ def test_an_annotator_edits_an_earlier_transcript_as_a_new_version_and_a_reviewe
         queue.transcript_edit_own(transcript=first, user=annotator, text="tena")
     with pytest.raises(ValidationError, match="Only its author"):
         queue.transcript_edit_own(transcript=edited, user=reviewer, text="yangu")
+
+
+def test_unsent_text_is_kept_for_the_lease_holder_only_and_comes_back_on_another_machine(
+    project, make_clips, annotator, reviewer, client_for
+):
+    make_clips(project, count=2)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    assert not queue.lease_text_save(
+        clip=clip, user=reviewer, lease_token=clip.lease_token, text="not mine"
+    )
+    assert queue.lease_text_save(
+        clip=clip, user=annotator, lease_token=clip.lease_token, text="nusu ya"
+    )
+    # another machine: a new session, the same lease, the text in the box
+    body = client_for(annotator).get(reverse("annotate", args=[project.pk])).content.decode()
+    assert f'data-clip="{clip.pk}"' in body and ">nusu ya</textarea>" in body
+    submit(Clip.objects.get(pk=clip.pk), annotator, "nusu ya saa")
+    clip.refresh_from_db()
+    assert clip.lease_text == ""
+
+
+def test_later_puts_a_clip_off_for_me_with_my_text_while_others_may_take_it(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=2)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    queue.lease_text_save(clip=clip, user=annotator, lease_token=clip.lease_token, text="nusu")
+    queue.clip_postpone(clip=clip, user=annotator, lease_token=clip.lease_token)
+    with pytest.raises(ValidationError, match="no longer yours"):
+        queue.clip_postpone(clip=clip, user=annotator, lease_token=clip.lease_token)
+
+    other = queue.clip_lease_next(project=project, user=annotator)
+    assert other.pk != clip.pk  # put off for me
+    submit(other, annotator)
+    assert queue.clip_lease_next(project=project, user=annotator) is None  # nothing else yet
+    Clip.objects.filter(pk=clip.pk).update(postponed_until=timezone.now() - timedelta(seconds=1))
+    back = queue.clip_lease_next(project=project, user=annotator)
+    assert back.pk == clip.pk and back.lease_text == "nusu"  # with what I had typed
+    assert selectors.clip_prefill(back, annotator) == ("nusu", False)
+
+
+def test_a_clip_put_off_by_someone_else_comes_to_me_without_their_text(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    queue.lease_text_save(clip=clip, user=annotator, lease_token=clip.lease_token, text="nusu")
+    queue.clip_postpone(clip=clip, user=annotator, lease_token=clip.lease_token)
+    mine = queue.clip_lease_next(project=project, user=reviewer)
+    assert mine.pk == clip.pk and mine.lease_text == ""

@@ -85,6 +85,7 @@
     }
     text.addEventListener("input", () => {
       localStorage.setItem(textKey(lease), text.value);
+      keepOnServer();
       text.classList.remove("is-draft");
       checkCharacters();
     });
@@ -156,6 +157,34 @@
     // Autoplay when a clip opens; browsers refuse before the first key press on the page.
     audio.play().catch(() => { time.textContent += " · press Ctrl+Space to play"; });
   }
+
+  // The text in progress goes to the server too, a second after typing stops and when the
+  // page is left: another machine gets it back with the lease.
+  let unsentTimer = null;
+  function unsentForm() {
+    const form = document.getElementById("transcript-form");
+    if (!form || !form.dataset.unsentUrl || !ws || !ws.text) return null;
+    const data = new FormData();
+    data.append("csrfmiddlewaretoken", form.elements.csrfmiddlewaretoken.value);
+    data.append("lease_token", form.elements.lease_token.value);
+    data.append("text", ws.text.value);
+    return { url: form.dataset.unsentUrl, data };
+  }
+  function keepOnServer() {
+    clearTimeout(unsentTimer);
+    unsentTimer = setTimeout(() => {
+      unsentTimer = null;
+      const unsent = unsentForm();
+      if (unsent) fetch(unsent.url, { method: "POST", body: unsent.data, credentials: "same-origin" }).catch(() => {});
+    }, 1000);
+  }
+  window.addEventListener("pagehide", () => {
+    if (!unsentTimer) return;
+    clearTimeout(unsentTimer);
+    unsentTimer = null;
+    const unsent = unsentForm();
+    if (unsent) navigator.sendBeacon(unsent.url, unsent.data);
+  });
 
   function checkCharacters() {
     const allowed = new Set(Array.from(ws.text.dataset.allowed || ""));
@@ -274,6 +303,8 @@
   });
   // While a submission is on its way, typing would be lost when the answer replaces the box.
   document.body.addEventListener("htmx:beforeRequest", (e) => {
+    // Whatever is sent now carries the text (or ends the lease): no separate copy after it.
+    if (e.target.closest && e.target.closest("#workspace")) { clearTimeout(unsentTimer); unsentTimer = null; }
     if (e.target.closest && e.target.closest("#workspace")) sending = true;
     const keepsText = e.target.id === "transcript-form" || e.target.id === "boundaries-form";
     if (keepsText && ws && ws.text) ws.text.readOnly = true;
@@ -292,6 +323,7 @@
     if (e.code === "Comma") return () => nudgeSpeed(-1);
     if (e.code === "Period") return () => nudgeSpeed(1);
     if (e.code === "KeyS") return () => submitForm("skip-form");
+    if (e.code === "KeyL") return () => { const later = ready(document.getElementById("later-button")); if (later) later.click(); };
     if (e.code === "KeyZ") return () => submitForm("undo-form");
     if (e.code === "KeyK") return useAnswerKey;
     if (e.code === "KeyQ") return () => nudge("start", -1);

@@ -12,13 +12,14 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from asr.audio import AudioError, read_window, wav_bytes
 from asr.text import validate_text
 from config.body_limits import accepts_body
-from labeling import boundaries, exchange, ingest, queue, selectors
+from labeling import boundaries, exchange, hotkeys, ingest, queue, selectors
 from labeling.access import project_for
 from labeling.annotations import MAX_ANNOTATION_BYTES
 from labeling.boundaries import context_span
@@ -161,6 +162,7 @@ def _workspace(
         "allowed_characters": selectors.allowed_characters(project),
         "queue_state": selectors.queue_state(project),
         "neighbours": selectors.clip_neighbours(clip) if clip else [],
+        **_keys(request.user),
     }
     template = "labeling/annotate.html"
     if request.htmx:
@@ -224,6 +226,40 @@ def annotate_submit(request, project_id: int, clip_id: int):
         messages.success(request, saved)
         return redirect("annotate", project.pk)
     return _workspace(request, project, membership, saved=saved)
+
+
+def _keys(user) -> dict:
+    """The page's keys, for the list beside the box, the dialog that changes them and the
+    script that answers them."""
+    bindings = hotkeys.bindings_for(user)
+    return {
+        "key_bindings": bindings,
+        "keys_table": hotkeys.bindings_table(bindings),
+        "key_choices": list(hotkeys.KEYS.items()),
+        "key_shown": {action: hotkeys.KEYS[code] for action, code in bindings.items()},
+    }
+
+
+@require_POST
+def key_bindings(request):
+    """Saves the person's own keys (or resets them), then back to the page they came from."""
+    if request.POST.get("reset"):
+        codes = dict(hotkeys.DEFAULTS)
+    else:
+        codes = {
+            action: request.POST[f"key_{action}"]
+            for action in hotkeys.DEFAULTS
+            if f"key_{action}" in request.POST
+        }
+    try:
+        hotkeys.bindings_save(user=request.user, codes=codes)
+        messages.success(request, "Your keys are saved.")
+    except ValidationError as error:
+        messages.error(request, error.messages[0])
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        back = reverse("project_list")
+    return redirect(back)
 
 
 def text_errors(text: str, project) -> list[str]:
@@ -296,6 +332,7 @@ def _history(request, project, membership, transcript, text=None, errors=None, s
         "allowed_characters": selectors.allowed_characters(project),
         "queue_state": selectors.queue_state(project),
         "neighbours": selectors.clip_neighbours(clip),
+        **_keys(request.user),
     }
     template = "labeling/annotate.html"
     if request.htmx:

@@ -438,3 +438,16 @@ class ClipEdit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: clips {self.old_clip_ids} -> {self.new_clip_ids}"
+
+
+class KeyBindings(models.Model):
+    """A person's own keys on the transcription page (labeling.hotkeys): only those that
+    differ from the defaults, by action."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="key_bindings"
+    )
+    codes = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"keys of {self.user}"

@@ -50,6 +50,7 @@ urlpatterns = [
         annotation.clip_context_audio,
         name="clip_context_audio",
     ),
+    path("accounts/keys/", annotation.key_bindings, name="key_bindings"),
     path("projects/<int:project_id>/annotate/", annotation.annotate, name="annotate"),
     path(
         "projects/<int:project_id>/annotate/<int:clip_id>/unsent/",

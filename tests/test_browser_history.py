@@ -1,4 +1,5 @@
-"""Going back through your own earlier transcripts in a real Chromium, and editing one."""
+"""Going back through your own earlier transcripts in a real Chromium (Alt+[ and Alt+]), and
+editing one; unsent text on another machine; Later."""
 
 import pytest
 from playwright.sync_api import expect
@@ -11,7 +12,7 @@ from tests.test_browser_boundaries import afternoon  # noqa: F401 (a fixture)
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_alt_b_steps_back_through_my_transcripts_and_an_edit_is_a_new_version(
+def test_alt_bracket_steps_back_through_my_transcripts_and_an_edit_is_a_new_version(
     page,
     live_server,
     project,
@@ -32,10 +33,10 @@ def test_alt_b_steps_back_through_my_transcripts_and_an_edit_is_a_new_version(
         "moja", "mbili", "tatu"
     ]  # fmt: skip
 
-    page.keyboard.press("Alt+b")
+    page.keyboard.press("Alt+BracketLeft")
     expect(page.locator(".history-nav")).to_contain_text("your transcript of")
     expect(text).to_have_value("tatu")
-    page.keyboard.press("Alt+b")
+    page.keyboard.press("Alt+BracketLeft")
     expect(text).to_have_value("mbili")
     expect(text).to_be_focused()
     page.keyboard.press("Control+a")
@@ -46,13 +47,13 @@ def test_alt_b_steps_back_through_my_transcripts_and_an_edit_is_a_new_version(
     assert edited.status == "submitted" and edited.edit_of.text == "mbili"
     assert edited.edit_of.status == "superseded"  # kept, with its history
 
-    page.keyboard.press("Alt+b")  # an edit keeps its clip's place in the order
+    page.keyboard.press("Alt+BracketLeft")  # an edit keeps its clip's place in the order
     expect(text).to_have_value("moja")
-    page.keyboard.press("Alt+n")
+    page.keyboard.press("Alt+BracketRight")
     expect(text).to_have_value("mbili sana")
-    page.keyboard.press("Alt+n")
+    page.keyboard.press("Alt+BracketRight")
     expect(text).to_have_value("tatu")
-    page.keyboard.press("Alt+n")  # and then new clips again
+    page.keyboard.press("Alt+BracketRight")  # and then new clips again
     expect(page.locator(".history-nav")).to_have_count(0)
     expect(page.locator("#skip-form")).to_be_visible()
 

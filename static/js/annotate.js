@@ -16,7 +16,10 @@
 
   // The recording around the clip (view: seconds in the recording), the clip's boundaries as
   // they will be cut, the play position, and a time ruler.
-  function drawWaveform(canvas, peaks, view, bounds, playAt) {
+  // The recording around the clip (view: seconds in the recording), as a waveform or a
+  // spectrogram, with the clip's boundaries as they will be cut, the play position and a
+  // time ruler.
+  function drawWaveform(canvas, peaks, view, bounds, playAt, image) {
     const ctx = canvas.getContext("2d");
     const { width, height } = canvas;
     const span = view.end - view.start;
@@ -24,45 +27,146 @@
     ctx.clearRect(0, 0, width, height);
     const mid = RULER + (height - RULER) / 2;
     const x0 = x(bounds.start), x1 = x(bounds.end), xp = x(playAt);
-    for (let i = 0; i < peaks.length; i++) {
-      const h = Math.max(1, peaks[i] * (height - RULER - 8));
-      const inside = i >= x0 && i < x1;
-      ctx.fillStyle = !inside ? "#dcdfdb" : i < xp ? "#2f6f5e" : "#b9c7c1";
-      ctx.fillRect(i, mid - h / 2, 1, h);
+    if (image) {
+      ctx.putImageData(image, 0, RULER);
+      ctx.fillStyle = "rgba(246,245,241,.65)"; // the recording outside the clip, faded
+      ctx.fillRect(0, RULER, Math.max(0, x0), height - RULER);
+      ctx.fillRect(x1, RULER, Math.max(0, width - x1), height - RULER);
+    } else {
+      for (let i = 0; i < peaks.length; i++) {
+        const h = Math.max(1, peaks[i] * (height - RULER - 8));
+        const inside = i >= x0 && i < x1;
+        ctx.fillStyle = !inside ? "#dcdfdb" : i < xp ? "#2f6f5e" : "#b9c7c1";
+        ctx.fillRect(i, mid - h / 2, 1, h);
+      }
+      ctx.fillStyle = "rgba(47,111,94,.08)";
+      ctx.fillRect(x0, RULER, x1 - x0, height - RULER);
     }
-    ctx.fillStyle = "rgba(47,111,94,.08)";
-    ctx.fillRect(x0, RULER, x1 - x0, height - RULER);
     ctx.fillStyle = "#2f6f5e"; // the clip's edges, with a tab to drag
     for (const edge of [x0, x1]) {
       ctx.fillRect(edge - 1, RULER, 2, height - RULER);
       ctx.fillRect(edge - 4, RULER, 8, 10);
     }
-    ctx.fillStyle = "#1f2328";
+    ctx.fillStyle = image ? "#ffffff" : "#1f2328";
     if (playAt > bounds.start) ctx.fillRect(xp, RULER, 2, height - RULER);
-    const step = span > 12 ? 2 : span > 6 ? 1 : 0.5;
+    const step = span > 12 ? 2 : span > 6 ? 1 : span > 2 ? 0.5 : 0.1;
+    const labelEvery = step < 0.5 ? 0.5 : 1;
     ctx.font = "10px system-ui, sans-serif";
     ctx.fillStyle = "#646b73";
-    for (let t = Math.ceil(view.start / step) * step; t <= view.end; t += step) {
+    for (let i = Math.ceil(view.start / step); i * step <= view.end; i++) {
+      const t = Math.round(i * step * 10) / 10;
       const tx = x(t);
-      ctx.fillRect(tx, 0, 1, Number.isInteger(t) ? 6 : 3);
-      if (Number.isInteger(t)) ctx.fillText(`${t} s`, tx + 2, 10);
+      const labeled = Math.abs(t / labelEvery - Math.round(t / labelEvery)) < 1e-6;
+      ctx.fillRect(tx, 0, 1, labeled ? 6 : 3);
+      if (labeled) ctx.fillText(`${t} s`, tx + 2, 10);
     }
   }
 
-  function peaksOf(buffer, columns) {
-    const data = buffer.getChannelData(0);
-    const step = Math.max(1, Math.floor(data.length / columns));
+  // Peaks of samples [from, to) of the decoded context, one per column, scaled to the view.
+  function peaksOf(data, from, to, columns) {
+    const step = Math.max(1, (to - from) / columns);
     const peaks = new Float32Array(columns);
     let max = 0.0001;
     for (let i = 0; i < columns; i++) {
       let peak = 0;
-      for (let j = i * step; j < Math.min(data.length, (i + 1) * step); j++) {
-        peak = Math.max(peak, Math.abs(data[j]));
-      }
+      const end = Math.min(to, Math.floor(from + (i + 1) * step));
+      for (let j = Math.floor(from + i * step); j < end; j++) peak = Math.max(peak, Math.abs(data[j]));
       peaks[i] = peak;
       max = Math.max(max, peak);
     }
     return peaks.map((p) => p / max);
+  }
+
+  // A spectrogram of samples [from, to): a 512-point FFT per column, 0-8 kHz bottom to top,
+  // in dB over the loudest 70 dB, dark on light.
+  function spectrogramOf(data, rate, from, to, width, height) {
+    const size = 512, bins = Math.min(size / 2, Math.floor((8000 / rate) * size));
+    const image = new ImageData(width, height);
+    const hann = new Float32Array(size).map((_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / size));
+    const columns = [];
+    let loudest = -Infinity;
+    for (let x = 0; x < width; x++) {
+      const centre = Math.floor(from + ((x + 0.5) / width) * (to - from));
+      const re = new Float32Array(size), im = new Float32Array(size);
+      for (let i = 0; i < size; i++) re[i] = (data[centre - size / 2 + i] || 0) * hann[i];
+      fft(re, im);
+      const db = new Float32Array(bins);
+      for (let b = 0; b < bins; b++) {
+        db[b] = 10 * Math.log10(re[b] * re[b] + im[b] * im[b] + 1e-12);
+        loudest = Math.max(loudest, db[b]);
+      }
+      columns.push(db);
+    }
+    for (let x = 0; x < width; x++) {
+      for (let y = 0; y < height; y++) {
+        const b = Math.floor(((height - 1 - y) / height) * bins);
+        const level = Math.min(1, Math.max(0, (columns[x][b] - loudest + 70) / 70));
+        const shade = Math.round(255 - 230 * level);
+        const at = 4 * (y * width + x);
+        image.data[at] = shade; image.data[at + 1] = shade; image.data[at + 2] = Math.min(255, shade + 10);
+        image.data[at + 3] = 255;
+      }
+    }
+    return image;
+  }
+
+  // In-place radix-2 FFT (re, im of a power-of-two length).
+  function fft(re, im) {
+    const n = re.length;
+    for (let i = 1, j = 0; i < n; i++) {
+      let bit = n >> 1;
+      for (; j & bit; bit >>= 1) j ^= bit;
+      j ^= bit;
+      if (i < j) { [re[i], re[j]] = [re[j], re[i]]; [im[i], im[j]] = [im[j], im[i]]; }
+    }
+    for (let len = 2; len <= n; len <<= 1) {
+      const angle = (-2 * Math.PI) / len;
+      for (let i = 0; i < n; i += len) {
+        for (let k = 0; k < len / 2; k++) {
+          const wr = Math.cos(angle * k), wi = Math.sin(angle * k);
+          const ar = re[i + k + len / 2], ai = im[i + k + len / 2];
+          const tr = ar * wr - ai * wi, ti = ar * wi + ai * wr;
+          re[i + k + len / 2] = re[i + k] - tr; im[i + k + len / 2] = im[i + k] - ti;
+          re[i + k] += tr; im[i + k] += ti;
+        }
+      }
+    }
+  }
+
+  let decoder = null; // one AudioContext for every clip: browsers allow only a few
+  const spectrogramKey = "vernacular:spectrogram";
+
+  // What the canvas shows for the current view: peaks, or the spectrogram when it is on.
+  function renderView() {
+    if (!ws || !ws.samples) return;
+    const canvas = document.getElementById("waveform");
+    const { data, rate, start } = ws.samples;
+    const from = Math.max(0, Math.floor((ws.view.start - start) * rate));
+    const to = Math.min(data.length, Math.ceil((ws.view.end - start) * rate));
+    ws.peaks = peaksOf(data, from, to, canvas.width);
+    ws.image = localStorage.getItem(spectrogramKey) === "on"
+      ? spectrogramOf(data, rate, from, to, canvas.width, canvas.height - RULER)
+      : null;
+    canvas.dataset.view = ws.image ? "spectrogram" : "waveform";
+    canvas.dataset.span = (ws.view.end - ws.view.start).toFixed(2); // seconds shown
+    ws.redraw();
+  }
+
+  // Zoom around the clip's middle: `factor` < 1 in, > 1 out, between 0.5 s and the context.
+  function zoom(factor) {
+    if (!ws || !ws.full) return;
+    const fullSpan = ws.full.end - ws.full.start;
+    const span = Math.min(fullSpan, Math.max(0.5, (ws.view.end - ws.view.start) * factor));
+    const centre = (ws.bounds.start + ws.bounds.end) / 2;
+    const start = Math.min(Math.max(ws.full.start, centre - span / 2), ws.full.end - span);
+    ws.view = { start, end: start + span };
+    renderView();
+  }
+
+  function toggleSpectrogram() {
+    const on = localStorage.getItem(spectrogramKey) === "on";
+    localStorage.setItem(spectrogramKey, on ? "off" : "on");
+    renderView();
   }
 
   function setup() {
@@ -106,12 +210,22 @@
     ws.view = { start: Number(player.dataset.contextStart), end: Number(player.dataset.contextEnd) };
     ws.bounds = { start: clipStart, end: Number(player.dataset.clipEnd) };
     ws.clipStart = clipStart;
-    ws.redraw = () => ws.peaks && drawWaveform(canvas, ws.peaks, ws.view, ws.bounds, clipStart + audio.currentTime);
+    ws.full = { ...ws.view };
+    ws.redraw = () => ws.peaks && drawWaveform(canvas, ws.peaks, ws.view, ws.bounds, clipStart + audio.currentTime, ws.image);
     const redraw = ws.redraw;
+    const mine = ws;
     fetch(player.dataset.contextUrl, { credentials: "same-origin" })
       .then((r) => r.arrayBuffer())
-      .then((bytes) => new (window.AudioContext || window.webkitAudioContext)().decodeAudioData(bytes))
-      .then((buffer) => { ws.peaks = peaksOf(buffer, canvas.width); redraw(); canvas.dataset.drawn = "true"; })
+      .then((bytes) => {
+        decoder = decoder || new (window.AudioContext || window.webkitAudioContext)();
+        return decoder.decodeAudioData(bytes);
+      })
+      .then((buffer) => {
+        if (ws !== mine) return; // the next clip is already here
+        ws.samples = { data: buffer.getChannelData(0), rate: buffer.sampleRate, start: ws.full.start };
+        renderView();
+        canvas.dataset.drawn = "true";
+      })
       .catch(() => { /* the waveform is a nicety; playback still works */ });
 
     let frame = null;
@@ -150,6 +264,10 @@
     canvas.addEventListener("pointerup", () => {
       if (dragging) { dragging = null; scheduleCut(); text.focus(); }
     });
+    for (const [id, act] of [["zoom-in", () => zoom(0.5)], ["zoom-out", () => zoom(2)], ["spectrogram-button", toggleSpectrogram]]) {
+      const button = document.getElementById(id);
+      if (button) button.addEventListener("click", () => { act(); text.focus(); });
+    }
     const split = document.getElementById("split-button"); // absent on a labeled clip
     if (split) split.addEventListener("click", splitHere);
     const merge = document.getElementById("merge-button");
@@ -315,26 +433,39 @@
     if (ws && ws.text) ws.text.readOnly = false;
   });
 
+  // The person's keys (labeling/hotkeys.py): action -> KeyboardEvent.code, with Alt.
+  const bindingsTag = document.getElementById("key-bindings");
+  const bindings = bindingsTag ? JSON.parse(bindingsTag.textContent) : {};
+  const ACTIONS = {
+    replay: () => replay(),
+    slower: () => nudgeSpeed(-1),
+    faster: () => nudgeSpeed(1),
+    skip: () => submitForm("skip-form"),
+    later: () => { const later = ready(document.getElementById("later-button")); if (later) later.click(); },
+    undo: () => submitForm("undo-form"),
+    older: () => followLink("older-link"),
+    newer: () => followLink("newer-link"),
+    start_earlier: () => nudge("start", -1),
+    start_later: () => nudge("start", 1),
+    end_earlier: () => nudge("end", -1),
+    end_later: () => nudge("end", 1),
+    split: () => splitHere(),
+    merge: () => mergeNext(),
+    zoom_in: () => zoom(0.5),
+    zoom_out: () => zoom(2),
+    spectrogram: () => toggleSpectrogram(),
+    help: () => openKeys(),
+    answer_key: () => useAnswerKey(),
+  };
+  const byCode = {};
+  for (const [action, code] of Object.entries(bindings)) byCode[code] = ACTIONS[action];
+
   function actionFor(e) {
-    if (e.ctrlKey && e.key === "Enter") return () => submitForm("transcript-form");
-    if (e.ctrlKey && (e.key === " " || e.code === "Space")) return togglePlay;
-    if (!e.altKey) return null;
-    if (e.code === "KeyR") return replay;
-    if (e.code === "Comma") return () => nudgeSpeed(-1);
-    if (e.code === "Period") return () => nudgeSpeed(1);
-    if (e.code === "KeyS") return () => submitForm("skip-form");
-    if (e.code === "KeyL") return () => { const later = ready(document.getElementById("later-button")); if (later) later.click(); };
-    if (e.code === "KeyZ") return () => submitForm("undo-form");
-    if (e.code === "KeyK") return useAnswerKey;
-    if (e.code === "KeyQ") return () => nudge("start", -1);
-    if (e.code === "KeyW") return () => nudge("start", 1);
-    if (e.code === "KeyO") return () => nudge("end", -1);
-    if (e.code === "KeyP") return () => nudge("end", 1);
-    if (e.code === "KeyB") return () => followLink("older-link");
-    if (e.code === "KeyN") return () => followLink("newer-link");
-    if (e.code === "KeyX") return splitHere;
-    if (e.code === "KeyM") return mergeNext;
-    if (/^Digit[1-9]$/.test(e.code)) {
+    if (e.ctrlKey && !e.altKey && e.key === "Enter") return () => submitForm("transcript-form");
+    if (e.ctrlKey && !e.altKey && (e.key === " " || e.code === "Space")) return togglePlay;
+    // Alt alone: Ctrl+Alt is AltGr on many layouts, which types letters (ą, ż, ó...).
+    if (!e.altKey || e.ctrlKey || e.metaKey || (e.getModifierState && e.getModifierState("AltGraph"))) return null;
+    if (/^Digit[1-4]$/.test(e.code)) {
       const key = e.code.slice(5);
       return () => {
         const button = document.querySelector(`button.flag[data-key="${key}"]`);
@@ -342,11 +473,22 @@
         if (button) { ready(button.form); button.click(); }
       };
     }
-    return null;
+    return byCode[e.code] || null;
   }
+
+  function openKeys() {
+    const dialog = document.getElementById("keys-dialog");
+    if (dialog && !dialog.open) dialog.showModal();
+  }
+  const keysButton = document.getElementById("keys-button");
+  if (keysButton) keysButton.addEventListener("click", openKeys);
+  const keysClose = document.getElementById("keys-close");
+  if (keysClose) keysClose.addEventListener("click", () => document.getElementById("keys-dialog").close());
 
   document.addEventListener("keydown", (e) => {
     if (!document.getElementById("workspace")) return;
+    const dialog = document.getElementById("keys-dialog");
+    if (dialog && dialog.open) return; // its own keys: Tab, arrows, Esc
     const action = actionFor(e);
     if (!action) return;
     e.preventDefault();

@@ -18,6 +18,7 @@ MATRIX = {
     "project_list": ("get", None),
     "project_create": ("get", None),
     "system_status": ("get", None),
+    "gpu_wait": ("get", None),
     "key_bindings": ("post", None),
     "project_detail": ("get", "annotator"),
     "project_settings": ("get", "manager"),

@@ -35,3 +35,34 @@ def test_a_queue_without_worker_is_reported_down(redis_url):
     check = services.queue_check("nobody-listens", timeout=1)
     assert check.ok is False
     assert "No worker answered" in check.detail
+
+
+@pytest.mark.django_db
+def test_a_queued_round_says_whether_a_gpu_worker_is_busy_answers_or_is_missing(
+    celery_worker, client_for, owner, project
+):
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from training.models import TrainingRound
+
+    cache.clear()
+    line = client_for(owner).get(reverse("gpu_wait")).content.decode()
+    assert f"A worker on the gpu queue answered ({celery_worker.name})" in line
+
+    cache.clear()
+    TrainingRound.objects.create(
+        project=project, number=1, base="b", status="running", heartbeat_at=timezone.now()
+    )
+    assert "busy with other work" in services.gpu_wait_reason()
+    assert "busy with other work" in services.gpu_wait_reason()  # kept, not asked again
+
+
+@pytest.mark.django_db
+def test_a_queued_round_with_no_gpu_worker_says_to_start_one(only_my_workers, redis_url):
+    from django.core.cache import cache
+
+    cache.clear()
+    reason = services.gpu_wait_reason()
+    assert "No worker on the gpu queue answered within 3 s" in reason
+    assert "Scale out" in reason

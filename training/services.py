@@ -3,11 +3,14 @@
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from celery.exceptions import TimeoutError as CeleryTimeout
 from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from training.tasks import worker_echo
@@ -68,3 +71,40 @@ def workers_check(*, timeout: float = 5.0) -> tuple[str | None, list[QueueCheck]
     if redis_error:
         return redis_error, [QueueCheck(q, False, "Redis is down.") for q in QUEUES]
     return None, [queue_check(queue, timeout=timeout) for queue in QUEUES]
+
+
+WAIT_CHECK_SECONDS = 3.0
+WAIT_CHECK_KEPT = 15  # seconds a finding is reused: the dashboard asks every 2 s
+BUSY_HEARTBEAT = 60  # seconds: a running task whose heartbeat is this fresh holds its worker
+
+
+def gpu_wait_reason() -> str:
+    """Why a queued round waits, in a line: a worker on the gpu queue is busy with other
+    work (a heartbeat says so), one answered just now, or none answered."""
+    from training.models import ScoringRun, TrainingRound
+
+    kept = cache.get("gpu-wait-reason")
+    if kept:
+        return kept
+    fresh = timezone.now() - timedelta(seconds=BUSY_HEARTBEAT)
+    busy = (
+        TrainingRound.objects.filter(status="running", heartbeat_at__gte=fresh).exists()
+        or ScoringRun.objects.filter(status="running", heartbeat_at__gte=fresh).exists()
+    )
+    if busy:
+        reason = (
+            "A worker on the gpu queue is busy with other work (a round or scoring); this "
+            "round is next in line."
+        )
+    else:
+        check = queue_check("gpu", timeout=WAIT_CHECK_SECONDS)
+        if check.ok:
+            reason = f"A worker on the gpu queue answered ({check.worker}): it starts shortly."
+        else:
+            reason = (
+                f"No worker on the gpu queue answered within {WAIT_CHECK_SECONDS:.0f} s, and "
+                "none is busy with a round: start one (README, “Scale out”). "
+                f"{check.detail}"
+            )
+    cache.set("gpu-wait-reason", reason, WAIT_CHECK_KEPT)
+    return reason

@@ -4,6 +4,7 @@ from training import api, views
 
 urlpatterns = [
     path("status/", views.system_status, name="system_status"),
+    path("status/gpu-wait/", views.gpu_wait, name="gpu_wait"),
     path("projects/<int:project_id>/dashboard/", views.dashboard, name="dashboard"),
     path("projects/<int:project_id>/rounds/start/", views.round_start, name="round_start"),
     path(

@@ -4,7 +4,7 @@ import tempfile
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_POST
@@ -27,6 +27,11 @@ def system_status(request):
         template += "#checks"
     context = {"redis_error": redis_error, "checks": checks}
     return render(request, template, context)
+
+
+def gpu_wait(request):
+    """One line on why a queued round waits, for the dashboard (it names no project)."""
+    return HttpResponse(services.gpu_wait_reason(), content_type="text/plain; charset=utf-8")
 
 
 def dashboard(request, project_id: int):

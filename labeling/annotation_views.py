@@ -155,6 +155,7 @@ def _workspace(
         "lease_token": lease_token or (clip.lease_token if clip else None),
         "text": text or "",
         "is_draft": is_draft,
+        "is_check": bool(clip and clip.status == Clip.Status.SUBMITTED),
         "errors": errors or [],
         "saved": saved,
         "undoable": selectors.last_undoable(project, request.user),
@@ -214,6 +215,8 @@ def annotate_submit(request, project_id: int, clip_id: int):
         round_auto_start(project=project)
     if not submission.created:
         saved = "Already saved (sent twice); nothing was stored twice."
+    elif submission.agreed:
+        saved = "Agreed with the first listener: this transcript counts now."
     elif not submission.held:
         saved = "Saved for a reviewer: this clip was no longer reserved for you."
     elif submission.conflict:

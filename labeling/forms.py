@@ -22,6 +22,7 @@ class ProjectForm(forms.ModelForm):
             "dev_minutes_target",
             "split_by",
             "lease_minutes",
+            "second_listener",
             "clip_min_seconds",
             "clip_max_seconds",
         ]
@@ -33,6 +34,7 @@ class ProjectForm(forms.ModelForm):
             "dev_minutes_target": "Dev set (minutes)",
             "split_by": "Draw test and dev",
             "lease_minutes": "A clip stays reserved for (minutes)",
+            "second_listener": "Second listener: a transcript counts once someone else agrees",
             "clip_min_seconds": "Shortest clip (seconds)",
             "clip_max_seconds": "Longest clip (seconds)",
         }

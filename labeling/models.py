@@ -84,6 +84,12 @@ class Project(models.Model):
         blank=True,
         help_text="Start a round by itself after this many new labeled minutes (empty = off).",
     )
+    second_listener = models.BooleanField(
+        default=False,
+        help_text="A transcript counts once a second person agrees (as Common Voice's two "
+        "votes): the queue asks others to listen and agree or correct it first, a "
+        "disagreement goes to review, and only agreed or reviewed transcripts are trained on.",
+    )
     train_on_accepted_only = models.BooleanField(
         default=False,
         help_text="Train only on transcripts a reviewer accepted (otherwise on all submitted).",
@@ -125,6 +131,11 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def counts_accepted_only(self) -> bool:
+        """Only accepted transcripts count: reviewed, or agreed by a second listener."""
+        return self.train_on_accepted_only or self.second_listener
 
     def text_rules(self) -> TextRules:
         return TextRules(

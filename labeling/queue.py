@@ -15,9 +15,10 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, F, Q, QuerySet, Sum, TextField, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Sum, TextField, Value, When
 from django.utils import timezone
 
+from asr.text import normalize_text
 from labeling.models import SAMPLE_RATE, UNSCORED_LAST, Clip, Project, Transcript
 from labeling.selectors import SplitDraw, split_draw
 
@@ -113,18 +114,20 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
     Two users never hold the same clip: each claim is a conditional UPDATE that only one wins.
     """
     now = timezone.now()
+    leasable = [Clip.Status.UNLABELED]
+    if project.second_listener:
+        leasable.append(Clip.Status.SUBMITTED)  # a check: listening to someone's transcript
     held = (
         Clip.objects.filter(
-            project=project,
-            status=Clip.Status.UNLABELED,
-            lease_user=user,
-            lease_expires_at__gte=now,
+            project=project, status__in=leasable, lease_user=user, lease_expires_at__gte=now
         )
         .select_related("recording")
         .first()
     )
     if held:
         return held
+    if project.second_listener and (check := _lease_check(project, user, now)):
+        return check
     draw = split_draw(project)  # read once: the candidates and the claim follow the same draw
     split, candidate_sets = queue_candidates(project, user, now, draw)
     lost: list[int] = []
@@ -173,6 +176,36 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
     return None
 
 
+def _lease_check(project: Project, user, now) -> Clip | None:
+    """Second-listener mode: a clip someone else transcribed, waiting for a second person to
+    agree, leased to this user; these come before new clips, so labels count sooner."""
+    waiting = Transcript.objects.filter(
+        clip=OuterRef("pk"), status=Transcript.Status.SUBMITTED, conflict=False
+    )
+    candidates = (
+        Clip.objects.filter(project=project, status=Clip.Status.SUBMITTED)
+        .filter(_lease_free(now), Exists(waiting))
+        .exclude(skipped_by=user)
+        .exclude(transcripts__author=user)
+        .order_by("random_key")
+        .values_list("pk", flat=True)
+    )
+    for clip_id in candidates[:CLAIM_BATCH]:
+        claimed = (
+            Clip.objects.filter(pk=clip_id, status=Clip.Status.SUBMITTED)
+            .filter(_lease_free(now))
+            .update(
+                lease_user=user,
+                lease_token=uuid.uuid4(),
+                lease_expires_at=now + timedelta(minutes=project.lease_minutes),
+                lease_text="",
+            )
+        )
+        if claimed:
+            return Clip.objects.select_related("recording").get(pk=clip_id)
+    return None
+
+
 def recording_split_assign(*, recording_id: int, split: str) -> None:
     """The rest of a recording follows its first drawn clip into the same set."""
     Clip.objects.filter(recording_id=recording_id, split=Clip.Split.UNASSIGNED).update(split=split)
@@ -192,6 +225,7 @@ class Submission:
     created: bool  # False: this lease was already submitted (a double submit)
     conflict: bool  # someone else's transcript for the clip exists too; both are kept
     held: bool = True  # written under the lease its author holds; else it waits for review
+    agreed: bool = False  # a second listener wrote what the first did: both count now
 
 
 @transaction.atomic
@@ -207,7 +241,15 @@ def transcript_submit(
     clip = Clip.objects.select_for_update().get(pk=clip.pk)
     existing = Transcript.objects.filter(clip=clip, lease_token=lease_token).first()
     if existing and existing.author_id == user.pk:
-        return Submission(existing, created=False, conflict=existing.conflict)
+        return Submission(
+            existing,
+            created=False,
+            conflict=existing.conflict,
+            agreed=existing.status == Transcript.Status.ACCEPTED,
+        )
+    checking = clip.status == Clip.Status.SUBMITTED and clip.lease_token == lease_token
+    if checking and clip.lease_user_id == user.pk:
+        return _second_listen(clip, user, lease_token, text, flag, seconds_spent)
     # Still the author's lease even when its time ran out, as long as nobody took the clip.
     held = (
         clip.lease_user_id == user.pk
@@ -242,6 +284,50 @@ def transcript_submit(
         update_fields=["status", "lease_user", "lease_token", "lease_expires_at", "lease_text"]
     )
     return Submission(transcript, created=True, conflict=conflict, held=held)
+
+
+def _second_listen(
+    clip: Clip, user, lease_token, text: str, flag: str, seconds: float
+) -> Submission:
+    """A second listener's transcript: the same words (as training reads them) accept both;
+    other words, or a flag, send both to a reviewer."""
+    first = (
+        clip.transcripts.filter(status=Transcript.Status.SUBMITTED)
+        .exclude(author=user)
+        .order_by("-created_at")
+        .first()
+    )
+    rules = Project.objects.get(pk=clip.project_id).text_rules()
+    agreed = bool(
+        first and not flag and normalize_text(text, rules) == normalize_text(first.text, rules)
+    )
+    now = timezone.now()
+    second = Transcript.objects.create(
+        clip=clip,
+        author=user,
+        lease_token=lease_token,
+        text=text.strip(),
+        draft_text=first.text if first else "",
+        flag=flag,
+        seconds_spent=max(0.0, min(seconds, 3600.0)),
+        status=Transcript.Status.ACCEPTED if agreed else Transcript.Status.SUBMITTED,
+        conflict=not agreed,
+        reviewed_by=user if agreed else None,
+        reviewed_at=now if agreed else None,
+    )
+    if agreed:
+        Transcript.objects.filter(pk=first.pk).update(
+            status=Transcript.Status.ACCEPTED, reviewed_by=user, reviewed_at=now
+        )
+        clip.status = Clip.Status.ACCEPTED
+    else:
+        clip.transcripts.filter(status=Transcript.Status.SUBMITTED).update(conflict=True)
+    clip.lease_user, clip.lease_token, clip.lease_expires_at = None, None, None
+    clip.lease_text = ""
+    clip.save(
+        update_fields=["status", "lease_user", "lease_token", "lease_expires_at", "lease_text"]
+    )
+    return Submission(second, created=True, conflict=not agreed, agreed=agreed)
 
 
 @transaction.atomic

@@ -156,6 +156,9 @@ def clip_prefill(clip: Clip, user) -> tuple[str, bool]:
     they left it; else the model's draft, if there is one."""
     if clip.lease_user_id == user.pk and clip.lease_text:
         return clip.lease_text, False
+    if clip.status == Clip.Status.SUBMITTED:  # a second listener's check: the first's words
+        first = clip.transcripts.filter(status=Transcript.Status.SUBMITTED).order_by("-created_at")
+        return (first.first().text if first.exists() else ""), False
     withdrawn = (
         clip.transcripts.filter(author=user, status=Transcript.Status.WITHDRAWN)
         .order_by("-created_at")
@@ -460,7 +463,7 @@ def labeled_set(project: Project) -> list[Transcript]:
     only) the latest submitted one. Flagged clips and unresolved disagreements are left out.
     """
     statuses = [Transcript.Status.ACCEPTED]
-    if not project.train_on_accepted_only:
+    if not project.counts_accepted_only:
         statuses.append(Transcript.Status.SUBMITTED)
     standing = (
         Transcript.objects.filter(

@@ -536,3 +536,18 @@ def trained_whisper_model(tmp_path_factory):
     save_ctc_model(model, directory)
     save_language_model(directory, [text for _, text in pairs])
     return model, directory, pairs
+
+
+@pytest.fixture
+def afternoon(project, make_clips, django_user_model):
+    """The project's annotator with a password to log in with, and four 2 s clips of one
+    recording, served second clip (2-4 s) first: a clip with neighbours on both sides."""
+    from labeling.models import Clip
+
+    user = project.memberships.get(role="annotator").user
+    user.set_password("s3cret-pass-word")
+    user.save()
+    clips = make_clips(project, count=4, seconds=2.0)
+    Clip.objects.exclude(pk=clips[1].pk).update(random_key=0.9)
+    Clip.objects.filter(pk=clips[1].pk).update(random_key=0.1)
+    return user

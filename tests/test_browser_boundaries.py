@@ -13,20 +13,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SECOND = 16_000
 
 
-@pytest.fixture
-def afternoon(project, make_clips, django_user_model):
-    user = django_user_model.objects.get(
-        username=project.memberships.get(role="annotator").user.username
-    )
-    user.set_password("s3cret-pass-word")
-    user.save()
-    clips = make_clips(project, count=4, seconds=2.0)
-    # The queue serves the second clip (2-4 s) first: a clip with neighbours on both sides.
-    Clip.objects.exclude(pk=clips[1].pk).update(random_key=0.9)
-    Clip.objects.filter(pk=clips[1].pk).update(random_key=0.1)
-    return user
-
-
 def current(page) -> Clip:
     return Clip.objects.get(pk=int(page.locator("#workspace").get_attribute("data-clip")))
 

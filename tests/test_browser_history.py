@@ -7,7 +7,6 @@ from playwright.sync_api import expect
 from labeling.models import Clip, Transcript
 from tests.conftest import wait_until
 from tests.test_browser import log_in
-from tests.test_browser_boundaries import afternoon  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -16,7 +15,7 @@ def test_alt_bracket_steps_back_through_my_transcripts_and_an_edit_is_a_new_vers
     page,
     live_server,
     project,
-    afternoon,  # noqa: F811
+    afternoon,
 ):
     log_in(page, live_server, afternoon.username, "s3cret-pass-word")
     page.goto(f"{live_server.url}/projects/{project.pk}/annotate/")
@@ -63,7 +62,7 @@ def test_unsent_text_follows_me_to_another_machine_and_later_puts_a_clip_off(
     browser,
     live_server,
     project,
-    afternoon,  # noqa: F811
+    afternoon,
 ):
     log_in(page, live_server, afternoon.username, "s3cret-pass-word")
     page.goto(f"{live_server.url}/projects/{project.pk}/annotate/")
@@ -88,3 +87,30 @@ def test_unsent_text_follows_me_to_another_machine_and_later_puts_a_clip_off(
     assert put_off.postponed_by == afternoon and put_off.lease_user is None
     assert put_off.lease_text == "nusu ya sentensi"
     elsewhere.context.close()
+
+
+def test_a_second_listener_agrees_with_ctrl_enter(
+    page,
+    live_server,
+    project,
+    afternoon,
+    reviewer,
+):
+    from labeling import queue
+
+    project.second_listener = True
+    project.save()
+    clip = queue.clip_lease_next(project=project, user=afternoon)
+    queue.transcript_submit(clip=clip, user=afternoon, lease_token=clip.lease_token, text="moja")
+    reviewer.set_password("s3cret-pass-word")
+    reviewer.save()
+
+    log_in(page, live_server, reviewer.username, "s3cret-pass-word")
+    page.goto(f"{live_server.url}/projects/{project.pk}/annotate/")
+    expect(page.locator("#workspace")).to_have_attribute("data-clip", str(clip.pk))
+    expect(page.locator("#check-note")).to_contain_text("Someone wrote this")
+    expect(page.locator("#id_text")).to_have_value("moja")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator(".saved-note")).to_contain_text("Agreed with the first listener")
+    clip.refresh_from_db()
+    assert clip.status == "accepted"

@@ -6,7 +6,6 @@ from playwright.sync_api import expect
 
 from labeling.models import Clip
 from tests.test_browser import log_in
-from tests.test_browser_boundaries import afternoon  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -15,7 +14,7 @@ def test_keys_change_in_the_dialog_and_altgr_and_zoom_and_spectrogram_work(
     page,
     live_server,
     project,
-    afternoon,  # noqa: F811
+    afternoon,
 ):
     log_in(page, live_server, afternoon.username, "s3cret-pass-word")
     page.goto(f"{live_server.url}/projects/{project.pk}/annotate/")

@@ -578,3 +578,57 @@ def test_a_clip_put_off_by_someone_else_comes_to_me_without_their_text(
     queue.clip_postpone(clip=clip, user=annotator, lease_token=clip.lease_token)
     mine = queue.clip_lease_next(project=project, user=reviewer)
     assert mine.pk == clip.pk and mine.lease_text == ""
+
+
+def test_with_a_second_listener_a_transcript_counts_once_someone_else_agrees(
+    project, make_clips, annotator, reviewer, owner
+):
+    project.second_listener = True
+    project.save()
+    make_clips(project, count=3)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    submit(clip, annotator, "Habari yako")
+    assert selectors.labeled_set(project) == []  # not yet: nobody else has listened
+
+    check = queue.clip_lease_next(project=project, user=reviewer)
+    assert check.pk == clip.pk and check.status == "submitted"  # checks come first
+    assert selectors.clip_prefill(check, reviewer) == ("Habari yako", False)
+    assert queue.clip_lease_next(project=project, user=annotator).pk != clip.pk  # never mine
+    agreed = queue.transcript_submit(
+        clip=check, user=reviewer, lease_token=check.lease_token, text="habari yako."
+    )
+    assert agreed.agreed and not agreed.conflict
+    clip.refresh_from_db()
+    assert clip.status == "accepted"
+    assert set(clip.transcripts.values_list("status", flat=True)) == {"accepted"}
+    assert [t.clip_id for t in selectors.labeled_set(project)] == [clip.pk]
+
+
+def test_a_second_listener_who_hears_it_otherwise_sends_both_to_review(
+    project, make_clips, annotator, reviewer, owner
+):
+    project.second_listener = True
+    project.save()
+    make_clips(project, count=2)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    submit(clip, annotator, "habari yako")
+    check = queue.clip_lease_next(project=project, user=reviewer)
+    other = queue.transcript_submit(
+        clip=check, user=reviewer, lease_token=check.lease_token, text="habari zako"
+    )
+    assert other.conflict and not other.agreed
+    clip.refresh_from_db()
+    assert clip.status == "submitted" and clip.lease_user is None
+    assert all(clip.transcripts.values_list("conflict", flat=True))
+    assert queue.clip_lease_next(project=project, user=owner).pk != clip.pk  # not a check now
+    review = selectors.review_items(project, reviewer=owner)
+    assert {t.text for t in review if t.clip_id == clip.pk} == {"habari yako", "habari zako"}
+
+
+def test_without_a_second_listener_a_submitted_clip_is_never_served_again(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=2)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    submit(clip, annotator)
+    assert queue.clip_lease_next(project=project, user=reviewer).pk != clip.pk

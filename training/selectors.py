@@ -40,7 +40,7 @@ def labeled_minutes(project: Project) -> float:
     """Minutes of clips with a standing transcript: cheap enough for a page polled every 2 s
     (a round's snapshot, through labeled_set, also leaves out unresolved disagreements)."""
     statuses = [Clip.Status.ACCEPTED]
-    if not project.train_on_accepted_only:
+    if not project.counts_accepted_only:
         statuses.append(Clip.Status.SUBMITTED)
     return clip_minutes(project.clips.filter(status__in=statuses))
 

@@ -132,7 +132,7 @@ def stored_audio_path(audio) -> Iterator[Path]:
     storage is a local folder, else a local copy (storage may be remote: S3)."""
     try:
         local = Path(audio.path)
-    except NotImplementedError:  # a storage without local paths
+    except (AttributeError, NotImplementedError):  # a storage (or file) without local paths
         local = None
     if local is not None:
         yield local

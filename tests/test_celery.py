@@ -66,3 +66,25 @@ def test_a_queued_round_with_no_gpu_worker_says_to_start_one(only_my_workers, re
     reason = services.gpu_wait_reason()
     assert "No worker on the gpu queue answered within 3 s" in reason
     assert "Scale out" in reason
+
+
+@pytest.mark.django_db
+def test_the_workers_page_counts_a_gpu_worker_busy_with_a_round_as_up(
+    only_my_workers, redis_url, client_for, owner, project
+):
+    from django.utils import timezone
+
+    from training.models import TrainingRound
+
+    only_my_workers(queues="default")  # and nothing answers on gpu: it is "training"
+    TrainingRound.objects.create(
+        project=project,
+        number=1,
+        base="b",
+        status="running",
+        heartbeat_at=timezone.now(),
+        worker="gpu@box",
+    )
+    body = client_for(owner).get(reverse("system_status")).content.decode()
+    assert body.count('<span class="status ok">up</span>') == 2
+    assert "Busy with a round or scoring." in body and "gpu@box" in body

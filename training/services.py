@@ -70,7 +70,28 @@ def workers_check(*, timeout: float = 5.0) -> tuple[str | None, list[QueueCheck]
     redis_error = redis_check()
     if redis_error:
         return redis_error, [QueueCheck(q, False, "Redis is down.") for q in QUEUES]
-    return None, [queue_check(queue, timeout=timeout) for queue in QUEUES]
+    checks = []
+    for queue in QUEUES:
+        check = queue_check(queue, timeout=timeout)
+        busy = busy_gpu_worker() if queue == "gpu" and not check.ok else None
+        if busy is not None:  # the solo pool answers nothing while it trains: alive, busy
+            check = QueueCheck(queue, True, "Busy with a round or scoring.", worker=busy)
+        checks.append(check)
+    return None, checks
+
+
+def busy_gpu_worker() -> str | None:
+    """The worker of a round or scoring run whose heartbeat is fresh, if any ("" if it did
+    not say its name): a gpu worker is alive and busy."""
+    from training.models import ScoringRun, TrainingRound
+
+    fresh = timezone.now() - timedelta(seconds=BUSY_HEARTBEAT)
+    running = TrainingRound.objects.filter(status="running", heartbeat_at__gte=fresh).first()
+    if running:
+        return running.worker
+    if ScoringRun.objects.filter(status="running", heartbeat_at__gte=fresh).exists():
+        return ""
+    return None
 
 
 WAIT_CHECK_SECONDS = 3.0
@@ -81,17 +102,10 @@ BUSY_HEARTBEAT = 60  # seconds: a running task whose heartbeat is this fresh hol
 def gpu_wait_reason() -> str:
     """Why a queued round waits, in a line: a worker on the gpu queue is busy with other
     work (a heartbeat says so), one answered just now, or none answered."""
-    from training.models import ScoringRun, TrainingRound
-
     kept = cache.get("gpu-wait-reason")
     if kept:
         return kept
-    fresh = timezone.now() - timedelta(seconds=BUSY_HEARTBEAT)
-    busy = (
-        TrainingRound.objects.filter(status="running", heartbeat_at__gte=fresh).exists()
-        or ScoringRun.objects.filter(status="running", heartbeat_at__gte=fresh).exists()
-    )
-    if busy:
+    if busy_gpu_worker() is not None:
         reason = (
             "A worker on the gpu queue is busy with other work (a round or scoring); this "
             "round is next in line."

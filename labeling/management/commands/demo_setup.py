@@ -49,8 +49,15 @@ class Command(BaseCommand):
             default=int(os.environ.get("VERNACULAR_DEMO_CLIPS", "240")),
             help="utterances of synthetic speech for the demo recordings (0: none)",
         )
+        parser.add_argument(
+            "--no-first-round",
+            dest="first_round",
+            action="store_false",
+            default=os.environ.get("VERNACULAR_DEMO_FIRST_ROUND", "1") != "0",
+            help="label from the answer key, but queue no round (VERNACULAR_DEMO_FIRST_ROUND=0)",
+        )
 
-    def handle(self, *args, corpus_clips: int, **options):
+    def handle(self, *args, corpus_clips: int, first_round: bool, **options):
         User = get_user_model()
         password_file = settings.DATA_DIR / "demo-password"
         user = User.objects.filter(username=DEMO_USERNAME).first()
@@ -73,10 +80,10 @@ class Command(BaseCommand):
             Project.objects.filter(pk=project.pk).update(is_demo=True)
             project.refresh_from_db()
         if corpus_clips and not project.recordings.exists():
-            self._fill(project, user, corpus_clips)
+            self._fill(project, user, corpus_clips, first_round)
         self.stdout.write(f"\n  Demo account: {DEMO_USERNAME}\n  Password    {password}{note}\n")
 
-    def _fill(self, project: Project, user, clips: int) -> None:
+    def _fill(self, project: Project, user, clips: int, first_round: bool) -> None:
         """Synthetic Swahili-like speech (espeak-ng, seeded): recordings of about a minute
         (test and dev sets are drawn by whole recordings, so a few short ones), cut into clips
         here (the worker would, but the answer key needs the clips), each clip with its true
@@ -118,6 +125,8 @@ class Command(BaseCommand):
             f"(test {project.test_minutes_target} min, dev {project.dev_minutes_target} min, "
             f"and {FIRST_ROUND_SHARE * minutes:.1f} training minutes)."
         )
+        if not first_round:
+            return
         try:
             training_round = round_start(project=project, user=user)
         except ValidationError as error:

@@ -220,6 +220,23 @@ def project_fingerprints(project: Project) -> tuple[FingerprintIndex, dict[int, 
     return index, recordings
 
 
+def recording_fingerprint_backfill(*, recording: Recording) -> bool:
+    """Fingerprints a recording stored before uploads were fingerprinted, so later uploads
+    of the same audio are caught. False if it has one already or its audio cannot be read."""
+    if recording.fingerprint:
+        return False
+    try:
+        samples = decode_stored(
+            recording.audio, recording.original_name, UploadLimits.from_settings().max_seconds
+        )
+    except (AudioError, OSError, ValueError):
+        return False
+    updated = Recording.objects.filter(pk=recording.pk, fingerprint=b"").update(
+        fingerprint=fingerprint_bytes(fingerprint(samples))
+    )
+    return bool(updated)
+
+
 def same_audio_as(index: FingerprintIndex, recordings: dict, print_, seconds: float):
     """The earlier recording that an upload is all of (another format, rate or channel count
     of the same audio), or None; with the overlaps found with the others."""

@@ -27,6 +27,14 @@ def test_the_demo_opens_with_a_first_round_and_an_answer_key_to_transcribe_by(
         what=f"the demo's first round to finish ({training_round.status})",
     )
 
+    from training.models import ScoringRun
+
+    wait_until(
+        lambda: ScoringRun.objects.filter(project=project, status="succeeded").exists(),
+        timeout=120,
+        what="the first round's model to draft the pool",
+    )
+
     page.goto(live_server.url + "/accounts/login/")
     page.get_by_label("Username").fill("demo")
     page.get_by_label("Password").fill((tmp_path / "demo-password").read_text().strip())
@@ -47,6 +55,9 @@ def test_the_demo_opens_with_a_first_round_and_an_answer_key_to_transcribe_by(
     key = page.locator("#answer-key-text")
     expect(key).not_to_be_empty()
     expect(page.locator("#answer-key")).to_contain_text("demo answer key")
+    # the draft says where it came from; the clips around it say what they say
+    expect(page.locator("#draft-source")).to_contain_text("by round 1's model")
+    expect(page.locator("#neighbours p").first).to_be_visible()
     clip_id = int(page.locator("#workspace").get_attribute("data-clip"))
     page.keyboard.press("Alt+k")
     expect(page.locator("#id_text")).to_have_value(key.inner_text().strip())

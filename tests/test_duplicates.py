@@ -120,3 +120,24 @@ def test_different_speech_is_not_taken_for_a_repeat(
 
     assert all(r["ok"] and "repeat" not in r["message"] for r in results)
     assert all(not r.repeats for r in project.recordings.all())
+
+
+def test_a_recording_from_before_fingerprints_is_fingerprinted_by_the_command_and_then_caught(
+    client_for, owner, project, speech_recording, tmp_path
+):
+    from django.core.management import call_command
+
+    client = client_for(owner)
+    assert upload(client, project, speech_recording)["ok"]
+    Recording.objects.update(fingerprint=b"")  # as if uploaded before session 7
+    mp3 = converted(speech_recording, tmp_path / "interview.mp3", "-b:a", "64k")
+    assert upload(client, project, mp3)["ok"]  # nothing to compare with: taken twice
+    Recording.objects.filter(original_name="interview.mp3").delete()
+    Recording.objects.update(fingerprint=b"")
+
+    call_command("fingerprint_recordings")
+    call_command("fingerprint_recordings")  # again: nothing left to do
+
+    assert Recording.objects.exclude(fingerprint=b"").count() == 1
+    result = upload(client, project, mp3)
+    assert not result["ok"] and "the same audio as “long-recording.wav”" in result["message"]

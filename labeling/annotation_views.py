@@ -72,7 +72,11 @@ def recording_upload(request, project_id: int):
     for uploaded in files:
         try:
             recording = ingest.recording_upload(
-                project=project, uploaded=uploaded, user=request.user, limits=limits
+                project=project,
+                uploaded=uploaded,
+                user=request.user,
+                limits=limits,
+                speaker=request.POST.get("speaker", "").strip()[:200],
             )
         except ingest.UploadRejected as error:
             results.append({"name": uploaded.name, "ok": False, "message": str(error)})

@@ -49,6 +49,7 @@ CSV_COLUMNS = [
     "end_seconds",
     "duration",
     "split",
+    "speaker",
     "text",
     "text_normalized",
     "author",
@@ -70,6 +71,7 @@ def _rows(transcripts: Iterable[Transcript], rules) -> Iterable[dict]:
             "start_seconds": round(clip.start_seconds, 3),
             "end_seconds": round(clip.end_seconds, 3),
             "split": clip.split or "train",
+            "speaker": clip.recording.speaker,
             "author": transcript.author.username if transcript.author else "",
             "status": transcript.status,
         }
@@ -229,6 +231,7 @@ def manifest_import(
             text = str(row.get("text", ""))
             split = str(row.get("split") or Clip.Split.TRAIN)
             status = str(row.get("status") or Transcript.Status.ACCEPTED)
+            speaker = str(row.get("speaker") or row.get("session") or "")[:200]
         except (ValueError, KeyError, TypeError, AttributeError):
             report.problems.append(f"line {number}: not a JSON object with audio_filepath and text")
             continue
@@ -257,9 +260,7 @@ def manifest_import(
                         project,
                         local,
                         relative,
-                        text,
-                        split,
-                        status,
+                        ImportRow(text, split, status, speaker),
                         user,
                         limits,
                         max_seconds,
@@ -279,18 +280,20 @@ def manifest_import(
     return report
 
 
+@dataclass(frozen=True)
+class ImportRow:
+    """What a manifest row says of its clip."""
+
+    text: str
+    split: str
+    status: str
+    speaker: str = ""  # its speaker or session, kept on the clip's recording
+
+
 def _import_one(
-    project,
-    local: Path,
-    name: str,
-    text: str,
-    split: str,
-    status: str,
-    user,
-    limits,
-    max_seconds,
-    prints,
+    project, local: Path, name: str, row: ImportRow, user, limits, max_seconds, prints
 ) -> str | None:
+    text, split, status = row.text, row.split, row.status
     sha256 = _sha256(local)
     if Recording.objects.filter(project=project, sha256=sha256).exists():
         return "the same audio is in the project already; skipped"
@@ -317,6 +320,7 @@ def _import_one(
             uploaded_by=user,
             ingested_at=timezone.now(),
             fingerprint=fingerprint_bytes(print_),
+            speaker=row.speaker,
         )
         recording.audio.save(Path(name).name, File(handle), save=False)
         recording.save()

@@ -161,6 +161,7 @@ def recording_upload(
     transcript=None,
     tier: str = "",
     queue: bool = True,
+    speaker: str = "",
 ) -> Recording:
     """Store an upload and queue its cutting into clips (`queue=False`: the caller cuts it
     with recording_ingest). With `transcript` (an uploaded ELAN .eaf or Praat TextGrid), the
@@ -195,6 +196,7 @@ def recording_upload(
                 fingerprint=fingerprint_bytes(print_),
                 repeats=repeats,
                 untimed_lines=lines,
+                speaker=speaker,
             )
             recording.audio.save(name, File(handle), save=False)
             recording.save()

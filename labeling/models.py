@@ -229,6 +229,9 @@ class Recording(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="recordings")
     original_name = models.CharField(max_length=255)
     audio = models.FileField(upload_to=recording_upload_path, max_length=255)
+    # Who speaks, or which session it is, where the upload or import says: recordings that
+    # share one are drawn into test, dev or training together (labeling.selectors.split_draw).
+    speaker = models.CharField(max_length=200, blank=True)
     sha256 = models.CharField(max_length=64)
     size_bytes = models.BigIntegerField()
     duration_seconds = models.FloatField()

@@ -19,7 +19,7 @@ from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Sum, TextFi
 from django.utils import timezone
 
 from asr.text import normalize_text
-from labeling.models import SAMPLE_RATE, UNSCORED_LAST, Clip, Project, Transcript
+from labeling.models import SAMPLE_RATE, UNSCORED_LAST, Clip, Project, Recording, Transcript
 from labeling.selectors import SplitDraw, split_draw
 
 ACTIVE = (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED)
@@ -99,9 +99,12 @@ def queue_candidates(
         evaluation = Clip.objects.filter(
             project=project, split__in=[Clip.Split.TEST, Clip.Split.DEV]
         )
+        speakers = Recording.objects.filter(pk__in=evaluation.values("recording_id")).exclude(
+            speaker=""
+        )
         pool = pool.exclude(
             split=Clip.Split.UNASSIGNED, recording_id__in=evaluation.values("recording_id")
-        )
+        ).exclude(split=Clip.Split.UNASSIGNED, recording__speaker__in=speakers.values("speaker"))
     return Clip.Split.TRAIN, [
         pool.order_by(UNSCORED_LAST, F("selection_score").desc(), "random_key")
     ]
@@ -207,8 +210,13 @@ def _lease_check(project: Project, user, now) -> Clip | None:
 
 
 def recording_split_assign(*, recording_id: int, split: str) -> None:
-    """The rest of a recording follows its first drawn clip into the same set."""
-    Clip.objects.filter(recording_id=recording_id, split=Clip.Split.UNASSIGNED).update(split=split)
+    """The rest of a recording follows its first drawn clip into the same set, and so do the
+    recordings that name the same speaker or session."""
+    recording = Recording.objects.get(pk=recording_id)
+    same = [recording_id]
+    if recording.speaker:
+        same = Recording.objects.filter(project_id=recording.project_id, speaker=recording.speaker)
+    Clip.objects.filter(recording_id__in=same, split=Clip.Split.UNASSIGNED).update(split=split)
 
 
 def _drawn_recordings(project: Project) -> QuerySet:

@@ -7,7 +7,15 @@ from django.utils import timezone
 
 from asr.metrics import clip_errors
 from asr.text import normalize_text
-from labeling.models import SAMPLE_RATE, Clip, Invitation, Membership, Project, Transcript
+from labeling.models import (
+    SAMPLE_RATE,
+    Clip,
+    Invitation,
+    Membership,
+    Project,
+    Recording,
+    Transcript,
+)
 
 
 def projects_for_user(user) -> QuerySet[Membership]:
@@ -46,17 +54,30 @@ def split_draw(project: Project) -> SplitDraw:
     if project.split_by != Project.SplitBy.RECORDING:
         return SplitDraw(False)
     # The targets are minutes of clips, and a recording holds fewer minutes of clips than it
-    # lasts (pauses are not cut): the draw plans with its clips' minutes.
+    # lasts (pauses are not cut): the draw plans with its clips' minutes. Recordings that
+    # name the same speaker or session are one unit: they join a set together.
     ready = project.recordings.filter(status="ready").annotate(
         clip_samples=Sum(F("clips__end_sample") - F("clips__start_sample"))
     )
-    on_train_side = Clip.objects.filter(project=project, split=Clip.Split.TRAIN)
-    recordings = [
-        (pk, (samples or 0) / SAMPLE_RATE)
-        for pk, samples in ready.exclude(pk__in=on_train_side.values("recording_id"))
-        .order_by("duration_seconds", "pk")
-        .values_list("pk", "clip_samples")
-    ]
+    on_train_side = set(
+        Clip.objects.filter(project=project, split=Clip.Split.TRAIN).values_list(
+            "recording_id", flat=True
+        )
+    )
+    train_speakers = set(
+        Recording.objects.filter(pk__in=on_train_side)
+        .exclude(speaker="")
+        .values_list("speaker", flat=True)
+    )
+    units: dict[str, list] = {}  # speaker (or the recording itself) -> [pks, clip seconds]
+    for pk, samples, speaker in ready.order_by("duration_seconds", "pk").values_list(
+        "pk", "clip_samples", "speaker"
+    ):
+        if pk in on_train_side or (speaker and speaker in train_speakers):
+            continue
+        unit = units.setdefault(speaker or f"#{pk}", [[], 0.0])
+        unit[0].append(pk)
+        unit[1] += (samples or 0) / SAMPLE_RATE
     total = 60 * clip_minutes(
         Clip.objects.filter(recording__project=project, recording__status="ready")
     )
@@ -71,11 +92,11 @@ def split_draw(project: Project) -> SplitDraw:
         )
     wanted = (project.test_minutes_target + project.dev_minutes_target) * 60
     eligible, seconds = [], 0.0
-    for pk, duration in recordings:
+    for pks, unit_seconds in sorted(units.values(), key=lambda unit: unit[1]):
         if seconds >= wanted:
             break
-        eligible.append(pk)
-        seconds += duration
+        eligible += pks
+        seconds += unit_seconds
     if seconds > MAX_EVALUATION_SHARE * total:
         return SplitDraw(
             False,

@@ -141,3 +141,18 @@ def test_a_recording_from_before_fingerprints_is_fingerprinted_by_the_command_an
     assert Recording.objects.exclude(fingerprint=b"").count() == 1
     result = upload(client, project, mp3)
     assert not result["ok"] and "the same audio as “long-recording.wav”" in result["message"]
+
+
+def test_an_upload_names_its_speaker_or_session_for_the_draw(
+    client_for, owner, project, speech_recording
+):
+    response = client_for(owner).post(
+        reverse("recording_upload", args=[project.pk]),
+        {
+            "files": [SimpleUploadedFile("day-2.wav", speech_recording.read_bytes())],
+            "speaker": "  elder amina ",
+        },
+        headers={"Accept": "application/json"},
+    )
+    assert response.json()["results"][0]["ok"]
+    assert Recording.objects.get().speaker == "elder amina"

@@ -125,6 +125,7 @@ def test_export_then_import_keeps_the_test_and_dev_sets_and_what_training_reads(
     english.strip_chars = ".,"
     english.save()
     make_clips(english, count=6)
+    Recording.objects.filter(project=english).update(speaker="elder amina")
     label(english, annotator, ["One.", "two", "three,", "four", "five", "six"])
     queue.transcript_review(
         transcript=Transcript.objects.get(text="four"), reviewer=owner, action="accept"
@@ -136,6 +137,7 @@ def test_export_then_import_keeps_the_test_and_dev_sets_and_what_training_reads(
         for line in zipfile.ZipFile(io.BytesIO(exported)).read("manifest.jsonl").splitlines()
     ]
     assert {r["text"]: r["text_normalized"] for r in rows}["One."] == "one"
+    assert {r["speaker"] for r in rows} == {"elder amina"}
     other_project.alphabet = ENGLISH + ".,"
     other_project.save()
     outsider = other_project.memberships.get().user
@@ -155,6 +157,7 @@ def test_export_then_import_keeps_the_test_and_dev_sets_and_what_training_reads(
         }
 
     assert standing(other_project) == standing(english)
+    assert set(other_project.recordings.values_list("speaker", flat=True)) == {"elder amina"}
     # The same test audio, sample for sample: the same model scores the same there.
     test_audio = {
         project: sorted(

@@ -632,3 +632,48 @@ def test_without_a_second_listener_a_submitted_clip_is_never_served_again(
     clip = queue.clip_lease_next(project=project, user=annotator)
     submit(clip, annotator)
     assert queue.clip_lease_next(project=project, user=reviewer).pk != clip.pk
+
+
+def test_recordings_of_one_speaker_go_into_test_dev_or_training_together(
+    project, make_clips, annotator
+):
+    from labeling.models import Recording
+
+    project.test_minutes_target, project.dev_minutes_target = 1.0, 0.5
+    project.save()
+    many_recordings(project, make_clips)
+    first_four = list(Recording.objects.order_by("pk").values_list("pk", flat=True)[:4])
+    Recording.objects.filter(pk__in=first_four).update(speaker="amina")  # 2 min of her
+    Recording.objects.exclude(pk__in=first_four).update(duration_seconds=20.0)  # shorter
+
+    assert label_everything(project, annotator) == 120
+
+    sides = {}
+    for speaker, split in Clip.objects.values_list("recording__speaker", "split"):
+        sides.setdefault(speaker or None, set()).add(split)
+    assert len(sides["amina"]) == 1  # all of her in one set, whichever it is
+    minutes = queue.evaluation_minutes(project)
+    assert minutes["test"] >= 1.0 and minutes["dev"] >= 0.5
+
+
+def test_a_speaker_in_the_test_set_never_trains_even_from_a_later_recording(
+    project, make_clips, annotator
+):
+    from labeling.models import Recording
+
+    project.test_minutes_target, project.dev_minutes_target = 0.5, 0.0
+    project.save()
+    many_recordings(project, make_clips, count=6)
+    amina = Recording.objects.order_by("pk").first()
+    Recording.objects.filter(pk=amina.pk).update(speaker="amina", duration_seconds=10.0)
+    label_everything(project, annotator)
+    assert set(Clip.objects.filter(split="test").values_list("recording_id", flat=True)) == {
+        amina.pk
+    }  # the shortest recording: 30 s of clips fill the test set
+
+    later = make_clips(project, count=3)  # another recording of hers, after the draw
+    Recording.objects.filter(pk=later[0].recording_id).update(status="ready", speaker="amina")
+    label_everything(project, annotator)
+
+    assert not Clip.objects.filter(recording__speaker="amina", split="train").exists()
+    assert Clip.objects.filter(recording_id=later[0].recording_id, split="").count() == 3

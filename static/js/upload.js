@@ -40,6 +40,8 @@
       }
       const body = new FormData();
       body.append("files", file);
+      const speaker = zone.querySelector("input[name=speaker]");
+      if (speaker && speaker.value.trim()) body.append("speaker", speaker.value.trim());
       const xhr = new XMLHttpRequest();
       xhr.open("POST", zone.action);
       xhr.setRequestHeader("X-CSRFToken", csrf);

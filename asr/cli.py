@@ -127,7 +127,7 @@ def _decode(entry: ManifestEntry):
 
 def _load_model(directory: str):
     """A model written by save_ctc_model (or `finetune`), with weights."""
-    from asr.model import load_ctc_model
+    from asr.checkpoint import load_ctc_model
 
     path = Path(directory)
     if not path.is_dir():

@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from asr.audio import SAMPLE_RATE
+from asr.checkpoint import save_ctc_model
 from asr.evaluate import evaluate_model
-from asr.model import CtcModel, InferenceConfig, save_ctc_model
+from asr.model import CtcModel, InferenceConfig
 
 LabeledClip = tuple[np.ndarray, str]  # (samples (n,) float32 at 16 kHz, normalized text)
 

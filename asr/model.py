@@ -113,16 +113,9 @@ def ctc_model_from_encoder(
     return CtcModel(network.eval(), vocabulary, feature_extractor)
 
 
-def save_ctc_model(model: CtcModel, directory: str | Path) -> None:
-    """Write a standard transformers directory: model, vocab.json, tokenizer, feature extractor.
-
-    A Whisper-encoder CTC model (asr.whisper) is written in its own small format instead: its
-    head and trained layers only, the frozen encoder coming from the weight packages."""
-    if type(model.network).__name__ == "WhisperCtcNetwork":
-        from asr.whisper import save_whisper_ctc_model  # asr.whisper imports this module
-
-        save_whisper_ctc_model(model, directory)
-        return
+def save_pretrained_ctc_model(model: CtcModel, directory: str | Path) -> None:
+    """Write a standard transformers directory: model, vocab.json, tokenizer, feature
+    extractor. (asr.checkpoint.save_ctc_model picks this or the Whisper format.)"""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.network.save_pretrained(directory)
@@ -140,16 +133,10 @@ def save_ctc_model(model: CtcModel, directory: str | Path) -> None:
     ).save_pretrained(directory)
 
 
-def load_ctc_model(directory: str | Path) -> CtcModel:
-    """Load what save_ctc_model wrote. Other CTC models' vocabularies (`<pad>`, `<s>`...) are
-    not ours: start from their encoder with ctc_model_from_encoder instead."""
+def load_pretrained_ctc_model(directory: str | Path) -> CtcModel:
+    """Load what save_pretrained_ctc_model wrote. Other CTC models' vocabularies (`<pad>`,
+    `<s>`...) are not ours: start from their encoder with ctc_model_from_encoder instead."""
     directory = Path(directory)
-    if not (directory / "vocab.json").is_file():
-        raise ModelNotAvailable(f"{directory}: no vocab.json; not a saved CTC model")
-    if (directory / "whisper_ctc.json").is_file():
-        from asr.whisper import load_whisper_ctc_model
-
-        return load_whisper_ctc_model(directory)
     network = AutoModelForCTC.from_pretrained(directory, local_files_only=True)
     vocabulary = Vocabulary.load(directory / "vocab.json")
     feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(directory)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from asr.audio import SAMPLE_RATE
+from asr.checkpoint import load_ctc_model
 from asr.evaluate import Evaluation, evaluate_model
 from asr.finetune import FinetuneConfig, FinetuneResult, LabeledClip, Progress, finetune
 from asr.lm import (
@@ -38,7 +39,6 @@ from asr.model import (
     TinyModelConfig,
     build_tiny_ctc_model,
     ctc_model_from_encoder,
-    load_ctc_model,
 )
 from asr.recipe import BUILTIN_TINY, BUILTIN_WHISPER, RoundConfig
 from asr.text import Vocabulary

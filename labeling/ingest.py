@@ -49,6 +49,7 @@ from labeling.annotations import (
     read_tiers,
 )
 from labeling.models import Clip, Project, Recording, Transcript
+from labeling.tasks import recording_ingest_task
 
 log = logging.getLogger(__name__)
 
@@ -371,8 +372,6 @@ def upload_outcome(recording: Recording) -> str:
 
 
 def _queue_ingest(recording: Recording) -> None:
-    from labeling.tasks import recording_ingest_task
-
     recording_id = recording.pk
     dispatch_on_commit(
         recording_ingest_task, recording_id, on_unreachable=lambda why: _fail(recording_id, why)

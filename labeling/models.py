@@ -340,7 +340,7 @@ class Clip(models.Model):
         ]
         indexes = [
             models.Index(fields=["project", "status", "split"]),
-            # The minutes in test and dev (labeling.queue.evaluation_minutes), read at every lease.
+            # The minutes in test and dev (labeling.selectors.evaluation_minutes), read at every lease.
             models.Index(fields=["project", "split", "status"], name="clip_split_minutes"),
             # The queue's two orders (labeling.queue.queue_candidates): a lease reads the
             # first rows of one of these instead of sorting every open clip.

@@ -15,12 +15,12 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, Sum, TextField, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, TextField, Value, When
 from django.utils import timezone
 
 from asr.text import normalize_text
-from labeling.models import SAMPLE_RATE, UNSCORED_LAST, Clip, Project, Recording, Transcript
-from labeling.selectors import SplitDraw, split_draw
+from labeling.models import UNSCORED_LAST, Clip, Project, Recording, Transcript
+from labeling.selectors import SplitDraw, evaluation_minutes, split_draw
 
 ACTIVE = (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED)
 CLAIM_BATCH = 8  # candidates tried per read
@@ -29,25 +29,6 @@ CLAIM_BATCHES = 20  # reads before giving up: 160 claims lost in a row
 
 def _lease_free(now) -> Q:
     return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-
-
-def evaluation_minutes(project: Project, now=None) -> dict[str, float]:
-    """Minutes of test and of dev clips that are labeled, or being labeled right now: one
-    query (it runs at every lease)."""
-    now = now or timezone.now()
-    labeled_or_open = Q(status__in=[Clip.Status.SUBMITTED, Clip.Status.ACCEPTED]) | Q(
-        status=Clip.Status.UNLABELED, lease_expires_at__gte=now
-    )
-    samples = F("end_sample") - F("start_sample")
-    totals = (
-        Clip.objects.filter(project=project, split__in=[Clip.Split.TEST, Clip.Split.DEV])
-        .filter(labeled_or_open)
-        .aggregate(
-            test=Sum(samples, filter=Q(split=Clip.Split.TEST)),
-            dev=Sum(samples, filter=Q(split=Clip.Split.DEV)),
-        )
-    )
-    return {split: (total or 0) / SAMPLE_RATE / 60 for split, total in totals.items()}
 
 
 def split_wanted(project: Project, now=None) -> str:

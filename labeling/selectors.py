@@ -406,6 +406,25 @@ def allowed_characters(project: Project) -> str:
     return "".join(dict.fromkeys(alphabet + extra + project.strip_chars + " "))
 
 
+def evaluation_minutes(project: Project, now=None) -> dict[str, float]:
+    """Minutes of test and of dev clips that are labeled, or being labeled right now: one
+    query (it runs at every lease)."""
+    now = now or timezone.now()
+    labeled_or_open = Q(status__in=[Clip.Status.SUBMITTED, Clip.Status.ACCEPTED]) | Q(
+        status=Clip.Status.UNLABELED, lease_expires_at__gte=now
+    )
+    samples = F("end_sample") - F("start_sample")
+    totals = (
+        Clip.objects.filter(project=project, split__in=[Clip.Split.TEST, Clip.Split.DEV])
+        .filter(labeled_or_open)
+        .aggregate(
+            test=Sum(samples, filter=Q(split=Clip.Split.TEST)),
+            dev=Sum(samples, filter=Q(split=Clip.Split.DEV)),
+        )
+    )
+    return {split: (total or 0) / SAMPLE_RATE / 60 for split, total in totals.items()}
+
+
 @dataclass(frozen=True)
 class QueueState:
     test_minutes: float
@@ -423,8 +442,6 @@ class QueueState:
 
 
 def queue_state(project: Project) -> QueueState:
-    from labeling.queue import evaluation_minutes
-
     minutes = evaluation_minutes(project)
     return QueueState(
         test_minutes=minutes[Clip.Split.TEST],

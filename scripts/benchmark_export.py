@@ -26,9 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asr.audio import SAMPLE_RATE, decode_audio  # noqa: E402
+from asr.checkpoint import load_ctc_model  # noqa: E402
 from asr.export import ONNX_FILE, ONNX_INT8_FILE, export_offline  # noqa: E402
 from asr.manifest import read_manifest  # noqa: E402
-from asr.model import load_ctc_model, transcribe_clips  # noqa: E402
+from asr.model import transcribe_clips  # noqa: E402
 
 REPEATS = 3
 

@@ -487,8 +487,8 @@ def trained_whisper_model(tmp_path_factory):
     import torch
 
     from asr.audio import decode_audio
+    from asr.checkpoint import save_ctc_model
     from asr.lm import save_language_model
-    from asr.model import save_ctc_model
     from asr.text import TextRules, normalize_text, vocabulary_from_texts
     from asr.whisper import (
         WhisperCtcHeadConfig,

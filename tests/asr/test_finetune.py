@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from asr.audio import SAMPLE_RATE, decode_audio
+from asr.checkpoint import load_ctc_model
 from asr.evaluate import evaluate_model
 from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune, get_lr
-from asr.model import TinyModelConfig, build_tiny_ctc_model, load_ctc_model
+from asr.model import TinyModelConfig, build_tiny_ctc_model
 from asr.text import TextRules, vocabulary_from_texts
 
 TEXTS = ["habari yako", "ndiyo", "asante sana", "karibu", "hapana", "sawa sawa"]

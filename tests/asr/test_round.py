@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from asr.checkpoint import save_ctc_model
 from asr.finetune import Batch, FinetuneConfig, ctc_loss, finetune
-from asr.model import ClipTranscript, build_tiny_ctc_model, save_ctc_model
+from asr.model import ClipTranscript, build_tiny_ctc_model
 from asr.recipe import RoundConfig
 from asr.round import (
     ModelSource,

@@ -15,13 +15,12 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model
 import asr.finetune
 import asr.pretrain
 from asr.audio import SAMPLE_RATE, decode_audio, write_wav
+from asr.checkpoint import load_ctc_model, save_ctc_model
 from asr.cli import ProgressBar, main
 from asr.evaluate import evaluate_model
 from asr.model import (
     build_tiny_ctc_model,
     ctc_model_from_encoder,
-    load_ctc_model,
-    save_ctc_model,
     transcribe_clips,
 )
 from asr.text import TextRules, vocabulary_from_texts

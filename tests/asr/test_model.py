@@ -18,14 +18,13 @@ from transformers import (
 )
 
 from asr.audio import SAMPLE_RATE, SegmentConfig, decode_audio
+from asr.checkpoint import load_ctc_model, save_ctc_model
 from asr.model import (
     InferenceConfig,
     ModelNotAvailable,
     build_tiny_ctc_model,
     ctc_model_from_encoder,
     length_buckets,
-    load_ctc_model,
-    save_ctc_model,
     transcribe_clips,
     transcribe_recording,
 )

@@ -105,7 +105,10 @@ def gpu_wait_reason() -> str:
     kept = cache.get("gpu-wait-reason")
     if kept:
         return kept
-    if busy_gpu_worker() is not None:
+    redis_error = redis_check()
+    if redis_error:
+        reason = f"{redis_error} No round starts until it answers again."
+    elif busy_gpu_worker() is not None:
         reason = (
             "A worker on the gpu queue is busy with other work (a round or scoring); this "
             "round is next in line."

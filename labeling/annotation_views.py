@@ -159,7 +159,7 @@ def _workspace(
         "lease_token": lease_token or (clip.lease_token if clip else None),
         "text": text or "",
         "is_draft": is_draft,
-        "is_check": bool(clip and clip.status == Clip.Status.SUBMITTED),
+        "is_check": bool(clip and clip.status == Clip.Status.SUBMITTED and project.second_listener),
         "errors": errors or [],
         "saved": saved,
         "undoable": selectors.last_undoable(project, request.user),
@@ -183,12 +183,14 @@ def annotate(request, project_id: int):
 @require_POST
 def annotate_submit(request, project_id: int, clip_id: int):
     project, membership = project_for(request.user, project_id)
-    clip = get_object_or_404(Clip, pk=clip_id, project=project)
     try:
         lease_token = uuid.UUID(request.POST.get("lease_token", ""))
     except ValueError:
         messages.error(request, "This form is broken (no lease); the clip was reloaded.")
         return redirect("annotate", project.pk)
+    clip = Clip.objects.filter(pk=clip_id, project=project).first()
+    if clip is None:
+        return _recut(request, project, membership, lease_token, request.POST.get("text", ""))
     text = request.POST.get("text", "")
     flag = request.POST.get("flag", "")
     if flag not in Transcript.Flag.values:
@@ -205,14 +207,17 @@ def annotate_submit(request, project_id: int, clip_id: int):
             lease_token=lease_token,
         )
 
-    submission = queue.transcript_submit(
-        clip=clip,
-        user=request.user,
-        lease_token=lease_token,
-        text=text,
-        flag=flag,
-        seconds_spent=selectors.seconds_on_lease(clip, lease_token, project),
-    )
+    try:
+        submission = queue.transcript_submit(
+            clip=clip,
+            user=request.user,
+            lease_token=lease_token,
+            text=text,
+            flag=flag,
+            seconds_spent=selectors.seconds_on_lease(clip, lease_token, project),
+        )
+    except Clip.DoesNotExist:  # cut again (a boundary edit) while this was on its way
+        return _recut(request, project, membership, lease_token, text)
     if submission.created and project.auto_round_minutes:
         from training.rounds import round_auto_start
 
@@ -267,6 +272,20 @@ def key_bindings(request):
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
         back = reverse("project_list")
     return redirect(back)
+
+
+def _recut(request, project, membership, lease_token, text=None):
+    """A submit for a clip that a boundary edit replaced meanwhile: the text goes back in the
+    box of the clip that replaced it (same lease), to be sent again; or, if there is none
+    (a 404 otherwise), back to the queue."""
+    recut = Clip.objects.filter(project=project, lease_user=request.user, lease_token=lease_token)
+    clip = recut.select_related("recording").first()
+    if clip is None:
+        raise Http404("No such clip.")
+    errors = ["This clip was just cut again: check its new boundaries and send it again."]
+    return _workspace(
+        request, project, membership, clip=clip, text=text, errors=errors, lease_token=lease_token
+    )
 
 
 def text_errors(text: str, project) -> list[str]:

@@ -15,11 +15,10 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.utils import timezone
 
 from asr.audio import AudioError, read_window, wav_bytes
 from labeling.ingest import stored_audio_path
-from labeling.models import SAMPLE_RATE, Clip, ClipEdit, Transcript
+from labeling.models import SAMPLE_RATE, Clip, ClipEdit, Recording, Transcript
 
 MIN_SECONDS = 0.3
 MAX_SECONDS = 30.0  # longer clips are slow to transcribe and skipped in training (20 s)
@@ -35,13 +34,26 @@ def context_span(clip: Clip) -> tuple[int, int]:
 
 
 def _held(clip: Clip, user, lease_token: uuid.UUID) -> Clip:
-    """The clip, locked, if `user` holds its lease and it is unlabeled; else why not."""
+    """The clip, locked, if `user` holds its lease, it is unlabeled and no transcript of it
+    waits for review (its text belongs to this audio); else why not. Its recording is locked
+    first: two edits of neighbouring clips are checked against each other one at a time."""
+    Recording.objects.select_for_update().filter(clips=clip.pk).first()
     clip = Clip.objects.select_for_update().select_related("recording", "project").get(pk=clip.pk)
     if clip.status != Clip.Status.UNLABELED:
         raise ValidationError("This clip is labeled already: its boundaries stay as they are.")
     if clip.lease_user_id != user.pk or clip.lease_token != lease_token:
         raise ValidationError("This clip is no longer yours to edit: reload for the next one.")
+    if _waiting(clip):
+        raise ValidationError(
+            "A transcript of this clip waits for a reviewer: its boundaries stay until then."
+        )
     return clip
+
+
+def _waiting(clip: Clip) -> bool:
+    return clip.transcripts.filter(
+        status__in=[Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED]
+    ).exists()
 
 
 def _check_span(clip: Clip, start: int, end: int, replaced: list[int]) -> None:
@@ -106,7 +118,7 @@ def _replace(
         if index == 0:
             clip.random_key = first.random_key
             clip.lease_user_id, clip.lease_token = first.lease_user_id, first.lease_token
-            clip.lease_expires_at = first.lease_expires_at
+            clip.lease_expires_at, clip.lease_text = first.lease_expires_at, first.lease_text
         name = f"clips/{first.project_id}/{first.recording_id}/{start}-{end}.wav"
         clip.audio.save(name, ContentFile(wav), save=True)
         new.append(clip)
@@ -160,15 +172,14 @@ def clip_merge_next(*, clip: Clip, user, lease_token: uuid.UUID) -> Clip:
         or following.start_sample - clip.end_sample > MERGE_GAP_SECONDS * SAMPLE_RATE
     ):
         raise ValidationError("No clip follows this one closely in its recording.")
-    if following.status != Clip.Status.UNLABELED:
+    if following.status != Clip.Status.UNLABELED or _waiting(following):
         raise ValidationError("The next clip is labeled already: merging would lose its text.")
     if following.split != clip.split:
         raise ValidationError(
             "The next clip is in another set (test, dev or training): they stay apart."
         )
-    if following.lease_user_id not in (None, user.pk) and (
-        following.lease_expires_at and following.lease_expires_at >= timezone.now()
-    ):
+    # Even a lease that ran out: its holder may still send what they typed.
+    if following.lease_user_id not in (None, user.pk):
         raise ValidationError("Someone is transcribing the next clip right now.")
     span = (clip.start_sample, following.end_sample)
     _check_span(clip, *span, [clip.pk, following.pk])

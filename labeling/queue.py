@@ -69,7 +69,14 @@ def queue_candidates(
         # A recording nobody drew yet: one of the shortest, which the draw planned for; where
         # the test set took more of them than planned (whole recordings hold more than its
         # minutes), the shortest of the rest, so the dev set is never left without one.
-        fresh = undrawn.exclude(recording_id__in=_drawn_recordings(project))
+        trained_speakers = (
+            Recording.objects.filter(project=project, clips__split=Clip.Split.TRAIN)
+            .exclude(speaker="")
+            .values("speaker")
+        )
+        fresh = undrawn.exclude(recording_id__in=_drawn_recordings(project)).exclude(
+            recording__speaker__in=trained_speakers
+        )
         planned = fresh.filter(recording_id__in=draw.eligible)
         shortest = fresh.order_by("recording__duration_seconds", "recording_id", "random_key")
         if drawn.exists() or fresh.exists():
@@ -142,12 +149,15 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
                     lease_user=user,
                     lease_token=uuid.uuid4(),
                     lease_expires_at=now + timedelta(minutes=project.lease_minutes),
-                    # A new lease starts empty, except for the one who put the clip off.
+                    # A new lease starts empty, except for the one who put the clip off (SET
+                    # reads the row as it was: postponed_by is cleared in the same update).
                     lease_text=Case(
                         When(postponed_by=user, then=F("lease_text")),
                         default=Value(""),
                         output_field=TextField(),
                     ),
+                    postponed_by=None,
+                    postponed_until=None,
                     split=split,
                 )
             )
@@ -237,7 +247,7 @@ def transcript_submit(
             agreed=existing.status == Transcript.Status.ACCEPTED,
         )
     checking = clip.status == Clip.Status.SUBMITTED and clip.lease_token == lease_token
-    if checking and clip.lease_user_id == user.pk:
+    if checking and clip.lease_user_id == user.pk and clip.project.second_listener:
         return _second_listen(clip, user, lease_token, text, flag, seconds_spent)
     # Still the author's lease even when its time ran out, as long as nobody took the clip.
     held = (
@@ -417,6 +427,10 @@ def transcript_edit_own(*, transcript: Transcript, user, text: str) -> Transcrip
         raise ValidationError("Only its author edits a transcript here; reviewers edit in Review.")
     if transcript.status not in ACTIVE:
         raise ValidationError("This version no longer stands (undone, rejected or replaced).")
+    if transcript.conflict or clip.status not in (Clip.Status.SUBMITTED, Clip.Status.ACCEPTED):
+        raise ValidationError(
+            "This one waits for a reviewer beside another version; it stays as it is."
+        )
     text = text.strip()
     if text == transcript.text and not transcript.flag:
         return transcript

@@ -177,7 +177,7 @@ def clip_prefill(clip: Clip, user) -> tuple[str, bool]:
     they left it; else the model's draft, if there is one."""
     if clip.lease_user_id == user.pk and clip.lease_text:
         return clip.lease_text, False
-    if clip.status == Clip.Status.SUBMITTED:  # a second listener's check: the first's words
+    if clip.status == Clip.Status.SUBMITTED and clip.project.second_listener:  # a check
         first = clip.transcripts.filter(status=Transcript.Status.SUBMITTED).order_by("-created_at")
         return (first.first().text if first.exists() else ""), False
     withdrawn = (
@@ -229,6 +229,8 @@ def own_transcripts(project: Project, user) -> QuerySet[Transcript]:
             clip__project=project,
             author=user,
             status__in=[Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED],
+            conflict=False,  # one waiting for a reviewer beside another version stays as it is
+            clip__status__in=[Clip.Status.SUBMITTED, Clip.Status.ACCEPTED],
         )
         .annotate(first_at=Subquery(first.values("created_at")[:1]))
         .order_by("-first_at", "-clip_id")
@@ -238,7 +240,10 @@ def own_transcripts(project: Project, user) -> QuerySet[Transcript]:
 def own_older_newer(transcript: Transcript) -> tuple[Transcript | None, Transcript | None]:
     """The user's standing transcripts just before and after this one."""
     mine = own_transcripts(transcript.clip.project, transcript.author)
-    at = mine.get(pk=transcript.pk).first_at
+    here = mine.filter(pk=transcript.pk).first()
+    if here is None:  # reviewed away meanwhile
+        return mine.first(), None
+    at = here.first_at
     older = mine.filter(Q(first_at__lt=at) | Q(first_at=at, clip_id__lt=transcript.clip_id)).first()
     newer = (
         mine.filter(Q(first_at__gt=at) | Q(first_at=at, clip_id__gt=transcript.clip_id))

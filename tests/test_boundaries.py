@@ -201,3 +201,42 @@ def test_clip_audio_answers_byte_ranges_so_the_browser_can_seek(client_for, leas
     tail = client.get(url, HTTP_RANGE="bytes=-10")
     assert tail.content == whole.content[-10:]
     assert client.get(url, HTTP_RANGE=f"bytes={len(whole.content) + 5}-").status_code == 416
+
+
+def test_a_clip_whose_transcript_waits_for_review_keeps_its_boundaries(leased, annotator, owner):
+    Transcript.objects.create(
+        clip=leased, author=owner, lease_token=uuid.uuid4(), text="late", conflict=True
+    )
+    with pytest.raises(ValidationError, match="waits for a reviewer"):
+        boundaries.clip_split(
+            clip=leased,
+            user=annotator,
+            lease_token=leased.lease_token,
+            at=leased.start_sample + SECOND,
+        )
+    following = Clip.objects.get(recording=leased.recording, start_sample=leased.end_sample)
+    Transcript.objects.filter(clip=leased).update(clip=following)
+    Clip.objects.filter(pk=following.pk).update(split=leased.split)
+    with pytest.raises(ValidationError, match="labeled already"):
+        boundaries.clip_merge_next(clip=leased, user=annotator, lease_token=leased.lease_token)
+
+
+def test_a_submit_for_a_clip_cut_again_meanwhile_brings_the_text_to_the_new_clip(
+    client_for, leased, annotator
+):
+    edited = boundaries.clip_reshape(
+        clip=leased,
+        user=annotator,
+        lease_token=leased.lease_token,
+        start=leased.start_sample,
+        end=leased.end_sample - SECOND // 2,
+    )
+    response = client_for(annotator).post(
+        reverse("annotate_submit", args=[leased.project_id, leased.pk]),
+        {"lease_token": str(leased.lease_token), "text": "nusu ya"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert f'data-clip="{edited.pk}"' in body and ">nusu ya</textarea>" in body
+    assert "just cut again" in body
+    assert not Transcript.objects.exists()  # nothing stored against audio it was not written for

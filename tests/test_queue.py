@@ -677,3 +677,47 @@ def test_a_speaker_in_the_test_set_never_trains_even_from_a_later_recording(
 
     assert not Clip.objects.filter(recording__speaker="amina", split="train").exists()
     assert Clip.objects.filter(recording_id=later[0].recording_id, split="").count() == 3
+
+
+def test_a_transcript_kept_for_review_is_not_mine_to_edit(project, make_clips, annotator, reviewer):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    late = queue.transcript_submit(
+        clip=clip, user=reviewer, lease_token=uuid.uuid4(), text="si yangu"
+    ).transcript  # a made-up token: kept for review, the clip stays open
+    assert late.conflict and not selectors.own_transcripts(project, reviewer).exists()
+    with pytest.raises(ValidationError, match="waits for a reviewer"):
+        queue.transcript_edit_own(transcript=late, user=reviewer, text="sasa yangu")
+
+
+def test_without_the_mode_a_held_submitted_clip_is_not_a_check(
+    project, make_clips, annotator, reviewer
+):
+    (clip,) = make_clips(project, count=1)
+    Transcript.objects.create(clip=clip, author=reviewer, lease_token=uuid.uuid4(), text="yake")
+    token = uuid.uuid4()
+    Clip.objects.filter(pk=clip.pk).update(
+        status="submitted",
+        lease_user=annotator,
+        lease_token=token,
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    clip.refresh_from_db()
+    assert selectors.clip_prefill(clip, annotator)[0] != "yake"
+    result = queue.transcript_submit(clip=clip, user=annotator, lease_token=token, text="yake")
+    assert not result.agreed
+    assert not Transcript.objects.filter(status="accepted").exists()
+
+
+def test_someone_elses_unsent_text_never_reaches_the_one_who_put_the_clip_off(
+    project, make_clips, annotator, reviewer
+):
+    make_clips(project, count=1)
+    clip = queue.clip_lease_next(project=project, user=annotator)
+    queue.clip_postpone(clip=clip, user=annotator, lease_token=clip.lease_token)
+    theirs = queue.clip_lease_next(project=project, user=reviewer)
+    queue.lease_text_save(clip=theirs, user=reviewer, lease_token=theirs.lease_token, text="yake")
+    queue.clip_skip(clip=theirs, user=reviewer, lease_token=theirs.lease_token)
+    Clip.objects.filter(pk=clip.pk).update(lease_text="yake")  # as if left behind
+    mine = queue.clip_lease_next(project=project, user=annotator)
+    assert mine.pk == clip.pk and mine.lease_text == "" and mine.postponed_by is None

@@ -384,6 +384,7 @@
     localStorage.setItem(speedKey, String(value));
   }
   function nudgeSpeed(direction) {
+    if (!document.getElementById("speed")) return;
     const current = speeds.indexOf(Number(document.getElementById("speed").value));
     setSpeed(speeds[Math.min(speeds.length - 1, Math.max(0, current + direction))]);
   }
@@ -421,8 +422,12 @@
   });
   // While a submission is on its way, typing would be lost when the answer replaces the box.
   document.body.addEventListener("htmx:beforeRequest", (e) => {
-    // Whatever is sent now carries the text (or ends the lease): no separate copy after it.
-    if (e.target.closest && e.target.closest("#workspace")) { clearTimeout(unsentTimer); unsentTimer = null; }
+    // Whatever is sent now carries the text (or ends the lease): no separate copy after it,
+    // and no boundary edit still waiting for the keys to rest.
+    if (e.target.closest && e.target.closest("#workspace")) {
+      clearTimeout(unsentTimer); unsentTimer = null;
+      if (e.target.id !== "boundaries-form") clearTimeout(cutTimer);
+    }
     if (e.target.closest && e.target.closest("#workspace")) sending = true;
     const keepsText = e.target.id === "transcript-form" || e.target.id === "boundaries-form";
     if (keepsText && ws && ws.text) ws.text.readOnly = true;
@@ -465,6 +470,12 @@
     if (e.ctrlKey && !e.altKey && (e.key === " " || e.code === "Space")) return togglePlay;
     // Alt alone: Ctrl+Alt is AltGr on many layouts, which types letters (ą, ż, ó...).
     if (!e.altKey || e.ctrlKey || e.metaKey || (e.getModifierState && e.getModifierState("AltGraph"))) return null;
+    // macOS types letters with Option (Option+Z is ż on Polish Pro): one the project's
+    // alphabet holds is typing, not a key of the page.
+    const allowed = ws && ws.text ? ws.text.dataset.allowed || "" : "";
+    const plain = /^Key[A-Z]$/.test(e.code) ? e.code.slice(3).toLowerCase() : null;
+    const typed = e.key && e.key.length === 1 && /\p{L}/u.test(e.key) && e.key.toLowerCase() !== plain;
+    if (typed && allowed.includes(e.key)) return null;
     if (/^Digit[1-4]$/.test(e.code)) {
       const key = e.code.slice(5);
       return () => {

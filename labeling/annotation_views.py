@@ -471,7 +471,10 @@ def annotate_later(request, project_id: int, clip_id: int):
         queue.clip_postpone(
             clip=clip, user=request.user, lease_token=uuid.UUID(request.POST.get("lease_token", ""))
         )
-        saved = f"Put off: it comes back to you in {queue.LATER_MINUTES} minutes, with your text."
+        saved = (
+            f"Put off: it comes back to you in {queue.LATER_MINUTES} minutes with your text, "
+            "unless someone else takes it meanwhile."
+        )
     except (ValueError, ValidationError):
         saved = "That clip was no longer yours to put off."
     if not request.htmx:

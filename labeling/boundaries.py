@@ -37,7 +37,10 @@ def _held(clip: Clip, user, lease_token: uuid.UUID) -> Clip:
     """The clip, locked, if `user` holds its lease, it is unlabeled and no transcript of it
     waits for review (its text belongs to this audio); else why not. Its recording is locked
     first: two edits of neighbouring clips are checked against each other one at a time."""
-    Recording.objects.select_for_update().filter(clips=clip.pk).first()
+    recording_id = Clip.objects.filter(pk=clip.pk).values_list("recording_id", flat=True).first()
+    if recording_id is None:
+        raise ValidationError("This clip was cut again meanwhile: reload for the new one.")
+    Recording.objects.select_for_update().get(pk=recording_id)
     clip = Clip.objects.select_for_update().select_related("recording", "project").get(pk=clip.pk)
     if clip.status != Clip.Status.UNLABELED:
         raise ValidationError("This clip is labeled already: its boundaries stay as they are.")

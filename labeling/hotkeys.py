@@ -18,7 +18,7 @@ ACTIONS = [
     ("slower", "slower", "Comma"),
     ("faster", "faster", "Period"),
     ("skip", "skip this clip (never again for you)", "KeyS"),
-    ("later", "later: it comes back in 30 minutes, with your text", "KeyL"),
+    ("later", "later: it comes back to you in 30 minutes, with your text", "KeyL"),
     ("undo", "undo your last submission", "KeyZ"),
     ("older", "back to your earlier transcripts, one by one, to edit them", "BracketLeft"),
     ("newer", "forward again, then new clips", "BracketRight"),

@@ -56,3 +56,18 @@ def test_a_queued_round_says_why_it_waits(page, live_server, project, owner, red
     expect(page.locator("#round-waiting")).to_contain_text("queue is free")
     # Redis does not answer here: said at once, not after a wait on it
     expect(page.locator("#gpu-wait")).to_contain_text("Redis is not reachable", timeout=5_000)
+
+
+def test_the_round_page_follows_a_running_round_live(page, live_server, project, owner):
+    owner.set_password("s3cret-pass-word")
+    owner.save()
+    live = TrainingRound.objects.create(
+        project=project, number=1, base="b", status="running", step=40, total_steps=200
+    )
+    log_in(page, live_server, owner.username, "s3cret-pass-word")
+    page.goto(f"{live_server.url}/projects/{project.pk}/rounds/1/")
+    expect(page.locator("#round-progress progress")).to_have_attribute("value", "0.2")
+    TrainingRound.objects.filter(pk=live.pk).update(step=150, eta_seconds=30)
+    # no reload: the page asks every 2 s
+    expect(page.locator("#round-progress progress")).to_have_attribute("value", "0.75")
+    expect(page.locator("#round-progress")).to_contain_text("30 s")

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from training import services
+from training import health
 from training.tasks import worker_echo
 
 pytestmark = pytest.mark.celery
@@ -32,7 +32,7 @@ def test_the_workers_page_says_when_redis_is_down(client_for, owner, settings):
 
 
 def test_a_queue_without_worker_is_reported_down(redis_url):
-    check = services.queue_check("nobody-listens", timeout=1)
+    check = health.queue_check("nobody-listens", timeout=1)
     assert check.ok is False
     assert "No worker answered" in check.detail
 
@@ -54,8 +54,8 @@ def test_a_queued_round_says_whether_a_gpu_worker_is_busy_answers_or_is_missing(
     TrainingRound.objects.create(
         project=project, number=1, base="b", status="running", heartbeat_at=timezone.now()
     )
-    assert "busy with other work" in services.gpu_wait_reason()
-    assert "busy with other work" in services.gpu_wait_reason()  # kept, not asked again
+    assert "busy with other work" in health.gpu_wait_reason()
+    assert "busy with other work" in health.gpu_wait_reason()  # kept, not asked again
 
 
 @pytest.mark.django_db
@@ -63,7 +63,7 @@ def test_a_queued_round_with_no_gpu_worker_says_to_start_one(only_my_workers, re
     from django.core.cache import cache
 
     cache.clear()
-    reason = services.gpu_wait_reason()
+    reason = health.gpu_wait_reason()
     assert "No worker on the gpu queue answered within 3 s" in reason
     assert "Scale out" in reason
 

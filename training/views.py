@@ -15,13 +15,13 @@ from labeling import selectors as labeling_selectors
 from labeling.access import project_for
 from labeling.ingest import UploadLimits, UploadRejected, one_file_body_bytes
 from labeling.models import Clip, Role
-from training import exports, rounds, selectors, services, transcription
+from training import exports, health, rounds, selectors, transcription
 from training.forms import TrainingSettingsForm
 from training.models import TrainingRound
 
 
 def system_status(request):
-    redis_error, checks = services.workers_check(timeout=4.0)
+    redis_error, checks = health.workers_check(timeout=4.0)
     template = "training/status.html"
     if request.htmx:
         template += "#checks"
@@ -31,7 +31,7 @@ def system_status(request):
 
 def gpu_wait(request):
     """One line on why a queued round waits, for the dashboard (it names no project)."""
-    return HttpResponse(services.gpu_wait_reason(), content_type="text/plain; charset=utf-8")
+    return HttpResponse(health.gpu_wait_reason(), content_type="text/plain; charset=utf-8")
 
 
 def dashboard(request, project_id: int):

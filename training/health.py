@@ -1,4 +1,6 @@
-"""Checks on the task machinery: Redis and one live worker per queue."""
+"""Health of the task machinery: Redis, one live worker per queue, and why a queued round
+waits. Reads and pings only; the writes of the training app live in rounds.py, exports.py
+and transcription.py."""
 
 import secrets
 import time

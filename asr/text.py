@@ -58,6 +58,17 @@ def validate_text(text: str, rules: TextRules) -> list[str]:
     return list(offending)
 
 
+def text_problem(text: str, rules: TextRules) -> str | None:
+    """Why a transcript cannot be stored as written, in a few words; None if it can. The one
+    check behind the transcription page, review and import."""
+    offending = validate_text(text, rules)
+    if offending:
+        return "not in the alphabet: " + " ".join(offending)
+    if not normalize_text(text, rules).strip():  # "..." is no transcript either
+        return "empty text"
+    return None
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     """CTC output tokens; a token's id is its index. tokens[0] is [PAD], the blank."""

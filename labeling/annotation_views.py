@@ -17,7 +17,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from asr.audio import AudioError, read_window, wav_bytes
-from asr.text import validate_text
+from asr.text import text_problem
 from config.body_limits import accepts_body
 from labeling import boundaries, exchange, hotkeys, ingest, queue, selectors
 from labeling.access import project_for
@@ -289,14 +289,14 @@ def _recut(request, project, membership, lease_token, text=None):
 
 
 def text_errors(text: str, project) -> list[str]:
-    """Why a transcript cannot be saved as typed (an unflagged one)."""
-    offending = validate_text(text, project.text_rules())
-    if offending:
-        shown = " ".join(offending)
-        return [f"Not in this project's alphabet: {shown}  (fix them, or flag the clip)"]
-    if not text.strip():
+    """Why a transcript cannot be saved as typed (an unflagged one), for the box."""
+    problem = text_problem(text, project.text_rules())
+    if problem is None:
+        return []
+    if problem == "empty text":
         return ["Type what you hear, or flag the clip if there is nothing to type."]
-    return []
+    shown = problem.removeprefix("not in the alphabet: ")
+    return [f"Not in this project's alphabet: {shown}  (fix them, or flag the clip)"]
 
 
 def annotate_mine(request, project_id: int, transcript_id: int | None = None):
@@ -549,9 +549,9 @@ def review_decide(request, project_id: int, transcript_id: int):
         messages.error(request, "Choose accept or reject.")
         return _back_to_review(project, request)
     if action == "accept" and not transcript.flag:
-        offending = validate_text(text, project.text_rules())
-        if offending or not text.strip():
-            messages.error(request, "Not accepted: not in the alphabet: " + " ".join(offending))
+        problem = text_problem(text, project.text_rules())
+        if problem:
+            messages.error(request, f"Not accepted: {problem}")
             return _back_to_review(project, request)
     try:
         queue.transcript_review(

@@ -30,7 +30,7 @@ from django.utils import timezone
 from asr.audio import SAMPLE_RATE, AudioError, decode_audio, wav_bytes
 from asr.fingerprint import fingerprint
 from asr.fingerprint import to_bytes as fingerprint_bytes
-from asr.text import normalize_text, validate_text
+from asr.text import normalize_text, text_problem
 from labeling.annotations import DEFAULT_TIER, Annotation, eaf_bytes, textgrid_bytes
 from labeling.ingest import (
     UploadLimits,
@@ -246,12 +246,8 @@ def manifest_import(
         if path.is_absolute() or ".." in path.parts:
             report.problems.append(f"{where}: the path must stay inside the manifest's folder")
             continue
-        offending = validate_text(text, rules)
-        if not text.strip() or offending:
-            reason = (
-                "empty text" if not text.strip() else "not in the alphabet: " + " ".join(offending)
-            )
-            report.problems.append(f"{where}: {reason}")
+        if problem := text_problem(text, rules):
+            report.problems.append(f"{where}: {problem}")
             continue
         try:
             with open_audio(relative) as local:

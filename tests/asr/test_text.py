@@ -114,3 +114,12 @@ def test_transformers_ctc_tokenizer_reads_our_vocab_the_same_way(tmp_path):
 
 def test_decomposed_capitals_lowercase_to_the_composed_letter():
     assert normalize_text("E\u0301COLE", TextRules()) == f"{COMPOSED_E_ACUTE}cole"
+
+
+def test_one_check_says_why_a_transcript_cannot_be_stored():
+    from asr.text import TextRules, text_problem
+
+    rules = TextRules(lowercase=False, strip_characters=".", alphabet="abc")
+    assert text_problem("abc cab.", rules) is None
+    assert text_problem("abQd", rules) == "not in the alphabet: Q d"
+    assert text_problem("  ...  ", rules) == "empty text"

@@ -22,6 +22,7 @@ def test_alt_bracket_steps_back_through_my_transcripts_and_an_edit_is_a_new_vers
     text = page.locator("#id_text")
     for word in ("moja", "mbili", "tatu"):
         clip = page.locator("#workspace").get_attribute("data-clip")
+        expect(page.locator('#waveform[data-drawn="true"]')).to_have_count(1)
         expect(text).to_be_focused()
         page.keyboard.press("Control+a")
         page.keyboard.type(word)
@@ -37,6 +38,8 @@ def test_alt_bracket_steps_back_through_my_transcripts_and_an_edit_is_a_new_vers
     expect(text).to_have_value("tatu")
     page.keyboard.press("Alt+BracketLeft")
     expect(text).to_have_value("mbili")
+    # the page is set up for it (setup() puts the caret at the end once the swap settles)
+    expect(page.locator('#waveform[data-drawn="true"]')).to_have_count(1)
     expect(text).to_be_focused()
     page.keyboard.press("Control+a")
     page.keyboard.type("mbili sana")

@@ -185,27 +185,7 @@ def read_audio(
         too_long = header.duration_seconds is not None and header.duration_seconds > max_seconds
         raise (AudioTooLong if too_long else AudioUnreadable)(f"{path.name}: {problem}")
 
-    command = [
-        ffmpeg_executable(),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-i",
-        str(path),
-        "-map",
-        "0:a:0",
-        "-vn",
-        "-ac",
-        "1",
-        "-ar",
-        str(SAMPLE_RATE),
-        "-t",
-        f"{max_seconds + 1.0:.3f}",
-        "-f",
-        "f32le",
-        "pipe:1",
-    ]
+    command = _decode_command(path, max_seconds + 1.0)
     result = subprocess.run(command, capture_output=True, timeout=3600)
     whole = len(result.stdout) // 4 * 4  # a crashed ffmpeg may stop mid-sample
     samples = np.frombuffer(result.stdout[:whole], dtype=np.float32)  # (n,), read-only view
@@ -223,37 +203,25 @@ def read_audio(
     return DecodedAudio(np.clip(samples, -1.0, 1.0), header.duration_seconds, damaged)
 
 
+def _decode_command(path: str | Path, seconds: float, start: float | None = None) -> list[str]:
+    """ffmpeg decoding the first audio stream of `path` to mono float32 at 16 kHz on stdout,
+    at most `seconds` of it, from `start` seconds (an exact seek) if given."""
+    seek = ["-ss", f"{start:.6f}"] if start is not None else []
+    return [
+        ffmpeg_executable(),
+        *("-nostdin", "-hide_banner", "-loglevel", "error", *seek, "-i", str(path)),
+        *("-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE)),
+        *("-t", f"{seconds:.6f}", "-f", "f32le", "pipe:1"),
+    ]
+
+
 def read_window(path: str | Path, start_sample: int, end_sample: int) -> np.ndarray:
     """Samples [start_sample, end_sample) of `path` decoded to mono 16 kHz, without decoding
     the rest: ffmpeg seeks to the start (exactly: it decodes from the frame before it and
     drops what comes first). Past the end of the audio the window is padded with silence.
     For a recording that read_audio read whole before, so no header checks again."""
     samples = end_sample - start_sample
-    command = [
-        ffmpeg_executable(),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-ss",
-        f"{start_sample / SAMPLE_RATE:.6f}",
-        "-i",
-        str(path),
-        "-map",
-        "0:a:0",
-        "-vn",
-        "-ac",
-        "1",
-        "-ar",
-        str(SAMPLE_RATE),
-        "-frames:a",
-        "1000000000",  # no limit: -t below decides
-        "-t",
-        f"{samples / SAMPLE_RATE:.6f}",
-        "-f",
-        "f32le",
-        "pipe:1",
-    ]
+    command = _decode_command(path, samples / SAMPLE_RATE, start_sample / SAMPLE_RATE)
     result = subprocess.run(command, capture_output=True, timeout=120)
     if result.returncode != 0:
         raise AudioUnreadable(

@@ -147,6 +147,22 @@ def _workspace(
     is_draft = False
     if clip and text is None:
         text, is_draft = selectors.clip_prefill(clip, request.user)
+    context = {
+        # A refused submit keeps the lease it was written under, even if it expired and the
+        # clip went to someone else since: never hand out another person's lease.
+        "lease_token": lease_token or (clip.lease_token if clip else None),
+        "text": text or "",
+        "is_draft": is_draft,
+        "is_check": bool(clip and clip.status == Clip.Status.SUBMITTED and project.second_listener),
+        "undoable": selectors.last_undoable(project, request.user),
+        "flags": [choice for choice in Transcript.Flag.choices if choice[0]],
+    }
+    return _render_workspace(request, project, membership, clip, context, errors, saved)
+
+
+def _render_workspace(request, project, membership, clip, context, errors, saved):
+    """The transcription page (or its #workspace partial, for htmx) around `clip`: what the
+    queue's clip and an earlier transcript's clip both show."""
     context_start, context_end = context_span(clip) if clip else (0, 0)
     context = {
         "project": project,
@@ -154,20 +170,13 @@ def _workspace(
         "clip": clip,
         "context_start": context_start / SAMPLE_RATE,
         "context_end": context_end / SAMPLE_RATE,
-        # A refused submit keeps the lease it was written under, even if it expired and the
-        # clip went to someone else since: never hand out another person's lease.
-        "lease_token": lease_token or (clip.lease_token if clip else None),
-        "text": text or "",
-        "is_draft": is_draft,
-        "is_check": bool(clip and clip.status == Clip.Status.SUBMITTED and project.second_listener),
         "errors": errors or [],
         "saved": saved,
-        "undoable": selectors.last_undoable(project, request.user),
-        "flags": [choice for choice in Transcript.Flag.choices if choice[0]],
         "allowed_characters": selectors.allowed_characters(project),
         "queue_state": selectors.queue_state(project),
         "neighbours": selectors.clip_neighbours(clip) if clip else [],
         **_keys(request.user),
+        **context,
     }
     template = "labeling/annotate.html"
     if request.htmx:
@@ -341,29 +350,13 @@ def annotate_mine_edit(request, project_id: int, transcript_id: int):
 
 def _history(request, project, membership, transcript, text=None, errors=None, saved=None):
     older, newer = selectors.own_older_newer(transcript)
-    clip = transcript.clip
-    context_start, context_end = context_span(clip)
     context = {
-        "project": project,
-        "membership": membership,
-        "clip": clip,
         "editing": transcript,
         "older": older,
         "newer": newer,
-        "context_start": context_start / SAMPLE_RATE,
-        "context_end": context_end / SAMPLE_RATE,
         "text": transcript.text if text is None else text,
-        "errors": errors or [],
-        "saved": saved,
-        "allowed_characters": selectors.allowed_characters(project),
-        "queue_state": selectors.queue_state(project),
-        "neighbours": selectors.clip_neighbours(clip),
-        **_keys(request.user),
     }
-    template = "labeling/annotate.html"
-    if request.htmx:
-        template += "#workspace"
-    return render(request, template, context, status=400 if errors and not request.htmx else 200)
+    return _render_workspace(request, project, membership, transcript.clip, context, errors, saved)
 
 
 @require_POST

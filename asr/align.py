@@ -257,3 +257,98 @@ def _cut_between(
         )
         for index, (start, end) in enumerate(zip(starts, ends, strict=True))
     ]
+
+
+# --- before any model: pauses and line lengths -------------------------------------------------
+
+PAUSE_REWARD = 1.0  # per cut, times log(pause length): longer pauses are likelier line breaks
+BAND_SECONDS, BAND_SHARE = 10.0, 0.1  # a cut is looked for this far from where lengths put it
+
+
+def quiet_runs(quiet: np.ndarray) -> list[tuple[int, int]]:
+    """Every run of quiet frames: (first, end)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def align_by_pauses(samples: np.ndarray, lines: Sequence[str]) -> list[AlignedLine]:
+    """Each line of an untimed transcript placed with no model at all: the recording is cut
+    at n-1 of its pauses, chosen so that each line's share of the speech is closest to its
+    share of the letters (a dynamic programme over the pauses, each cut looked for within
+    BAND_SECONDS or BAND_SHARE of the speech from where the lengths alone put it), longer
+    pauses preferred. A line's score is how well its speech fits its length (1: exactly as
+    long as its letters say). Nothing here hears the words, so every clip needs a listener.
+    AlignmentError when the recording has fewer pauses than lines need."""
+    lines = [" ".join(line.split()) for line in lines if line.split()]
+    if not lines:
+        raise AlignmentError("the transcript has no text")
+    samples = np.asarray(samples, np.float32)
+    levels = frame_levels(samples)
+    quiet = levels < np.percentile(levels, QUIET_PERCENTILE) + QUIET_DB if len(levels) else levels
+    loud = np.flatnonzero(~quiet)
+    if len(loud) == 0:
+        raise AlignmentError("the recording is silent")
+    first, last = int(loud[0]), int(loud[-1]) + 1
+    pauses = [
+        (start, end)
+        for start, end in quiet_runs(quiet)
+        if end - start >= MIN_PAUSE_FRAMES and start > first and end < last
+    ]
+    letters = sum(len(line) for line in lines)
+    if letters > (last - first) // 2 or len(pauses) < len(lines) - 1:
+        raise AlignmentError(
+            f"{len(lines)} lines ({letters} letters) do not fit a recording with "
+            f"{len(pauses)} pauses in {(last - first) / 50:.1f} s of sound"
+        )
+    speech_before = np.concatenate([[0], np.cumsum(~quiet)])  # loud frames before a frame
+    middles = np.array([(start + end) // 2 for start, end in pauses])
+    spoken = speech_before[middles].astype(np.float64)  # speech before each candidate cut
+    reward = PAUSE_REWARD * np.log([(end - start) / MIN_PAUSE_FRAMES for start, end in pauses])
+    total = float(speech_before[last])
+    share = np.array([len(line) for line in lines], np.float64) / letters
+    expected = np.cumsum(share)[:-1] * total  # speech before each cut, by the lengths alone
+    band = max(BAND_SECONDS * 50, BAND_SHARE * total)
+
+    def misfit(actual: np.ndarray, line: int) -> np.ndarray:
+        return np.log((np.maximum(actual, 0.0) + 1.0) / (share[line] * total + 1.0)) ** 2
+
+    # cost[k]: the best cost of lines 0..j with cut j at pause k; back[j][k]: cut j-1's pause
+    candidates = np.flatnonzero(np.abs(spoken - expected[0]) <= band) if len(expected) else []
+    cost = misfit(spoken[candidates], 0) - reward[candidates] if len(expected) else None
+    back, chosen = [], [candidates]
+    for cut in range(1, len(expected)):
+        here = np.flatnonzero(np.abs(spoken - expected[cut]) <= band)
+        previous = chosen[-1]
+        if len(here) == 0 or len(previous) == 0:
+            raise AlignmentError(f"line {cut + 1} could not be placed between the pauses")
+        total_cost = cost[:, None] + misfit(spoken[here][None, :] - spoken[previous][:, None], cut)
+        total_cost[previous[:, None] >= here[None, :]] = np.inf  # cuts in order
+        best = total_cost.argmin(axis=0)
+        cost = total_cost[best, np.arange(len(here))] - reward[here]
+        back.append(best)
+        chosen.append(here)
+    if len(expected):
+        final = cost + misfit(total - spoken[chosen[-1]], len(lines) - 1)
+        if not np.isfinite(final).any():
+            raise AlignmentError("the lines could not be placed between the pauses in order")
+        position = int(final.argmin())
+        cuts = [int(chosen[-1][position])]
+        for step in range(len(back) - 1, -1, -1):
+            position = int(back[step][position])
+            cuts.append(int(chosen[step][position]))
+        cuts.reverse()
+    else:
+        cuts = []
+    boundaries = [max(0, first - PAD_FRAMES), *middles[cuts].tolist(), last + PAD_FRAMES]
+    speech = np.diff([speech_before[first], *spoken[cuts].tolist(), total])
+    return [
+        AlignedLine(
+            start_sample=start * SAMPLES_PER_FRAME,
+            end_sample=min(end * SAMPLES_PER_FRAME, len(samples)),
+            text=line,
+            score=float(np.exp(-np.sqrt(misfit(np.float64(spoken_frames), index)))),
+        )
+        for index, (line, start, end, spoken_frames) in enumerate(
+            zip(lines, boundaries[:-1], boundaries[1:], speech, strict=True)
+        )
+    ]

@@ -8,7 +8,7 @@
     python -m asr corpus --out demo/ --clips 400                 a synthetic demo corpus
     python -m asr pretrain recordings/ more.mp3 --out w2v/        wav2vec 2.0 on unlabeled audio
     python -m asr export run/model --out offline/       ONNX + a runner that needs no Vernacular
-    python -m asr align story.mp3 story.txt --model m/ --out clips/   untimed text -> clips
+    python -m asr align story.mp3 story.txt [--model m/] --out clips/ untimed text -> clips
 
 Manifests are NeMo-style JSONL (asr.manifest). Texts in manifests are taken as normalized.
 Mistakes (a missing file, unreadable audio, a directory without a model) end with one line on
@@ -799,13 +799,23 @@ PUNCTUATION = '.,;:!?"“”«»()[]'  # what a project strips by default, dropp
 def add_align_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recording", help="the audio, in any format ffmpeg reads")
     parser.add_argument("transcript", help="its text: one utterance a line, or a whole text")
-    parser.add_argument("--model", required=True, help="a model that knows the letters")
+    parser.add_argument(
+        "--model",
+        help="a model that knows the letters; without one, the text is placed by the "
+        "recording's pauses and the lines' lengths, and every clip is marked for review",
+    )
     parser.add_argument("--out", required=True, help="directory for clips/ and manifest.jsonl")
     parser.add_argument("--device", default="auto")
 
 
 def run_align(args: argparse.Namespace) -> int:
-    from asr.align import REVIEW_BELOW, AlignmentError, align_transcript, transcript_lines
+    from asr.align import (
+        REVIEW_BELOW,
+        AlignmentError,
+        align_by_pauses,
+        align_transcript,
+        transcript_lines,
+    )
     from asr.audio import write_wav
     from asr.text import TextRules, normalize_text
 
@@ -813,23 +823,28 @@ def run_align(args: argparse.Namespace) -> int:
     for path in (recording, transcript):
         if not path.is_file():
             raise CliError(f"{path}: no such file")
-    _quiet_transformers()
-    model = _load_model(args.model)
-    known = set(model.vocabulary.tokens[3:])
     rules = TextRules(strip_characters=PUNCTUATION)
     lines = [
         normalize_text(line, rules) for line in transcript_lines(transcript.read_text("utf-8"))
     ]
-    for number, line in enumerate(lines, start=1):
-        unknown = sorted(set(line.replace(" ", "")) - known)
-        if unknown:
-            raise CliError(
-                f"{transcript}: utterance {number} has letters the model does not know: "
-                + " ".join(unknown)
-            )
+    model = None
+    if args.model:
+        _quiet_transformers()
+        model = _load_model(args.model)
+        known = set(model.vocabulary.tokens[3:])
+        for number, line in enumerate(lines, start=1):
+            unknown = sorted(set(line.replace(" ", "")) - known)
+            if unknown:
+                raise CliError(
+                    f"{transcript}: utterance {number} has letters the model does not know: "
+                    + " ".join(unknown)
+                )
     samples = decode_audio(recording)
     try:
-        aligned = align_transcript(model, samples, lines, _device(args.device))
+        if model is None:
+            aligned = align_by_pauses(samples, lines)
+        else:
+            aligned = align_transcript(model, samples, lines, _device(args.device))
     except AlignmentError as error:
         raise CliError(f"{transcript}: {error}") from error
     out = Path(args.out)
@@ -838,7 +853,8 @@ def run_align(args: argparse.Namespace) -> int:
     for number, line in enumerate(aligned, start=1):
         path = out / "clips" / f"{recording.stem}_{number:04d}.wav"
         write_wav(path, samples[line.start_sample : line.end_sample])
-        extra = {"alignment_score": round(line.score, 4), "review": line.score < REVIEW_BELOW}
+        review = model is None or line.score < REVIEW_BELOW  # pauses alone hear no words
+        extra = {"alignment_score": round(line.score, 4), "review": review}
         extra |= {"offset": round(line.start_seconds, 3)}
         entries.append(
             ManifestEntry(
@@ -847,6 +863,13 @@ def run_align(args: argparse.Namespace) -> int:
         )
     write_manifest(entries, out / "manifest.jsonl")
     low = sum(entry.extra["review"] for entry in entries)
+    if model is None:
+        print(
+            f"{len(entries)} clips -> {out / 'manifest.jsonl'}, placed by the recording's "
+            'pauses and the lines\' lengths (no model): all marked "review": true, listen '
+            "before training on them"
+        )
+        return 0
     print(
         f"{len(entries)} clips -> {out / 'manifest.jsonl'}; {low} scored under {REVIEW_BELOW} "
         '("review": true): listen to those before training on them'

@@ -291,15 +291,10 @@ MAX_TEXT_BYTES = 2 * 2**20
 def _untimed_lines(project: Project, transcript) -> list[str]:
     """The normalized utterances of an uploaded text (one a line, or whole paragraphs),
     checked against the alphabet; UploadRejected naming the file otherwise. Aligning needs
-    the promoted model's letters, so a project without one is told to train first."""
+    a model's letters where there is one, else the recording's pauses (training.aligner)."""
     from asr.align import transcript_lines
 
     name = Path(transcript.name or "transcript.txt").name[:200]
-    if not project.model_versions.filter(promoted=True).exists():
-        raise UploadRejected(
-            f"{name}: aligning a text to its recording needs a trained model; run a first "
-            "round on labeled clips, then upload the text again."
-        )
     if transcript.size > MAX_TEXT_BYTES:
         raise UploadRejected(f"{name}: over {MAX_TEXT_BYTES // 2**20} MB of text")
     try:

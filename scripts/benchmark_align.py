@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asr.align import align_transcript  # noqa: E402
+from asr.align import align_by_pauses, align_transcript  # noqa: E402
 from asr.audio import SAMPLE_RATE, decode_audio  # noqa: E402
 from asr.checkpoint import load_ctc_model  # noqa: E402
 from asr.text import TextRules, normalize_text  # noqa: E402
@@ -33,13 +33,25 @@ WRONG_LINE = "the weather was fine and everyone went to the market"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", help="a model that knows the letters")
+    parser.add_argument("--by-pauses", action="store_true", help="no model: asr.align_by_pauses")
+    parser.add_argument("--skip", type=int, default=0, help="recordings to leave out first")
     parser.add_argument("--corpus", required=True, help="a directory from `asr corpus`")
     parser.add_argument("--recordings", type=int, default=6)
     parser.add_argument("--tolerance", type=float, default=0.1, help="seconds")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model = load_ctc_model(args.model)
+    if args.by_pauses:
+
+        def align(samples, lines):
+            return align_by_pauses(samples, lines)
+
+    else:
+        model = load_ctc_model(args.model)
+
+        def align(samples, lines):
+            return align_transcript(model, samples, lines)
+
     corpus = Path(args.corpus)
     clips_of = defaultdict(list)
     for line in (corpus / "recordings_truth.jsonl").read_text().splitlines():
@@ -47,12 +59,12 @@ def main() -> None:
         clips_of[row["recording"]].append(row)
     rules = TextRules(strip_characters=",.?!;:\"'")
     errors, scores, wrong_scores, seconds, spent = [], [], [], 0.0, 0.0
-    for name in sorted(clips_of)[: args.recordings]:
+    for name in sorted(clips_of)[args.skip : args.skip + args.recordings]:
         rows = sorted(clips_of[name], key=lambda row: row["offset"])
         samples = decode_audio(corpus / name)
         lines = [normalize_text(row["text"], rules) for row in rows]
         started = time.perf_counter()
-        aligned = align_transcript(model, samples, lines)
+        aligned = align(samples, lines)
         spent += time.perf_counter() - started
         seconds += len(samples) / SAMPLE_RATE
         for cut, row, following in zip(aligned, rows, rows[1:], strict=False):
@@ -62,7 +74,7 @@ def main() -> None:
         scores += [line.score for line in aligned]
         wrong = list(lines)
         wrong[len(wrong) // 2] = normalize_text(WRONG_LINE, rules)
-        wrong_scores.append(align_transcript(model, samples, wrong)[len(wrong) // 2].score)
+        wrong_scores.append(align(samples, wrong)[len(wrong) // 2].score)
     errors = np.asarray(errors)
     inside = int((errors <= args.tolerance).sum())
     print(f"{args.recordings} recordings, {seconds:.0f} s, {len(errors)} cuts")

@@ -1,17 +1,21 @@
 """A recording with its untimed text: aligned by a real gpu worker with the promoted model,
-each line a train clip, the lines that fit badly waiting in Review."""
+each line a train clip, the lines that fit badly waiting in Review; before any round, with a
+base model's letters, or by the recording's pauses with every clip waiting in Review."""
 
 import json
 import shutil
 import time
 
+import numpy as np
 import pytest
+import soundfile as sf
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from asr.text import TextRules, normalize_text
 from labeling.models import Clip, Recording, Transcript
 from tests.conftest import REAL_SPEECH
+from training.aligner import recording_align
 from training.models import ModelVersion, TrainingRound
 
 ENGLISH = "abcdefghijklmnopqrstuvwxyz'"
@@ -57,17 +61,68 @@ def post(client, project, audio, text: str):
     return [str(m) for m in response.context["messages"]]
 
 
+def clips_of(recording):
+    clips = list(recording.clips.order_by("start_sample"))
+    return clips, [Transcript.objects.get(clip=clip).text for clip in clips]
+
+
 @pytest.mark.django_db
-def test_without_a_trained_model_the_text_is_refused_and_nothing_kept(
+def test_before_any_round_the_text_is_placed_by_its_pauses_and_every_clip_waits_in_review(
     client_for, owner, english, speech_recording, lines
 ):
     messages = post(client_for(owner), english, speech_recording, "\n".join(lines))
-
     assert messages == [
-        "story.txt: aligning a text to its recording needs a trained model; run a first round "
-        "on labeled clips, then upload the text again."
+        "story.txt: 10 lines, to be aligned with long-recording.wav by a gpu worker."
     ]
-    assert not Recording.objects.exists()
+    recording = Recording.objects.get()
+
+    recording_align(recording_id=recording.pk)  # what the gpu worker's task calls
+
+    recording.refresh_from_db()
+    assert recording.status == Recording.Status.READY, recording.error
+    clips, texts = clips_of(recording)
+    assert texts == lines
+    assert {clip.status for clip in clips} == {Clip.Status.SUBMITTED}  # a listener first
+    assert "by its pauses and line lengths (no model knows the letters yet)" in recording.note
+    # each clip holds its own utterance: the cuts fall in the 0.8 s pauses between them
+    durations = [sf.info(wav).duration for wav in sorted(REAL_SPEECH.glob("*.wav"))]
+    ends = np.cumsum(np.add(durations, 0.8))
+    for clip, end in zip(clips[:-1], ends[:-1], strict=True):
+        assert end - 0.8 - 0.1 <= clip.end_sample / 16_000 <= end + 0.1
+
+
+@pytest.mark.django_db
+def test_a_base_model_that_knows_the_letters_places_the_text_before_any_round(
+    client_for, owner, english, trained_whisper_model, speech_recording, lines
+):
+    _, directory, _ = trained_whisper_model
+    english.base_model = str(directory)  # a saved CTC model: its own head and letters
+    english.save()
+    post(client_for(owner), english, speech_recording, "\n".join(lines))
+    recording = Recording.objects.get()
+
+    recording_align(recording_id=recording.pk)
+
+    recording.refresh_from_db()
+    clips, texts = clips_of(recording)
+    assert texts == lines
+    assert "aligned 10 lines of its text with the base model" in recording.note
+    assert sum(clip.status == Clip.Status.ACCEPTED for clip in clips) >= 8
+
+
+@pytest.mark.django_db
+def test_more_lines_than_the_recording_has_pauses_fail_with_a_message_and_keep_no_clip(
+    client_for, owner, english, speech_recording, lines
+):
+    post(client_for(owner), english, speech_recording, "\n".join(lines * 3))
+    recording = Recording.objects.get()
+
+    recording_align(recording_id=recording.pk)
+
+    recording.refresh_from_db()
+    assert recording.status == Recording.Status.FAILED
+    assert recording.error.startswith("Could not align the text with the recording: 30 lines")
+    assert not recording.clips.exists()
 
 
 @pytest.mark.django_db

@@ -1,10 +1,15 @@
-"""The gpu worker's side of untimed transcripts: a recording and its text, aligned with the
-project's promoted model (asr.align), become train clips; low-scoring ones wait in Review."""
+"""The gpu worker's side of untimed transcripts: a recording and its text become train clips.
+
+The text is placed with the letters of the project's promoted model; before any round, with
+those of its base where the base is a saved CTC model that knows the alphabet; with neither
+(the built-in Whisper base has no letters until a round trains its head), by the
+recording's pauses and the lines' lengths (asr.align.align_by_pauses). Lines that fit the
+audio badly wait in Review, and so does every line placed by pauses alone."""
 
 import torch
 from django.utils import timezone
 
-from asr.align import REVIEW_BELOW, AlignmentError, align_transcript
+from asr.align import REVIEW_BELOW, AlignmentError, align_by_pauses, align_transcript
 from labeling.ingest import UploadLimits, decode_stored, labeled_clip_store
 from labeling.models import Recording
 from training import base_models
@@ -17,23 +22,30 @@ def recording_align(*, recording_id: int) -> None:
     if not claimed:
         return
     recording = Recording.objects.select_related("project").get(pk=recording_id)
+    project, lines = recording.project, recording.untimed_lines
 
     def fail(message: str) -> None:
         Recording.objects.filter(pk=recording_id).update(
             status=Recording.Status.FAILED, error=message
         )
 
-    version = recording.project.model_versions.filter(promoted=True).first()
-    if version is None:
-        fail("No promoted model to align the text with: run a round, then press Retry.")
-        return
     try:
         samples = decode_stored(
             recording.audio, recording.original_name, UploadLimits.from_settings().max_seconds
         )
-        model = base_models.load_version(version.directory)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        aligned = align_transcript(model, samples, recording.untimed_lines, device)
+        version = project.model_versions.filter(promoted=True).first()
+        if version is not None:
+            model, source = (
+                base_models.load_version(version.directory),
+                (f"with model {version.round.number}"),
+            )
+        else:
+            model, source = base_models.base_with_letters(project, lines), "with the base model"
+        if model is None:
+            aligned, source = align_by_pauses(samples, lines), "by its pauses and line lengths"
+        else:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            aligned = align_transcript(model, samples, lines, device)
     except AlignmentError as error:
         fail(f"Could not align the text with the recording: {error}.")
         return
@@ -42,13 +54,15 @@ def recording_align(*, recording_id: int) -> None:
         raise
     low = 0
     for line in aligned:
-        accepted = line.score >= REVIEW_BELOW
+        accepted = model is not None and line.score >= REVIEW_BELOW
         low += not accepted
         labeled_clip_store(
             recording, samples, line.start_sample, line.end_sample, line.text, accepted
         )
-    note = f"aligned {len(aligned)} lines of its text with model {version.round.number}"
-    if low:
+    note = f"aligned {len(aligned)} lines of its text {source}"
+    if model is None:
+        note += " (no model knows the letters yet); all wait in Review: listen before they train"
+    elif low:
         note += f"; {low} fit the audio badly and wait in Review"
     Recording.objects.filter(pk=recording_id).update(
         status=Recording.Status.READY,

@@ -18,7 +18,7 @@ from config.dispatch import dispatch_on_commit
 from labeling.models import Project
 from labeling.selectors import labeled_set
 from training.models import ModelVersion, ScoringRun, TrainingRound
-from training.selectors import labeled_minutes
+from training.selectors import labeled_minutes, project_base
 from training.tasks import round_train_task, scoring_task
 
 # --- starting, cancelling, reaping (web side) ------------------------------------------------
@@ -49,7 +49,7 @@ def round_start(*, project: Project, user) -> TrainingRound:
             "Nothing to train on yet: label some clips first (the first ones go to the test "
             "and dev sets, which are never trained on)."
         )
-    base = project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL
+    base = project_base(project)
     promoted = project.model_versions.filter(promoted=True).first()
     if project.train_from_promoted and promoted:
         base = f"version:{promoted.round.number}"
@@ -66,7 +66,7 @@ def round_start(*, project: Project, user) -> TrainingRound:
                 labeled_minutes=seconds / 60,
                 train_minutes=train_seconds / 60,
                 config=round_config(
-                    project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL,
+                    project_base(project),
                     train_seconds / 60,
                     self_train=project.self_training,
                 ),

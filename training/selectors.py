@@ -2,12 +2,18 @@ import difflib
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from labeling.models import Clip, Project, Transcript
 from labeling.selectors import clip_minutes
 from training.models import ModelVersion
+
+
+def project_base(project: Project) -> str:
+    """What a project's new heads are put on: its own base, else the site's default."""
+    return project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL
 
 
 def curve_points(project: Project) -> list[dict]:

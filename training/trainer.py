@@ -34,6 +34,7 @@ from training import base_models
 from training.models import ModelVersion, TrainingRound
 from training.rounds import round_log as _log
 from training.rounds import scoring_queue
+from training.selectors import project_base
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
     # a new head is of the base the round was queued with (a version's own base otherwise)
     base = None if from_promoted else training_round.base
     models = ModelSource(
-        base or project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL,
+        base or project_base(project),
         base_models.project_vocabulary(project),
         allow_download=settings.VERNACULAR_ALLOW_MODEL_DOWNLOAD,
         encoder_cache={} if _encoder_outputs_fit(samples) else None,

@@ -172,3 +172,29 @@ def test_the_cli_writes_clips_with_scores_and_names_unknown_letters(aligner, tmp
     capsys.readouterr()
     assert main(command) == 2
     assert "utterance 1 has letters the model does not know: 2 4" in capsys.readouterr().err
+
+
+def test_with_no_model_the_cli_places_the_text_by_pauses_and_marks_every_clip_for_review(
+    tmp_path, capsys
+):
+    directory = REPO_ROOT / "tests" / "fixtures" / "real-speech"
+    rows = [json.loads(line) for line in (directory / "manifest.jsonl").read_text().splitlines()]
+    pieces, ends, lines = [], [], []
+    for row in rows:
+        pieces += [decode_audio(directory / row["audio_filepath"]), np.zeros(GAP, np.float32)]
+        ends.append(sum(len(piece) for piece in pieces) / SAMPLE_RATE)  # the pause's end
+        lines.append(normalize_text(row["text"], RULES))
+    write_wav(tmp_path / "reading.wav", np.concatenate(pieces))
+    (tmp_path / "reading.txt").write_text("\n".join(row["text"] for row in rows))
+
+    command = ["align", str(tmp_path / "reading.wav"), str(tmp_path / "reading.txt")]
+    assert main([*command, "--out", str(tmp_path / "out")]) == 0
+
+    written = [
+        json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
+    ]
+    assert [row["text"] for row in written] == lines
+    assert all(row["review"] is True for row in written)
+    for row, end in zip(written, ends[:-1], strict=False):  # each cut in its 0.8 s pause
+        assert end - GAP / SAMPLE_RATE <= row["offset"] + row["duration"] <= end
+    assert "placed by the recording's pauses" in capsys.readouterr().out

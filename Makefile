@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-postgres lint format venv
+.PHONY: run test test-postgres test-torchaudio lint format venv
 
 run: venv
 	bash scripts/system_deps.sh run
@@ -32,3 +32,6 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 test-postgres: venv
 	bash scripts/system_deps.sh test
 	bash scripts/test_postgres.sh
+
+test-torchaudio: venv
+	bash scripts/test_torchaudio.sh

@@ -13,8 +13,8 @@ that end well before its edge, and the next window starts where the last kept li
 `ctc_forced_align` is the Viterbi step of torchaudio.functional.forced_align (the CTC
 topology: blank, c1, blank, c2, ..., blank; a letter repeated needs a blank between). It is
 written here because torchaudio does not import with the CPU build of torch 2.13 that the
-default install uses; where torchaudio imports (torch 2.11, the GPU workers), the tests check
-that both give the same path.
+default install uses; where torchaudio imports (torch 2.11, the GPU workers, and
+`make test-torchaudio`), the tests check that both give the same path.
 
 A line's score is the geometric mean of the probabilities of its frames along the path: near
 1 where the model hears what the line says, low where it does not (a wrong line), so low

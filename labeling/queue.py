@@ -20,9 +20,10 @@ from django.utils import timezone
 
 from asr.text import normalize_text
 from labeling.models import UNSCORED_LAST, Clip, Project, Recording, Transcript
-from labeling.selectors import SplitDraw, evaluation_minutes, split_draw
+from labeling.selectors import SplitDraw, clip_minutes, evaluation_minutes, split_draw
 
 ACTIVE = (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED)
+EVALUATION = (Clip.Split.TEST, Clip.Split.DEV)
 CLAIM_BATCH = 8  # candidates tried per read
 CLAIM_BATCHES = 20  # reads before giving up: 160 claims lost in a row
 
@@ -31,14 +32,30 @@ def _lease_free(now) -> Q:
     return Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
 
 
+def splits_wanted(project: Project, now=None) -> list[str]:
+    """The evaluation sets still short of their minutes (labeled or being labeled), in the
+    order they are filled: test, then dev."""
+    minutes = evaluation_minutes(project, now)
+    return [split for split in EVALUATION if minutes[split] < _target(project, split)]
+
+
 def split_wanted(project: Project, now=None) -> str:
     """The split a newly labeled clip joins: test, then dev, until each has its minutes."""
-    minutes = evaluation_minutes(project, now)
-    if minutes[Clip.Split.TEST] < project.test_minutes_target:
-        return Clip.Split.TEST
-    if minutes[Clip.Split.DEV] < project.dev_minutes_target:
-        return Clip.Split.DEV
-    return Clip.Split.TRAIN
+    return next(iter(splits_wanted(project, now)), Clip.Split.TRAIN)
+
+
+def _target(project: Project, split: str) -> float:
+    if split == Clip.Split.TEST:
+        return project.test_minutes_target
+    return project.dev_minutes_target
+
+
+def _drawn_enough(project: Project, split: str) -> bool:
+    """Drawn by recording: the recordings already drawn into `split` hold its minutes of
+    clips (labeled or not), so it draws no more; their open clips are served first."""
+    return clip_minutes(Clip.objects.filter(project=project, split=split)) >= _target(
+        project, split
+    )
 
 
 def queue_candidates(
@@ -58,30 +75,32 @@ def queue_candidates(
         .exclude(skipped_by=user)
         .exclude(postponed_by=user, postponed_until__gt=now)
     )
-    split = split_wanted(project, now)
     draw = draw or split_draw(project)
     undrawn = open_clips.filter(split=Clip.Split.UNASSIGNED)
-    if split != Clip.Split.TRAIN:
+    for split in splits_wanted(project, now):
         drawn = open_clips.filter(split=split)
         # Clips drawn for this split earlier but never labeled come first, then undrawn ones.
         if not draw.by_recording:
             return split, [drawn.order_by("random_key"), undrawn.order_by("random_key")]
-        # A recording nobody drew yet: one of the shortest, which the draw planned for; where
-        # the test set took more of them than planned (whole recordings hold more than its
-        # minutes), the shortest of the rest, so the dev set is never left without one.
-        trained_speakers = (
-            Recording.objects.filter(project=project, clips__split=Clip.Split.TRAIN)
-            .exclude(speaker="")
-            .values("speaker")
-        )
-        fresh = undrawn.exclude(recording_id__in=_drawn_recordings(project)).exclude(
-            recording__speaker__in=trained_speakers
-        )
-        planned = fresh.filter(recording_id__in=draw.eligible)
-        shortest = fresh.order_by("recording__duration_seconds", "recording_id", "random_key")
-        if drawn.exists() or fresh.exists():
-            return split, [drawn.order_by("random_key"), planned.order_by("random_key"), shortest]
-        # no whole recording is left to draw for it: the queue labels for training instead
+        candidate_sets = [drawn.order_by("random_key")]
+        if not _drawn_enough(project, split):
+            # A recording nobody drew yet: one of the shortest, which the draw planned for;
+            # where the test set took more of them than planned (whole recordings hold more
+            # than its minutes), the shortest of the rest, so dev is never left without one.
+            trained_speakers = (
+                Recording.objects.filter(project=project, clips__split=Clip.Split.TRAIN)
+                .exclude(speaker="")
+                .values("speaker")
+            )
+            fresh = undrawn.exclude(recording_id__in=_drawn_recordings(project)).exclude(
+                recording__speaker__in=trained_speakers
+            )
+            planned = fresh.filter(recording_id__in=draw.eligible)
+            shortest = fresh.order_by("recording__duration_seconds", "recording_id", "random_key")
+            candidate_sets += [planned.order_by("random_key"), shortest]
+        if any(candidates.exists() for candidates in candidate_sets):
+            return split, candidate_sets
+        # nothing of it is free now (its clips are leased) or left to draw: the next set
     pool = open_clips.filter(split__in=[Clip.Split.TRAIN, Clip.Split.UNASSIGNED])
     if draw.by_recording:  # never a clip of a test or dev recording
         evaluation = Clip.objects.filter(
@@ -137,35 +156,27 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
     # batch is lost, read the next candidates fresh. Only empty reads mean an empty queue.
     for _ in range(CLAIM_BATCHES):
         batch = next_batch()
+        if not batch and not lost:
+            return None  # a read with no claim lost since: the queue is empty
         if not batch:
-            return None
+            # Claims were lost meanwhile, and another annotator's claim may have filled the
+            # split this read was for, or drawn a recording into another one: read again.
+            split, fresh = queue_candidates(project, user, now, draw)
+            candidate_sets[:] = fresh
+            lost.clear()
+            continue
         if lost:
             random.shuffle(batch)  # in a crowd: spread it over near-equal candidates
         for clip_id in batch:
-            claimed = (
-                Clip.objects.filter(pk=clip_id, status=Clip.Status.UNLABELED)
-                .filter(_lease_free(now))
-                .update(
-                    lease_user=user,
-                    lease_token=uuid.uuid4(),
-                    lease_expires_at=now + timedelta(minutes=project.lease_minutes),
-                    # A new lease starts empty, except for the one who put the clip off (SET
-                    # reads the row as it was: postponed_by is cleared in the same update).
-                    lease_text=Case(
-                        When(postponed_by=user, then=F("lease_text")),
-                        default=Value(""),
-                        output_field=TextField(),
-                    ),
-                    postponed_by=None,
-                    postponed_until=None,
-                    split=split,
-                )
-            )
-            if claimed:
-                clip = Clip.objects.select_related("recording").get(pk=clip_id)
-                if draw.by_recording:
-                    recording_split_assign(recording_id=clip.recording_id, split=split)
-                return clip
+            if clip_claim(
+                project=project,
+                clip_id=clip_id,
+                user=user,
+                split=split,
+                now=now,
+                by_recording=draw.by_recording,
+            ):
+                return Clip.objects.select_related("recording").get(pk=clip_id)
         lost += batch
     return None
 
@@ -200,14 +211,77 @@ def _lease_check(project: Project, user, now) -> Clip | None:
     return None
 
 
-def recording_split_assign(*, recording_id: int, split: str) -> None:
-    """The rest of a recording follows its first drawn clip into the same set, and so do the
-    recordings that name the same speaker or session."""
-    recording = Recording.objects.get(pk=recording_id)
-    same = [recording_id]
-    if recording.speaker:
-        same = Recording.objects.filter(project_id=recording.project_id, speaker=recording.speaker)
-    Clip.objects.filter(recording_id__in=same, split=Clip.Split.UNASSIGNED).update(split=split)
+def clip_claim(
+    *, project: Project, clip_id: int, user, split: str, now, by_recording: bool
+) -> bool:
+    """Lease one open clip to `user`, into `split`; False if someone took it first.
+
+    Drawn by recording, the claim also draws the rest of its recording (and the recordings
+    naming the same speaker or session) into that split, in one transaction with those
+    recordings locked; and it is refused when any of them was drawn into another set since
+    the candidates were read (another annotator's claim in between), so the clips of one
+    recording never straddle test/dev and train."""
+    claimable = Clip.objects.filter(pk=clip_id, status=Clip.Status.UNLABELED).filter(
+        _lease_free(now)
+    )
+    with transaction.atomic():
+        unit: list[int] = []
+        if by_recording:
+            if split in EVALUATION:  # one draw into test or dev at a time, project-wide
+                Project.objects.select_for_update().filter(pk=project.pk).first()
+            recording_id = Clip.objects.filter(pk=clip_id).values_list("recording_id", flat=True)
+            unit = _draw_unit_locked(project, recording_id[0])
+            drawn = _unit_splits(unit)
+            if drawn - {split}:
+                return False
+            if not drawn and split in EVALUATION and _drawn_enough(project, split):
+                return False  # others drew its recordings since this read: take theirs
+        claimed = claimable.update(
+            lease_user=user,
+            lease_token=uuid.uuid4(),
+            lease_expires_at=now + timedelta(minutes=project.lease_minutes),
+            # A new lease starts empty, except for the one who put the clip off (SET reads
+            # the row as it was: postponed_by is cleared in the same update).
+            lease_text=Case(
+                When(postponed_by=user, then=F("lease_text")),
+                default=Value(""),
+                output_field=TextField(),
+            ),
+            postponed_by=None,
+            postponed_until=None,
+            split=split,
+        )
+        if claimed and unit:
+            Clip.objects.filter(recording_id__in=unit, split=Clip.Split.UNASSIGNED).update(
+                split=split
+            )
+    return bool(claimed)
+
+
+def _draw_unit_locked(project: Project, recording_id: int) -> list[int]:
+    """A recording and those naming the same speaker or session: the unit the draw keeps
+    together, its rows locked (in id order, so two claims never wait on each other)."""
+    speaker = Recording.objects.filter(pk=recording_id).values_list("speaker", flat=True)[0]
+    unit = Recording.objects.filter(pk=recording_id)
+    if speaker:
+        unit = Recording.objects.filter(project=project, speaker=speaker)
+    return list(unit.select_for_update().order_by("pk").values_list("pk", flat=True))
+
+
+def _unit_splits(unit: list[int]) -> set[str]:
+    """The sets the clips of these recordings were drawn into (one, or none yet)."""
+    drawn = Clip.objects.filter(recording_id__in=unit).exclude(split=Clip.Split.UNASSIGNED)
+    return set(drawn.values_list("split", flat=True).distinct())
+
+
+def _unit_draw(project: Project, recording_id: int, split: str) -> str:
+    """The split a recording's unit is in, drawing it into `split` if it has none yet."""
+    unit = _draw_unit_locked(project, recording_id)
+    drawn = _unit_splits(unit)
+    if drawn:
+        return next(s for s in (Clip.Split.TEST, Clip.Split.DEV, Clip.Split.TRAIN) if s in drawn)
+    Clip.objects.filter(recording_id__in=unit, split=Clip.Split.UNASSIGNED).update(split=split)
+    return split
 
 
 def _drawn_recordings(project: Project) -> QuerySet:
@@ -506,7 +580,7 @@ def transcript_review(
             if draw.by_recording and clip.recording_id not in draw.eligible:
                 clip.split = Clip.Split.TRAIN
             if draw.by_recording:
-                recording_split_assign(recording_id=clip.recording_id, split=clip.split)
+                clip.split = _unit_draw(clip.project, clip.recording_id, clip.split)
     elif not standing.exists():
         clip.status = Clip.Status.UNLABELED
     _settle_conflicts(clip)

@@ -679,6 +679,83 @@ def test_a_speaker_in_the_test_set_never_trains_even_from_a_later_recording(
     assert Clip.objects.filter(recording_id=later[0].recording_id, split="").count() == 3
 
 
+def test_a_claim_read_before_another_annotator_drew_its_recording_into_test_is_refused(
+    project, make_clips, annotator, reviewer
+):
+    first, second = make_clips(project, count=2)  # one recording; nobody has drawn it
+    now = timezone.now()
+    # the reviewer's queue read `second` as an undrawn training clip; before its claim, the
+    # annotator's claim draws the recording into the test set
+    assert queue.clip_claim(
+        project=project, clip_id=first.pk, user=annotator, split="test", now=now, by_recording=True
+    )
+    assert not queue.clip_claim(
+        project=project, clip_id=second.pk, user=reviewer, split="train", now=now, by_recording=True
+    )
+
+    second.refresh_from_db()
+    assert second.split == "test" and second.lease_user is None
+
+
+def test_a_later_recording_of_a_speaker_in_test_cannot_be_claimed_for_training(
+    project, make_clips, annotator
+):
+    from labeling.models import Recording
+
+    (tested,) = make_clips(project, count=1)
+    (later,) = make_clips(project, count=1)  # uploaded after her first was drawn
+    now = timezone.now()
+    Recording.objects.filter(pk=tested.recording_id).update(speaker="amina")
+    assert queue.clip_claim(
+        project=project, clip_id=tested.pk, user=annotator, split="test", now=now, by_recording=True
+    )
+    Recording.objects.filter(pk=later.recording_id).update(speaker="amina")
+
+    assert not queue.clip_claim(
+        project=project, clip_id=later.pk, user=annotator, split="train", now=now, by_recording=True
+    )
+    assert queue.clip_claim(
+        project=project, clip_id=later.pk, user=annotator, split="test", now=now, by_recording=True
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_annotators_at_once_never_split_a_recording_between_test_or_dev_and_train(
+    project, make_clips, make_user
+):
+    project.test_minutes_target, project.dev_minutes_target = 1.0, 0.5
+    project.save()
+    many_recordings(project, make_clips, count=12, clips=10)
+    users = [make_user(f"annotator{i}") for i in range(20)]
+    for user in users:
+        project.memberships.create(user=user, role="annotator")
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(len(users))
+
+    def work(user):
+        try:
+            barrier.wait()
+            while (clip := queue.clip_lease_next(project=project, user=user)) is not None:
+                submit(clip, user, "sawa")
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+
+    assert failures == []
+    splits_by_recording: dict[int, set[str]] = {}
+    for recording_id, split in Clip.objects.values_list("recording_id", "split"):
+        splits_by_recording.setdefault(recording_id, set()).add(split)
+    assert all(len(splits) == 1 for splits in splits_by_recording.values()), splits_by_recording
+    assert Transcript.objects.count() == 120
+
+
 def test_a_transcript_kept_for_review_is_not_mine_to_edit(project, make_clips, annotator, reviewer):
     make_clips(project, count=1)
     clip = queue.clip_lease_next(project=project, user=annotator)

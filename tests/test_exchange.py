@@ -169,6 +169,43 @@ def test_export_then_import_keeps_the_test_and_dev_sets_and_what_training_reads(
     assert test_audio[english] == test_audio[other_project]
 
 
+def test_the_same_model_scores_an_imported_export_as_it_scores_the_original(
+    client_for, owner, english, other_project, labeled_speech, trained_whisper_model
+):
+    from asr.evaluate import evaluate_model
+    from asr.text import normalize_text
+    from labeling.selectors import labeled_set
+    from training.trainer import clip_samples
+
+    model, _, _ = trained_whisper_model
+    labeled_speech(english)  # ten real English clips: two test, two dev, six train
+    exported = b"".join(
+        client_for(owner).get(reverse("export_manifest", args=[english.pk])).streaming_content
+    )
+    other_project.alphabet = ENGLISH
+    other_project.save()
+    client_for(other_project.memberships.get().user).post(
+        reverse("import_manifest", args=[other_project.pk]),
+        {"archive": SimpleUploadedFile("english.zip", exported)},
+    )
+
+    def test_figures(project):
+        rules = project.text_rules()
+        test = sorted(
+            (t for t in labeled_set(project) if t.clip.split == "test"), key=lambda t: t.text
+        )
+        result = evaluate_model(
+            model,
+            [clip_samples(t.clip) for t in test],
+            [normalize_text(t.text, rules) for t in test],
+        )
+        return len(test), round(result.wer, 6), round(result.cer, 6)
+
+    figures = test_figures(english)
+    assert figures[0] == 2 and 0 < figures[2] < 0.5  # a real figure: some errors, not all
+    assert test_figures(other_project) == figures
+
+
 def test_an_import_row_with_a_split_it_cannot_have_is_named(owner, english, tmp_path):
     ((row, audio),) = speech_rows(1)
     path = tmp_path / "bad-split.zip"

@@ -38,6 +38,7 @@ PIECE_SECONDS, CONTEXT_SECONDS = 28.0, 1.0  # log-probs: 28 s pieces, each heard
 SEARCH_FRAMES = 25  # a cut may move 0.5 s past the letters on either side to reach the pause
 QUIET_PERCENTILE, QUIET_DB = 10, 10.0  # quiet: within 10 dB of the recording's 10th-percentile
 MIN_PAUSE_FRAMES = 5  # 0.1 s; a shorter quiet stretch is a stop consonant, not a pause
+MAX_LETTERS_PER_SECOND = 25  # fast speech is about 15; more cannot be this recording's text
 
 
 REVIEW_BELOW = 0.3  # scores under this go to review: on demo-corpus recordings (a 10-minute
@@ -295,7 +296,7 @@ def align_by_pauses(samples: np.ndarray, lines: Sequence[str]) -> list[AlignedLi
         if end - start >= MIN_PAUSE_FRAMES and start > first and end < last
     ]
     letters = sum(len(line) for line in lines)
-    if letters > (last - first) // 2 or len(pauses) < len(lines) - 1:
+    if letters > MAX_LETTERS_PER_SECOND * (last - first) / 50 or len(pauses) < len(lines) - 1:
         raise AlignmentError(
             f"{len(lines)} lines ({letters} letters) do not fit a recording with "
             f"{len(pauses)} pauses in {(last - first) / 50:.1f} s of sound"

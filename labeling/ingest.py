@@ -180,7 +180,7 @@ def recording_upload(
         repeats, repeat_notes = _repeats(project, print_, name, decoded.seconds)
         tier_name, rows, lines = "", [], []
         if transcript is not None and Path(transcript.name or "").suffix.lower() == ".txt":
-            lines = _untimed_lines(project, transcript)
+            lines = _untimed_lines(project, transcript, decoded.seconds)
         elif transcript is not None:
             tier_name, rows = _transcript_rows(project, transcript, tier, name, decoded.seconds)
         with path.open("rb") as handle, transaction.atomic():
@@ -288,11 +288,12 @@ def _repeats(project: Project, print_, name: str, seconds: float) -> tuple[list[
 MAX_TEXT_BYTES = 2 * 2**20
 
 
-def _untimed_lines(project: Project, transcript) -> list[str]:
+def _untimed_lines(project: Project, transcript, seconds: float) -> list[str]:
     """The normalized utterances of an uploaded text (one a line, or whole paragraphs),
-    checked against the alphabet; UploadRejected naming the file otherwise. Aligning needs
-    a model's letters where there is one, else the recording's pauses (training.aligner)."""
-    from asr.align import transcript_lines
+    checked against the alphabet and against what `seconds` of audio can hold; UploadRejected
+    naming the file otherwise. Aligning needs a model's letters where there is one, else the
+    recording's pauses (training.aligner)."""
+    from asr.align import MAX_LETTERS_PER_SECOND, transcript_lines
 
     name = Path(transcript.name or "transcript.txt").name[:200]
     if transcript.size > MAX_TEXT_BYTES:
@@ -313,6 +314,12 @@ def _untimed_lines(project: Project, transcript) -> list[str]:
                 f"{name}: utterance {number} is not in the alphabet ({' '.join(offending)}). "
                 "Nothing was kept."
             )
+    letters = sum(len(line.replace(" ", "")) for line in lines)
+    if letters > MAX_LETTERS_PER_SECOND * seconds:
+        raise UploadRejected(
+            f"{name}: {letters:,} letters cannot be read in {seconds:.0f} s of audio (at most "
+            f"{MAX_LETTERS_PER_SECOND} a second): is it this recording's text? Nothing was kept."
+        )
     return lines
 
 

@@ -114,15 +114,31 @@ def test_a_base_model_that_knows_the_letters_places_the_text_before_any_round(
 def test_more_lines_than_the_recording_has_pauses_fail_with_a_message_and_keep_no_clip(
     client_for, owner, english, speech_recording, lines
 ):
-    post(client_for(owner), english, speech_recording, "\n".join(lines * 3))
+    words = " ".join(lines).split()  # a word a line: far more lines than pauses
+    post(client_for(owner), english, speech_recording, "\n".join(words))
     recording = Recording.objects.get()
 
     recording_align(recording_id=recording.pk)
 
     recording.refresh_from_db()
     assert recording.status == Recording.Status.FAILED
-    assert recording.error.startswith("Could not align the text with the recording: 30 lines")
+    assert recording.error.startswith(
+        f"Could not align the text with the recording: {len(words)} lines"
+    )
+    assert "do not fit a recording with" in recording.error
     assert not recording.clips.exists()
+
+
+@pytest.mark.django_db
+def test_a_text_longer_than_the_recording_can_hold_is_refused_and_nothing_kept(
+    client_for, owner, english, speech_recording, lines
+):
+    messages = post(client_for(owner), english, speech_recording, "\n".join(lines * 5))
+
+    assert len(messages) == 1 and messages[0].startswith("story.txt: ")
+    assert "letters cannot be read in 42 s of audio (at most 25 a second)" in messages[0]
+    assert "Nothing was kept." in messages[0]
+    assert not Recording.objects.exists()
 
 
 @pytest.mark.django_db

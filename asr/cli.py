@@ -162,11 +162,9 @@ def _transcribe_with_progress(model, entries: list[ManifestEntry], label: str, a
 
 
 def _device(name: str) -> str:
-    import torch
+    from asr.model import pick_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    return pick_device(name)
 
 
 # --- segment ----------------------------------------------------------------------------------

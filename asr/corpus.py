@@ -26,12 +26,10 @@ Output directory:
 
 import functools
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
-import wave
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -39,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE
+from asr.audio import SAMPLE_RATE, read_wav16, wav_bytes
 
 # The head of the lexicon: frequent Swahili words (function words, pronouns, common verbs and
 # nouns). Ranks follow rough newspaper frequency; what matters here is that they are real words
@@ -258,22 +256,18 @@ def render_clip(plan: ClipPlan, seed: int) -> np.ndarray:
 
 
 def write_wav(path: Path, samples: np.ndarray) -> None:
-    """16-bit PCM, written to a temporary name and renamed: a file that exists is complete."""
-    pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(SAMPLE_RATE)
-        wav.writeframes(pcm.tobytes())
+    """asr.audio's 16-bit WAV, written to a temporary name and renamed: a file that exists is
+    complete (a generation stopped midway resumes from the files it finds)."""
     temporary = path.with_suffix(".partial")
-    temporary.write_bytes(buffer.getvalue())
+    temporary.write_bytes(wav_bytes(samples))
     os.replace(temporary, path)
 
 
 def read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as wav:
-        return np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.float32) / 32768
+    samples = read_wav16(path)
+    if samples is None:
+        raise ValueError(f"{path}: not a 16 kHz mono 16-bit WAV")
+    return samples
 
 
 # --- the corpus ---------------------------------------------------------------------------------

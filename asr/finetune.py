@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from asr.audio import SAMPLE_RATE
 from asr.checkpoint import save_ctc_model
 from asr.evaluate import evaluate_model
-from asr.model import CtcModel, InferenceConfig
+from asr.model import CtcModel, InferenceConfig, pick_device
 
 LabeledClip = tuple[np.ndarray, str]  # (samples (n,) float32 at 16 kHz, normalized text)
 
@@ -172,11 +172,7 @@ def finetune(
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = output_dir / "checkpoint.pt"
     model_dir = output_dir / "model"
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if config.device == "auto"
-        else config.device
-    )
+    device = torch.device(pick_device(config.device))
     autocast_dtype = _autocast_dtype(config.precision, device)
     network = model.network.to(device)
     _prepare_network(network, config)
@@ -238,13 +234,13 @@ def finetune(
             history.stopped_early = True
 
     def save_checkpoint(step: int) -> None:
-        _save_atomically(
+        save_atomically(
             {
                 "model": network.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict(),
                 "step": step,
-                "rng": _rng_states(),
+                "rng": rng_states(),
                 "history": asdict(history),
                 "config": asdict(config),
                 "data": fingerprint,
@@ -265,9 +261,9 @@ def finetune(
         step = checkpoint["step"]
         history = _History(**checkpoint["history"])
         history.dev_history = [tuple(entry) for entry in history.dev_history]
-        _restore_rng_states(checkpoint["rng"])
+        restore_rng_states(checkpoint["rng"])
     else:
-        _seed_everything(config.seed)
+        seed_everything(config.seed)
         step, history = 0, _History()
         estimate_dev_cer(step)  # the starting point: a round must beat it to count
         save_checkpoint(step)
@@ -503,13 +499,13 @@ def _data_fingerprint(
 # --- checkpoints and randomness ---------------------------------------------------------------
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)  # transformers draws SpecAugment masks from numpy's global generator
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def _rng_states() -> dict:
+def rng_states() -> dict:
     name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     return {
         "python": random.getstate(),
@@ -519,7 +515,7 @@ def _rng_states() -> dict:
     }
 
 
-def _restore_rng_states(states: dict) -> None:
+def restore_rng_states(states: dict) -> None:
     random.setstate(_as_tuples(states["python"]))
     name, keys, position, has_gauss, cached_gaussian = states["numpy"]
     # keys.cpu(): a checkpoint loaded with map_location="cuda" put this array on the GPU too
@@ -534,7 +530,7 @@ def _as_tuples(value):
     return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
 
 
-def _save_atomically(checkpoint: dict, path: Path) -> None:
+def save_atomically(checkpoint: dict, path: Path) -> None:
     """A kill while writing leaves the previous checkpoint whole."""
     partial = path.with_suffix(".partial")
     torch.save(checkpoint, partial)

@@ -55,6 +55,13 @@ class TinyModelConfig:
     seed: int = 0
 
 
+def pick_device(name: str = "auto") -> str:
+    """ "auto": a CUDA GPU where there is one, else the CPU; any other name as given."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def build_tiny_ctc_model(
     vocabulary: Vocabulary, config: TinyModelConfig = TinyModelConfig()
 ) -> CtcModel:
@@ -75,7 +82,9 @@ def build_tiny_ctc_model(
         ctc_loss_reduction="mean",
         ctc_zero_infinity=True,
     )
-    return CtcModel(Wav2Vec2ForCTC(network_config).eval(), vocabulary, _feature_extractor(True))
+    return CtcModel(
+        Wav2Vec2ForCTC(network_config).eval(), vocabulary, wav2vec2_feature_extractor(True)
+    )
 
 
 def ctc_model_from_encoder(
@@ -107,7 +116,7 @@ def ctc_model_from_encoder(
     torch.nn.init.zeros_(head.bias)
     # data2vec-audio has no feat_extract_norm: its conv stack always uses layer norm
     layer_norm_encoder = getattr(network.config, "feat_extract_norm", "layer") == "layer"
-    feature_extractor = _feature_extractor(layer_norm_encoder)
+    feature_extractor = wav2vec2_feature_extractor(layer_norm_encoder)
     if local_directory and (Path(local_directory) / "preprocessor_config.json").is_file():
         feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(local_directory)
     return CtcModel(network.eval(), vocabulary, feature_extractor)
@@ -158,7 +167,7 @@ def _resolve(source: str | Path, allow_download: bool) -> str | None:
     return None
 
 
-def _feature_extractor(layer_norm_encoder: bool) -> Wav2Vec2FeatureExtractor:
+def wav2vec2_feature_extractor(layer_norm_encoder: bool) -> Wav2Vec2FeatureExtractor:
     # Encoders with group norm in the conv stack (wav2vec2-base) are trained on zero-padded
     # batches without a mask; layer-norm ones (XLS-R, MMS) expect the mask.
     return Wav2Vec2FeatureExtractor(

@@ -38,7 +38,8 @@ from asr.audio import SAMPLE_RATE
 
 # the checkpoint helpers of fine-tuning: transformers draws masks, negatives and layer drop
 # from numpy's global generator, so both loops save the same set of RNG states
-from asr.finetune import _restore_rng_states, _rng_states, _save_atomically, _seed_everything
+from asr.finetune import restore_rng_states, rng_states, save_atomically, seed_everything
+from asr.model import pick_device
 
 # When a run stops, how often it saves and where it runs may change when it is resumed (max_steps
 # also moves the rest of the learning-rate schedule); everything else changes the numbers, so a
@@ -177,15 +178,11 @@ def pretrain_wav2vec2(
     """
     directory = None if output_directory is None else Path(output_directory)
     checkpoint_path = None if directory is None else directory / "checkpoint.pt"
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if config.device == "auto"
-        else config.device
-    )
+    device = torch.device(pick_device(config.device))
     settings = _run_settings(config, recordings)
     settings_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
     model = Wav2Vec2ForPreTraining(wav2vec2_config(config)).to(device).train()
     feature_extractor = pretraining_feature_extractor()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
@@ -204,7 +201,7 @@ def pretrain_wav2vec2(
         step, seconds_before = checkpoint["step"], checkpoint["seconds"]
         for name in ("losses", "contrastive_losses", "perplexities"):
             setattr(result, name, checkpoint[name])
-        _restore_rng_states(checkpoint["rng"])
+        restore_rng_states(checkpoint["rng"])
 
     session_start, session_start_step = time.monotonic(), step
 
@@ -215,7 +212,7 @@ def pretrain_wav2vec2(
         if checkpoint_path is None:
             return
         checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-        _save_atomically(
+        save_atomically(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
@@ -224,7 +221,7 @@ def pretrain_wav2vec2(
                 "losses": result.losses,
                 "contrastive_losses": result.contrastive_losses,
                 "perplexities": result.perplexities,
-                "rng": _rng_states(),
+                "rng": rng_states(),
                 "settings": settings,
                 "settings_hash": settings_hash,
             },

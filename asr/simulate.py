@@ -35,22 +35,20 @@ import math
 import os
 import shutil
 import time
-import wave
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
-import torch
 
 import asr.round
-from asr.audio import SAMPLE_RATE, decode_audio
+from asr.audio import SAMPLE_RATE, decode_audio, read_wav16
 from asr.evaluate import AS_GIVEN
 from asr.finetune import Progress, TrainingCancelled
 from asr.lm import language_model_decode
 from asr.manifest import read_manifest
-from asr.model import ClipTranscript, CtcModel, InferenceConfig, transcribe_clips
+from asr.model import ClipTranscript, CtcModel, InferenceConfig, pick_device, transcribe_clips
 from asr.recipe import BUILTIN_WHISPER, RoundConfig, round_config
 from asr.round import ModelSource, PoolDraft, RoundData, draft_confidence
 from asr.select import (
@@ -190,11 +188,7 @@ def simulate(
     config_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     results_path = output_dir / "results.json"
     rows = _previous_rows(results_path, settings, config_hash)
-    device = (
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if config.device == "auto"
-        else config.device
-    )
+    device = pick_device(config.device)
 
     plan = [
         (strategy, seed, number)
@@ -496,7 +490,7 @@ def _load_corpus(
         raise ValueError(f"{manifest}: {untranscribed} clips without text; the oracle needs all")
     clips = []
     for entry in entries:
-        clips.append(_read_clip(entry.audio_filepath))
+        clips.append(read_clip(entry.audio_filepath))
         progress(len(clips), len(entries))
     texts = [normalize_text(entry.text, AS_GIVEN) for entry in entries]
     seconds = np.array([len(clip) / SAMPLE_RATE for clip in clips])
@@ -517,17 +511,11 @@ def _load_corpus(
     return corpus
 
 
-def _read_clip(path: Path) -> np.ndarray:
-    """16 kHz mono 16-bit WAV (what `segment` and asr.corpus write) is read here, far faster
-    than an ffmpeg process per clip; anything else is decoded by ffmpeg."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (SAMPLE_RATE, 1, 2):
-                samples = np.frombuffer(wav.readframes(wav.getnframes()), "<i2")
-                return samples.astype(np.float32) / 32768
-    except (wave.Error, EOFError):
-        pass
-    return decode_audio(path, max_seconds=MAX_CLIP_SECONDS)
+def read_clip(path: Path) -> np.ndarray:
+    """A manifest's clip: 16 kHz mono 16-bit WAV (what `segment` and asr.corpus write) read
+    directly, anything else decoded by ffmpeg."""
+    samples = read_wav16(path)
+    return samples if samples is not None else decode_audio(path, max_seconds=MAX_CLIP_SECONDS)
 
 
 # --- results ----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from asr.text import normalize_text, text_problem
 from labeling.annotations import DEFAULT_TIER, Annotation, eaf_bytes, textgrid_bytes
 from labeling.ingest import (
     UploadLimits,
-    _sha256,
+    file_sha256,
     in_users_words,
     project_fingerprints,
     same_audio_as,
@@ -290,7 +290,7 @@ def _import_one(
     project, local: Path, name: str, row: ImportRow, user, limits, max_seconds, prints
 ) -> str | None:
     text, split, status = row.text, row.split, row.status
-    sha256 = _sha256(local)
+    sha256 = file_sha256(local)
     if Recording.objects.filter(project=project, sha256=sha256).exists():
         return "the same audio is in the project already; skipped"
     samples = decode_audio(local, max_seconds=limits.max_seconds)

@@ -76,7 +76,7 @@ def one_file_body_bytes() -> int:
     return UploadLimits.from_settings().max_bytes + 1_000_000
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -169,7 +169,7 @@ def recording_upload(
     annotations of its `tier` become labeled clips and the rest of the recording is cut as
     usual; a transcript that does not fit keeps nothing."""
     with spooled_upload(uploaded, limits) as (name, path):
-        sha256 = _sha256(path)
+        sha256 = file_sha256(path)
         twin = Recording.objects.filter(project=project, sha256=sha256).first()
         if twin:
             raise UploadRejected(

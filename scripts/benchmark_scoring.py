@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from asr.audio import decode_audio  # noqa: E402
 from asr.corpus import CorpusConfig, generate_corpus  # noqa: E402
 from asr.lm import load_language_model, save_language_model  # noqa: E402
-from asr.model import InferenceConfig, transcribe_clips  # noqa: E402
+from asr.model import InferenceConfig, pick_device, transcribe_clips  # noqa: E402
 from asr.text import TextRules, vocabulary_from_texts  # noqa: E402
 from asr.whisper import whisper_ctc_model  # noqa: E402
 
@@ -50,7 +50,7 @@ def main() -> None:
         save_language_model(scratch, texts, 3)
         decoder = load_language_model(scratch, vocabulary)
     seconds = summary.seconds
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device()
     config = InferenceConfig(device=device)
     for threads in (1, 2) if device == "cpu" else (torch.get_num_threads(),):
         torch.set_num_threads(threads)

@@ -80,7 +80,7 @@ def wav2vec2_base(vocabulary, smoke: bool) -> CtcModel:
     """wav2vec2-base's shapes (12 layers of 768, 95M parameters), randomly initialized."""
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
-    from asr.model import _feature_extractor
+    from asr.model import wav2vec2_feature_extractor
 
     sizes = {} if not smoke else dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -93,7 +93,7 @@ def wav2vec2_base(vocabulary, smoke: bool) -> CtcModel:
         ctc_zero_infinity=True,
         **sizes,
     )
-    return CtcModel(Wav2Vec2ForCTC(config), vocabulary, _feature_extractor(False))
+    return CtcModel(Wav2Vec2ForCTC(config), vocabulary, wav2vec2_feature_extractor(False))
 
 
 def timed_finetune(model, clips, steps: int, batch_size: int, device: str) -> float:

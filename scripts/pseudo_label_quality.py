@@ -25,7 +25,7 @@ from asr.manifest import read_manifest  # noqa: E402
 from asr.metrics import error_rates  # noqa: E402
 from asr.model import InferenceConfig, transcribe_clips  # noqa: E402
 from asr.round import ModelSource, draft_confidence  # noqa: E402
-from asr.simulate import _read_clip  # noqa: E402
+from asr.simulate import read_clip  # noqa: E402
 from asr.text import normalize_text, vocabulary_from_texts  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     pool = [i for i in range(len(entries)) if i not in held_out and i not in labeled]
     rng = np.random.default_rng(0)
     sample = sorted(rng.choice(pool, min(args.sample, len(pool)), replace=False).tolist())
-    clips = [_read_clip(entries[i].audio_filepath) for i in sample]
+    clips = [read_clip(entries[i].audio_filepath) for i in sample]
 
     results = json.loads((out / "results.json").read_text())
     row = next(

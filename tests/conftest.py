@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +86,10 @@ def real_speech_dir() -> Path:
 
 
 def write_wav(path: Path, samples: np.ndarray) -> Path:
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16_000)
-        out.writeframes(pcm.tobytes())
+    """asr.audio.write_wav, returning the path."""
+    from asr.audio import write_wav as write
+
+    write(path, samples)
     return path
 
 

@@ -6,13 +6,14 @@ those of its base where the base is a saved CTC model that knows the alphabet; w
 recording's pauses and the lines' lengths (asr.align.align_by_pauses). Lines that fit the
 audio badly wait in Review, and so does every line placed by pauses alone."""
 
-import torch
 from django.utils import timezone
 
 from asr.align import REVIEW_BELOW, AlignmentError, align_by_pauses, align_transcript
+from asr.model import pick_device
 from labeling.ingest import UploadLimits, decode_stored, labeled_clip_store
 from labeling.models import Recording
 from training import base_models
+from training.selectors import promoted_version
 
 
 def recording_align(*, recording_id: int) -> None:
@@ -33,7 +34,7 @@ def recording_align(*, recording_id: int) -> None:
         samples = decode_stored(
             recording.audio, recording.original_name, UploadLimits.from_settings().max_seconds
         )
-        version = project.model_versions.filter(promoted=True).first()
+        version = promoted_version(project)
         if version is not None:
             model, source = (
                 base_models.load_version(version.directory),
@@ -44,8 +45,7 @@ def recording_align(*, recording_id: int) -> None:
         if model is None:
             aligned, source = align_by_pauses(samples, lines), "by its pauses and line lengths"
         else:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            aligned = align_transcript(model, samples, lines, device)
+            aligned = align_transcript(model, samples, lines, pick_device())
     except AlignmentError as error:
         fail(f"Could not align the text with the recording: {error}.")
         return

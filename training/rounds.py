@@ -18,7 +18,7 @@ from config.dispatch import dispatch_on_commit
 from labeling.models import Project
 from labeling.selectors import labeled_set
 from training.models import ModelVersion, ScoringRun, TrainingRound
-from training.selectors import labeled_minutes, project_base
+from training.selectors import labeled_minutes, project_base, promoted_version
 from training.tasks import round_train_task, scoring_task
 
 # --- starting, cancelling, reaping (web side) ------------------------------------------------
@@ -50,7 +50,7 @@ def round_start(*, project: Project, user) -> TrainingRound:
             "and dev sets, which are never trained on)."
         )
     base = project_base(project)
-    promoted = project.model_versions.filter(promoted=True).first()
+    promoted = promoted_version(project)
     if project.train_from_promoted and promoted:
         base = f"version:{promoted.round.number}"
     number = (project.rounds.aggregate(n=Max("number"))["n"] or 0) + 1

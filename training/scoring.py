@@ -4,11 +4,10 @@ much labeling it would teach, which orders the annotation queue."""
 import logging
 
 import numpy as np
-import torch
 from django.conf import settings
 from django.utils import timezone
 
-from asr.model import InferenceConfig, transcribe_clips
+from asr.model import InferenceConfig, pick_device, transcribe_clips
 from asr.round import draft_confidence
 from asr.select import pick_diverse_uncertain, pick_new_words
 from asr.text import normalize_text
@@ -55,7 +54,7 @@ def _score(run: ScoringRun) -> None:
     # cut CER by a third or more, docs/benchmarks.md), else the greedy one. The greedy draft
     # is kept too: the next LM and the new-words picker read letters, not forced words.
     decode = base_models.version_decoder(model, run.model_version.directory)
-    config = InferenceConfig(device="cuda" if torch.cuda.is_available() else "cpu")
+    config = InferenceConfig(device=pick_device())
     pool = list(project.clips.filter(status=Clip.Status.UNLABELED).order_by("pk"))
     ScoringRun.objects.filter(pk=run.pk).update(clips_total=len(pool))
     drafts: list[str] = []

@@ -16,6 +16,11 @@ def project_base(project: Project) -> str:
     return project.base_model or settings.VERNACULAR_DEFAULT_BASE_MODEL
 
 
+def promoted_version(project: Project) -> ModelVersion | None:
+    """The version that drafts, scores and aligns for the project (one at most), or None."""
+    return project.model_versions.filter(promoted=True).select_related("round").first()
+
+
 def curve_points(project: Project) -> list[dict]:
     """One point per finished round: minutes trained on (test and dev clips never are)
     against test WER and CER."""

@@ -11,11 +11,9 @@ import logging
 import threading
 import time
 import traceback
-import wave
 from pathlib import Path
 
 import numpy as np
-import torch
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -23,8 +21,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import asr.round
-from asr.audio import SAMPLE_RATE
+from asr.audio import SAMPLE_RATE, read_wav16
 from asr.finetune import Progress, TrainingCancelled
+from asr.model import pick_device
 from asr.recipe import round_config_from_stored
 from asr.round import ModelSource, PoolDraft, RoundData
 from asr.text import normalize_text
@@ -34,16 +33,18 @@ from training import base_models
 from training.models import ModelVersion, TrainingRound
 from training.rounds import round_log as _log
 from training.rounds import scoring_queue
-from training.selectors import project_base
+from training.selectors import project_base, promoted_version
 
 log = logging.getLogger(__name__)
 
 
 def clip_samples(clip: Clip) -> np.ndarray:
     """A stored clip (16 kHz mono 16-bit wav, as ingest writes them) -> (n,) float32."""
-    with clip.audio.open("rb") as handle, wave.open(handle) as source:
-        pcm = source.readframes(source.getnframes())
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    with clip.audio.open("rb") as handle:
+        samples = read_wav16(handle)
+    if samples is None:
+        raise ValueError(f"clip {clip.pk}: its stored audio is not a 16 kHz mono 16-bit WAV")
+    return samples
 
 
 def _labeled_clips(project: Project, clip_ids: list[int]) -> list[tuple[int, np.ndarray, str]]:
@@ -145,7 +146,7 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
     train = _labeled_clips(project, training_round.train_clip_ids)
     dev = _labeled_clips(project, training_round.dev_clip_ids)
     test = _labeled_clips(project, training_round.test_clip_ids)
-    promoted = project.model_versions.filter(promoted=True).first()
+    promoted = promoted_version(project)
     from_promoted = training_round.base.startswith("version:")
     if from_promoted:  # the version the round was queued to continue from
         number = int(training_round.base.split(":", 1)[1])
@@ -209,7 +210,7 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
         models,
         promoted_dir=Path(promoted.directory) if promoted else None,
         start_from_promoted=from_promoted,
-        device="cuda" if torch.cuda.is_available() else "cpu",
+        device=pick_device(),
         log=lambda line: _log(round_id, line),
         progress=on_progress,
         should_cancel=should_cancel,

@@ -1,9 +1,8 @@
 """The gpu worker's side of transcription jobs: long audio through segmentation."""
 
-import torch
 from django.utils import timezone
 
-from asr.model import InferenceConfig, transcribe_recording
+from asr.model import InferenceConfig, pick_device, transcribe_recording
 from labeling.ingest import UploadLimits, decode_stored
 from training import base_models
 from training.models import TranscriptionJob
@@ -21,7 +20,7 @@ def transcription_run(*, job_id: int) -> None:
         samples = decode_stored(job.audio, job.original_name, max_seconds)
         directory = job.model_version.directory
         model = base_models.load_version(directory)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = pick_device()
         pieces = transcribe_recording(
             model,
             samples,

@@ -10,13 +10,14 @@ from django.utils import timezone
 from config.dispatch import dispatch_on_commit
 from labeling.ingest import UploadLimits, decode_upload, spooled_upload
 from labeling.models import Project
+from training import selectors
 from training.models import ApiToken, ModelVersion, TranscriptionJob
 from training.tasks import transcription_task
 
 
 def promoted_version(project: Project) -> ModelVersion:
     """The model that transcribes uploads, or ValidationError in the uploader's words."""
-    version = project.model_versions.filter(promoted=True).first()
+    version = selectors.promoted_version(project)
     if version is None:
         raise ValidationError("This project has no promoted model yet: run a training round first.")
     return version
@@ -25,7 +26,7 @@ def promoted_version(project: Project) -> ModelVersion:
 def transcription_job_create(
     *, project: Project, user, uploaded, limits: UploadLimits
 ) -> TranscriptionJob:
-    version = promoted_version(project)
+    version = selectors.promoted_version(project)
     with spooled_upload(uploaded, limits) as (name, path):
         decoded = decode_upload(path, name, limits)
     with transaction.atomic():

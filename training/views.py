@@ -233,7 +233,7 @@ def transcribe(request, project_id: int):
         "membership": membership,
         "jobs": jobs,
         "polling": any(j.status in ("queued", "running") for j in jobs),
-        "promoted": project.model_versions.filter(promoted=True).select_related("round").first(),
+        "promoted": selectors.promoted_version(project),
     }
     template = "training/transcribe.html"
     if request.htmx:

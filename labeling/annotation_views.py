@@ -506,7 +506,9 @@ def review(request, project_id: int):
     page = Paginator(items, selectors.REVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
     hidden_mine = 0
     if not filters.mine:
-        hidden_mine = selectors.review_items(project).filter(author=request.user).count()
+        hidden_mine = (
+            selectors.review_items(project).filter(author=request.user, aligned=False).count()
+        )
     context = {
         "project": project,
         "membership": membership,

@@ -460,22 +460,58 @@ def spans_outside(spans, taken: list[tuple[int, int]], min_samples: int) -> list
     return pieces
 
 
+def in_repeated_audio(recording: Recording, start: int, end: int) -> bool:
+    """Whether most of [start, end) is audio that repeats another recording's (the spans its
+    fingerprint found at upload): such a span is not made a clip, lest a test clip's audio
+    train under another recording's name."""
+    covered = 0
+    for span in recording.repeats:
+        first, last = int(span["start"] * SAMPLE_RATE), int(span["end"] * SAMPLE_RATE)
+        covered += max(0, min(end, last) - max(start, first))
+    return covered > (end - start) / 2
+
+
+def repeated_note(skipped: int) -> str:
+    if not skipped:
+        return ""
+    return (
+        f"{skipped} of its labeled spans lie in audio that repeats another recording and were "
+        "not made clips"
+    )
+
+
 def _annotated_clips_store(recording: Recording, samples: np.ndarray) -> int:
     """The uploaded transcript's annotations as accepted train clips, each once (a rerun
-    finds them by start sample). Returns how many the recording has."""
+    finds them by start sample), except those in repeated audio (named in the recording's
+    note). Returns how many annotations the recording has."""
+    skipped = 0
     for row in recording.annotations:
         start = int(round(row["start"] * SAMPLE_RATE))
         end = min(int(round(row["end"] * SAMPLE_RATE)), len(samples))
+        if in_repeated_audio(recording, start, end):
+            skipped += 1
+            continue
         labeled_clip_store(recording, samples, start, end, row["text"], accepted=True)
+    note = repeated_note(skipped)
+    if note and note not in recording.note:
+        recording.note = "; ".join(filter(None, [recording.note, note]))
+        Recording.objects.filter(pk=recording.pk).update(note=recording.note)
     return len(recording.annotations)
 
 
 def labeled_clip_store(
-    recording: Recording, samples: np.ndarray, start: int, end: int, text: str, accepted: bool
+    recording: Recording,
+    samples: np.ndarray,
+    start: int,
+    end: int,
+    text: str,
+    accepted: bool,
+    aligned: bool = False,
 ) -> Clip | None:
     """A train clip with its transcript, accepted or waiting for review, in one transaction
     (a labeled clip never exists without its text); None where the recording has a clip
-    starting there already, or the span is under 0.1 s."""
+    starting there already, or the span is under 0.1 s. `aligned`: the text was placed from
+    an untimed transcript, not typed (Transcript.aligned)."""
     if end - start < SAMPLE_RATE // 10:
         return None
     status = Transcript.Status.ACCEPTED if accepted else Transcript.Status.SUBMITTED
@@ -490,6 +526,7 @@ def labeled_clip_store(
                 status=status,
                 reviewed_by=recording.uploaded_by if accepted else None,
                 reviewed_at=timezone.now() if accepted else None,
+                aligned=aligned,
             )
     return clip
 

@@ -403,6 +403,9 @@ class Transcript(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUBMITTED)
     # Another submission for the same clip exists: a reviewer decides.
     conflict = models.BooleanField(default=False)
+    # Placed from an uploaded untimed text (training.aligner), not typed: while it waits for
+    # review it never trains, whatever the project's setting, and its uploader may review it.
+    aligned = models.BooleanField(default=False)
     seconds_spent = models.FloatField(default=0.0)
     created_at = models.DateTimeField(auto_now_add=True)
     reviewed_by = models.ForeignKey(

@@ -294,7 +294,7 @@ def review_items(project: Project, reviewer=None, filters: ReviewFilter = Review
     default others' (a second pair of ears), narrowed by `filters`."""
     items = Transcript.objects.filter(clip__project=project, status=Transcript.Status.SUBMITTED)
     if reviewer is not None and not filters.mine:
-        items = items.exclude(author=reviewer)
+        items = items.exclude(author=reviewer, aligned=False)  # aligned ones nobody typed
     if filters.annotator:
         items = items.filter(author__username=filters.annotator)
     if filters.show == "disagreements":
@@ -513,6 +513,7 @@ def labeled_set(project: Project) -> list[Transcript]:
             clip__project=project, status__in=statuses, flag="", conflict=False
         )
         .exclude(clip__status=Clip.Status.FLAGGED)
+        .exclude(status=Transcript.Status.SUBMITTED, aligned=True)  # nobody listened yet
         .select_related("clip", "clip__recording", "author")
         .order_by("clip_id", "-created_at")
     )

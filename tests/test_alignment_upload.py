@@ -13,10 +13,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from asr.text import TextRules, normalize_text
+from labeling import queue
 from labeling.models import Clip, Recording, Transcript
+from labeling.selectors import labeled_set, review_items
 from tests.conftest import REAL_SPEECH
 from training.aligner import recording_align
 from training.models import ModelVersion, TrainingRound
+from training.selectors import labeled_minutes
 
 ENGLISH = "abcdefghijklmnopqrstuvwxyz'"
 
@@ -84,6 +87,14 @@ def test_before_any_round_the_text_is_placed_by_its_pauses_and_every_clip_waits_
     assert texts == lines
     assert {clip.status for clip in clips} == {Clip.Status.SUBMITTED}  # a listener first
     assert "by its pauses and line lengths (no model knows the letters yet)" in recording.note
+    # nobody typed these: none trains before someone accepts it, and the uploader, who
+    # would not see their own typing in Review, sees them there
+    assert labeled_set(english) == [] and labeled_minutes(english) == 0
+    assert review_items(english, reviewer=owner).count() == 10
+    queue.transcript_review(
+        transcript=Transcript.objects.get(clip=clips[0]), reviewer=owner, action="accept"
+    )
+    assert [t.clip for t in labeled_set(english)] == [clips[0]]
     # each clip holds its own utterance: the cuts fall in the 0.8 s pauses between them
     durations = [sf.info(wav).duration for wav in sorted(REAL_SPEECH.glob("*.wav"))]
     ends = np.cumsum(np.add(durations, 0.8))

@@ -120,6 +120,36 @@ def test_an_eaf_tier_becomes_labeled_clips_and_the_rest_is_cut_on_the_training_s
     assert ingested(english).clips.count() == before  # a rerun adds nothing
 
 
+def test_annotations_over_audio_that_repeats_an_earlier_recording_are_not_made_clips(
+    client_for, owner, english, speech_recording, utterances, tmp_path
+):
+    from asr.audio import write_wav
+    from labeling.ingest import recording_ingest
+
+    client = client_for(owner)
+    samples = decode_audio(speech_recording)
+    excerpt = tmp_path / "excerpt.wav"  # the second to fourth utterances, uploaded first
+    first, last = utterances[1][0], utterances[3][1]
+    write_wav(excerpt, samples[int(first * SAMPLE_RATE) : int(last * SAMPLE_RATE)])
+    client.post(
+        reverse("recording_upload", args=[english.pk]),
+        {"files": [SimpleUploadedFile(excerpt.name, excerpt.read_bytes())]},
+        headers={"Accept": "application/json"},
+    )
+    eaf = write_eaf(tmp_path / "interview.eaf", {"utterances": utterances[:6]})
+
+    post(client, english, speech_recording, eaf)
+    recording = english.recordings.get(original_name=speech_recording.name)
+    recording_ingest(recording_id=recording.pk)
+
+    recording.refresh_from_db()
+    labeled = recording.clips.filter(status=Clip.Status.ACCEPTED).order_by("start_sample")
+    assert [Transcript.objects.get(clip=c).text for c in labeled] == [
+        utterances[i][2] for i in (0, 4, 5)
+    ]  # the excerpt's three would train as copies of its audio, whatever its split
+    assert "3 of its labeled spans lie in audio that repeats another recording" in recording.note
+
+
 def test_a_textgrid_with_two_tiers_needs_the_tier_named(
     client_for, owner, english, speech_recording, utterances, tmp_path
 ):

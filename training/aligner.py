@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from asr.align import REVIEW_BELOW, AlignmentError, align_by_pauses, align_transcript
 from asr.model import pick_device
-from labeling.ingest import UploadLimits, decode_stored, labeled_clip_store
+from labeling.ingest import (
+    UploadLimits,
+    decode_stored,
+    in_repeated_audio,
+    labeled_clip_store,
+    repeated_note,
+)
 from labeling.models import Recording
 from training import base_models
 from training.selectors import promoted_version
@@ -52,18 +58,22 @@ def recording_align(*, recording_id: int) -> None:
     except Exception as error:
         fail(f"Alignment crashed ({type(error).__name__}). Retry, or tell your admin.")
         raise
-    low = 0
+    low = skipped = 0
     for line in aligned:
+        if in_repeated_audio(recording, line.start_sample, line.end_sample):
+            skipped += 1
+            continue
         accepted = model is not None and line.score >= REVIEW_BELOW
         low += not accepted
         labeled_clip_store(
-            recording, samples, line.start_sample, line.end_sample, line.text, accepted
+            recording, samples, line.start_sample, line.end_sample, line.text, accepted, True
         )
     note = f"aligned {len(aligned)} lines of its text {source}"
     if model is None:
         note += " (no model knows the letters yet); all wait in Review: listen before they train"
     elif low:
         note += f"; {low} fit the audio badly and wait in Review"
+    note = "; ".join(filter(None, [note, repeated_note(skipped)]))
     Recording.objects.filter(pk=recording_id).update(
         status=Recording.Status.READY,
         progress=1.0,

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from labeling.models import Clip, Project, Transcript
@@ -50,10 +50,16 @@ def round_train_minutes(training_round) -> float:
 def labeled_minutes(project: Project) -> float:
     """Minutes of clips with a standing transcript: cheap enough for a page polled every 2 s
     (a round's snapshot, through labeled_set, also leaves out unresolved disagreements)."""
-    statuses = [Clip.Status.ACCEPTED]
+    clips = project.clips.filter(status=Clip.Status.ACCEPTED)
     if not project.counts_accepted_only:
-        statuses.append(Clip.Status.SUBMITTED)
-    return clip_minutes(project.clips.filter(status__in=statuses))
+        waiting_aligned = Transcript.objects.filter(
+            clip=OuterRef("pk"), status=Transcript.Status.SUBMITTED, aligned=True
+        )
+        submitted = project.clips.filter(status=Clip.Status.SUBMITTED).exclude(
+            Exists(waiting_aligned)
+        )
+        clips = clips | submitted
+    return clip_minutes(clips)
 
 
 def annotator_activity(project: Project) -> list[dict]:

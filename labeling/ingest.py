@@ -22,7 +22,7 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from asr.audio import (
@@ -171,7 +171,8 @@ def recording_upload(
     with spooled_upload(uploaded, limits) as (name, path):
         sha256 = file_sha256(path)
         twin = Recording.objects.filter(project=project, sha256=sha256).first()
-        if twin:
+        failed_twin = twin if twin is not None and _failed_empty(twin) else None
+        if twin and not failed_twin:
             raise UploadRejected(
                 f"{name}: the same audio as “{twin.original_name}”, uploaded before; skipped."
             )
@@ -184,6 +185,12 @@ def recording_upload(
         elif transcript is not None:
             tier_name, rows = _transcript_rows(project, transcript, tier, name, decoded.seconds)
         with path.open("rb") as handle, transaction.atomic():
+            if failed_twin is not None:  # the same file again, after it failed: it replaces it
+                repeat_notes.append(
+                    f"replaces the upload of “{failed_twin.original_name}” that failed"
+                )
+                failed_twin.audio.delete(save=False)
+                failed_twin.delete()
             recording = Recording(
                 project=project,
                 original_name=name,
@@ -211,11 +218,23 @@ def recording_upload(
 SAME_AUDIO_SHARE = 0.9  # of both recordings' length: the same audio, in another encoding
 
 
+def _failed_empty(recording: Recording) -> bool:
+    """A recording whose ingest or alignment failed before it had any clip: uploading its
+    audio again (with a right text, say) replaces it rather than being refused as a repeat."""
+    return recording.status == Recording.Status.FAILED and not recording.clips.exists()
+
+
 def project_fingerprints(project: Project) -> tuple[FingerprintIndex, dict[int, Recording]]:
-    """The project's fingerprinted recordings, indexed (one query for all of them)."""
+    """The project's fingerprinted recordings, indexed (one query for all of them), leaving
+    out failed ones without clips (_failed_empty)."""
     index, recordings = FingerprintIndex(), {}
-    earlier = project.recordings.exclude(fingerprint=b"").only(
-        "original_name", "fingerprint", "duration_seconds"
+    failed_empty = Q(status=Recording.Status.FAILED) & ~Exists(
+        Clip.objects.filter(recording=OuterRef("pk"))
+    )
+    earlier = (
+        project.recordings.exclude(fingerprint=b"")
+        .exclude(failed_empty)
+        .only("original_name", "fingerprint", "duration_seconds")
     )
     for recording in earlier:
         index.add(recording.pk, fingerprint_from_bytes(bytes(recording.fingerprint)))

@@ -197,3 +197,27 @@ def test_a_gpu_worker_aligns_the_text_and_a_wrong_line_waits_in_review(
         recording.note
     )
     assert all(a.end_sample <= b.start_sample for a, b in zip(clips, clips[1:], strict=False))
+
+
+@pytest.mark.django_db
+def test_after_a_failed_alignment_the_same_audio_with_the_right_text_replaces_it(
+    client_for, owner, english, speech_recording, lines
+):
+    client = client_for(owner)
+    post(client, english, speech_recording, "\n".join(" ".join(lines).split()))  # a word a line
+    failed = Recording.objects.get()
+    recording_align(recording_id=failed.pk)
+    failed.refresh_from_db()
+    assert failed.status == Recording.Status.FAILED
+
+    messages = post(client, english, speech_recording, "\n".join(lines))
+
+    assert messages == [
+        "story.txt: 10 lines, to be aligned with long-recording.wav by a gpu worker."
+    ]
+    recording = Recording.objects.get()  # the failed one is gone, replaced
+    assert recording.pk != failed.pk
+    assert "replaces the upload of “long-recording.wav” that failed" in recording.note
+    recording_align(recording_id=recording.pk)
+    recording.refresh_from_db()
+    assert recording.status == Recording.Status.READY and recording.clips.count() == 10

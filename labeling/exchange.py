@@ -231,7 +231,11 @@ def manifest_import(
             text = str(row.get("text", ""))
             split = str(row.get("split") or Clip.Split.TRAIN)
             status = str(row.get("status") or Transcript.Status.ACCEPTED)
-            speaker = str(row.get("speaker") or row.get("session") or "")[:200]
+            # without a speaker or session, the recording it was cut from (our export writes
+            # its name) is its session: one recording's clips stay one unit in the draw (two
+            # files of the same name join one unit: coarser, never a leak)
+            unit = row.get("speaker") or row.get("session") or row.get("recording") or ""
+            speaker = str(unit)[:200]
         except (ValueError, KeyError, TypeError, AttributeError):
             report.problems.append(f"line {number}: not a JSON object with audio_filepath and text")
             continue

@@ -206,6 +206,31 @@ def test_the_same_model_scores_an_imported_export_as_it_scores_the_original(
     assert test_figures(other_project) == figures
 
 
+def test_imported_clips_of_one_recording_stay_one_unit_in_the_draw(
+    client_for, owner, annotator, english, other_project, make_clips
+):
+    make_clips(english, count=3)
+    make_clips(english, count=2)  # two recordings, no speaker named
+    for number, recording in enumerate(english.recordings.order_by("pk"), start=1):
+        recording.original_name = f"session-{number}.wav"
+        recording.save()
+    label(english, annotator, ["one", "two", "three", "four", "five"])
+    exported = b"".join(
+        client_for(owner).get(reverse("export_manifest", args=[english.pk])).streaming_content
+    )
+    other_project.alphabet = ENGLISH
+    other_project.save()
+
+    client_for(other_project.memberships.get().user).post(
+        reverse("import_manifest", args=[other_project.pk]),
+        {"archive": SimpleUploadedFile("x.zip", exported)},
+    )
+
+    sessions = sorted(other_project.recordings.values_list("speaker", flat=True))
+    assert len(sessions) == 5 and len(set(sessions)) == 2  # a clip a recording, two units
+    assert set(sessions) == set(english.recordings.values_list("original_name", flat=True))
+
+
 def test_an_import_row_with_a_split_it_cannot_have_is_named(owner, english, tmp_path):
     ((row, audio),) = speech_rows(1)
     path = tmp_path / "bad-split.zip"

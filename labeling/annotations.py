@@ -43,9 +43,9 @@ def read_tiers(path: Path, name: str) -> dict[str, list[Annotation]]:
     except AnnotationFileError:
         raise
     except Exception as error:  # the libraries raise what their parsers raise
-        program = "ELAN" if kind == EAF else "Praat"
+        program = "an ELAN" if kind == EAF else "a Praat"
         raise AnnotationFileError(
-            f"{name}: not a {program} file these tools can read ({type(error).__name__})"
+            f"{name}: not {program} file these tools can read ({type(error).__name__})"
         ) from error
     return {tier: sorted(rows, key=lambda a: a.start) for tier, rows in tiers.items() if rows}
 

@@ -37,7 +37,7 @@ from asr.audio import (
 from asr.fingerprint import FingerprintIndex, find_overlap, fingerprint, frame_seconds
 from asr.fingerprint import from_bytes as fingerprint_from_bytes
 from asr.fingerprint import to_bytes as fingerprint_bytes
-from asr.text import normalize_text, validate_text
+from asr.text import normalize_text, text_problem
 from config.dispatch import dispatch_on_commit
 from labeling.annotations import (
     MAX_ANNOTATION_BYTES,
@@ -327,12 +327,8 @@ def _untimed_lines(project: Project, transcript, seconds: float) -> list[str]:
     if not lines:
         raise UploadRejected(f"{name}: has no text")
     for number, line in enumerate(lines, start=1):
-        offending = validate_text(line, rules)
-        if offending:
-            raise UploadRejected(
-                f"{name}: utterance {number} is not in the alphabet ({' '.join(offending)}). "
-                "Nothing was kept."
-            )
+        if problem := text_problem(line, rules):
+            raise UploadRejected(f"{name}: utterance {number}: {problem}. Nothing was kept.")
     letters = sum(len(line.replace(" ", "")) for line in lines)
     if letters > MAX_LETTERS_PER_SECOND * seconds:
         raise UploadRejected(
@@ -364,19 +360,21 @@ def _transcript_rows(project: Project, transcript, tier: str, audio_name: str, s
             tier_name, annotations = choose_tier(read_tiers(path, name), tier.strip(), name)
             check_fits(annotations, seconds, name, audio_name)
         except AnnotationFileError as error:
-            raise UploadRejected(str(error)) from error
+            said = str(error)
+            said += "" if said.endswith((".", "?")) else "."
+            raise UploadRejected(f"{said} Nothing was kept.") from error
     problems = []
     for number, annotation in enumerate(annotations, start=1):
-        offending = validate_text(annotation.text, rules)
-        if offending:
-            problems.append(f"{number} (not in the alphabet: {' '.join(offending)})")
+        if problem := text_problem(annotation.text, rules):
+            problems.append(f"{number} ({problem})")
         elif annotation.end - annotation.start > max_clip:
             problems.append(f"{number} (over {max_clip:.0f} s, too long for one clip)")
     if problems:
         shown = "; ".join(problems[:5]) + (
             f"; and {len(problems) - 5} more" if problems[5:] else ""
         )
-        raise UploadRejected(f"{name}, tier “{tier_name}”: annotations {shown}. Nothing was kept.")
+        which = "annotation" if len(problems) == 1 else "annotations"
+        raise UploadRejected(f"{name}, tier “{tier_name}”: {which} {shown}. Nothing was kept.")
     rows = [{"start": a.start, "end": a.end, "text": a.text} for a in annotations]
     return tier_name, rows
 

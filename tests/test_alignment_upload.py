@@ -160,7 +160,7 @@ def test_a_line_outside_the_alphabet_is_refused(
         client_for(owner), english, speech_recording, "\n".join([*lines[:3], "room 101"])
     )
 
-    assert messages == ["story.txt: utterance 4 is not in the alphabet (1 0). Nothing was kept."]
+    assert messages == ["story.txt: utterance 4: not in the alphabet: 1 0. Nothing was kept."]
     assert not Recording.objects.exists()
 
 

@@ -163,7 +163,8 @@ def test_a_textgrid_with_two_tiers_needs_the_tier_named(
     refused = post(client, english, speech_recording, grid)
 
     assert messages_of(refused) == [
-        "story.TextGrid: has 2 tiers with text (“words”, “speaker”); name the one to import"
+        "story.TextGrid: has 2 tiers with text (“words”, “speaker”); name the one to import. "
+        "Nothing was kept."
     ]
     assert not Recording.objects.exists()
     post(client, english, speech_recording, grid, tier="words")
@@ -186,13 +187,13 @@ def test_a_textgrid_with_two_tiers_needs_the_tier_named(
         ),
         (
             "foreign letters",
-            "story.eaf, tier “utterances”: annotations 1 (not in the alphabet: 1 2)",
+            "story.eaf, tier “utterances”: annotation 1 (not in the alphabet: 1 2)",
         ),
         (
             "not a transcript",
             "story.csv: not an ELAN (.eaf), Praat (.TextGrid) or text (.txt) file",
         ),
-        ("damaged", "story.eaf: not a ELAN file these tools can read"),
+        ("damaged", "story.eaf: not an ELAN file these tools can read"),
     ],
 )
 def test_a_bad_transcript_file_is_refused_whole_with_its_reason(

@@ -105,6 +105,42 @@ def test_the_dashboard_draws_its_curve_under_the_content_security_policy(
     assert drawn
 
 
+def test_the_curve_gains_the_point_of_a_round_that_finishes_while_the_dashboard_is_open(
+    page, live_server, demo, tmp_path
+):
+    import time
+
+    from labeling.models import Project
+    from training.models import ModelVersion, TrainingRound
+
+    project = Project.objects.get()
+    first = TrainingRound.objects.create(
+        project=project, number=1, base="builtin:tiny", status="succeeded"
+    )
+    ModelVersion.objects.create(
+        project=project, round=first, directory=str(tmp_path), labeled_minutes=5, test_wer=0.6
+    )
+    second = TrainingRound.objects.create(
+        project=project, number=2, base="builtin:tiny", status="running", total_steps=100
+    )
+    log_in(page, live_server, "demo", "s3cret-demo-pass")
+    page.goto(f"{live_server.url}/projects/{project.pk}/dashboard/")
+    expect(page.locator("canvas#curve")).to_be_visible()
+    points = "() => window.vernacularChart.data.datasets[0].data.length"
+    assert page.evaluate(points) == 1
+
+    ModelVersion.objects.create(
+        project=project, round=second, directory=str(tmp_path), labeled_minutes=10, test_wer=0.4
+    )
+    TrainingRound.objects.filter(pk=second.pk).update(status="succeeded")
+
+    deadline = time.monotonic() + 15  # the page polls every 2 s
+    while page.evaluate(points) != 2:
+        assert time.monotonic() < deadline, "the curve did not gain round 2's point"
+        time.sleep(0.2)
+    expect(page.locator("#round-status")).not_to_have_attribute("hx-trigger", "every 2s")
+
+
 def test_removing_a_member_asks_first_and_a_no_keeps_them(
     page, live_server, demo, django_user_model
 ):

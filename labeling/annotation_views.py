@@ -141,9 +141,10 @@ def audio_response(request, data: bytes) -> HttpResponse:
 
 
 def _workspace(
-    request, project, membership, *, clip=None, text=None, errors=None, saved=None, lease_token=None
+    request, project, membership, clip, *, text=None, errors=None, saved=None, lease_token=None
 ):
-    clip = clip or queue.clip_lease_next(project=project, user=request.user)
+    """Renders the page around `clip` (None: the queue is empty); it leases nothing, the
+    views do (queue.clip_lease_next)."""
     is_draft = False
     if clip and text is None:
         text, is_draft = selectors.clip_prefill(clip, request.user)
@@ -158,6 +159,11 @@ def _workspace(
         "flags": [choice for choice in Transcript.Flag.choices if choice[0]],
     }
     return _render_workspace(request, project, membership, clip, context, errors, saved)
+
+
+def _next_clip(request, project) -> Clip | None:
+    """The clip the queue serves this user now, leased to them (None: the queue is empty)."""
+    return queue.clip_lease_next(project=project, user=request.user)
 
 
 def _render_workspace(request, project, membership, clip, context, errors, saved):
@@ -186,7 +192,7 @@ def _render_workspace(request, project, membership, clip, context, errors, saved
 
 def annotate(request, project_id: int):
     project, membership = project_for(request.user, project_id)
-    return _workspace(request, project, membership)
+    return _workspace(request, project, membership, _next_clip(request, project))
 
 
 @require_POST
@@ -210,7 +216,7 @@ def annotate_submit(request, project_id: int, clip_id: int):
             request,
             project,
             membership,
-            clip=clip,
+            clip,
             text=text,
             errors=errors,
             lease_token=lease_token,
@@ -227,10 +233,6 @@ def annotate_submit(request, project_id: int, clip_id: int):
         )
     except Clip.DoesNotExist:  # cut again (a boundary edit) while this was on its way
         return _recut(request, project, membership, lease_token, text)
-    if submission.created and project.auto_round_minutes:
-        from training.rounds import round_auto_start
-
-        round_auto_start(project=project)
     if not submission.created:
         saved = "Already saved (sent twice); nothing was stored twice."
     elif submission.agreed:
@@ -246,7 +248,7 @@ def annotate_submit(request, project_id: int, clip_id: int):
     if not request.htmx:
         messages.success(request, saved)
         return redirect("annotate", project.pk)
-    return _workspace(request, project, membership, saved=saved)
+    return _workspace(request, project, membership, _next_clip(request, project), saved=saved)
 
 
 def _keys(user) -> dict:
@@ -293,7 +295,7 @@ def _recut(request, project, membership, lease_token, text=None):
         raise Http404("No such clip.")
     errors = ["This clip was just cut again: check its new boundaries and send it again."]
     return _workspace(
-        request, project, membership, clip=clip, text=text, errors=errors, lease_token=lease_token
+        request, project, membership, clip, text=text, errors=errors, lease_token=lease_token
     )
 
 
@@ -315,7 +317,7 @@ def annotate_mine(request, project_id: int, transcript_id: int | None = None):
     transcript = mine.filter(pk=transcript_id).first() if transcript_id else mine.first()
     if transcript is None:  # back to new clips, saying why
         saved = "No earlier transcript of yours here still stands (undone or reviewed away)."
-        return _workspace(request, project, membership, saved=saved)
+        return _workspace(request, project, membership, _next_clip(request, project), saved=saved)
     return _history(request, project, membership, transcript)
 
 
@@ -370,7 +372,13 @@ def annotate_skip(request, project_id: int, clip_id: int):
     queue.clip_skip(clip=clip, user=request.user, lease_token=lease_token)
     if not request.htmx:
         return redirect("annotate", project.pk)
-    return _workspace(request, project, membership, saved="Skipped; you will not get it again.")
+    return _workspace(
+        request,
+        project,
+        membership,
+        _next_clip(request, project),
+        saved="Skipped; you will not get it again.",
+    )
 
 
 def clip_context_audio(request, project_id: int, clip_id: int):
@@ -424,12 +432,12 @@ def annotate_boundaries(request, project_id: int, clip_id: int):
             request,
             project,
             membership,
-            clip=clip,
+            clip,
             text=text,
             errors=[why],
             lease_token=lease_token,
         )
-    return _workspace(request, project, membership, clip=clip, text=text, saved=saved)
+    return _workspace(request, project, membership, clip, text=text, saved=saved)
 
 
 def seconds_field(form: QueryDict, name: str) -> int:
@@ -473,7 +481,7 @@ def annotate_later(request, project_id: int, clip_id: int):
     if not request.htmx:
         messages.info(request, saved)
         return redirect("annotate", project.pk)
-    return _workspace(request, project, membership, saved=saved)
+    return _workspace(request, project, membership, _next_clip(request, project), saved=saved)
 
 
 @require_POST
@@ -490,7 +498,7 @@ def annotate_undo(request, project_id: int):
         request,
         project,
         membership,
-        clip=clip,
+        clip,
         text=undone.text,
         saved="Undone: edit and send again.",
     )

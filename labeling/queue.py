@@ -19,6 +19,7 @@ from django.db.models import Case, Exists, F, OuterRef, Q, QuerySet, TextField, 
 from django.utils import timezone
 
 from asr.text import normalize_text
+from config.dispatch import dispatch_on_commit
 from labeling.models import UNSCORED_LAST, Clip, Project, Recording, Transcript
 from labeling.selectors import SplitDraw, clip_minutes, evaluation_minutes, split_draw
 
@@ -322,7 +323,10 @@ def transcript_submit(
         )
     checking = clip.status == Clip.Status.SUBMITTED and clip.lease_token == lease_token
     if checking and clip.lease_user_id == user.pk and clip.project.second_listener:
-        return _second_listen(clip, user, lease_token, text, flag, seconds_spent)
+        submission = _second_listen(clip, user, lease_token, text, flag, seconds_spent)
+        if submission.created:
+            _round_check_on_commit(clip.project)
+        return submission
     # Still the author's lease even when its time ran out, as long as nobody took the clip.
     held = (
         clip.lease_user_id == user.pk
@@ -356,7 +360,21 @@ def transcript_submit(
     clip.save(
         update_fields=["status", "lease_user", "lease_token", "lease_expires_at", "lease_text"]
     )
+    _round_check_on_commit(clip.project)
     return Submission(transcript, created=True, conflict=conflict, held=held)
+
+
+def _round_check_on_commit(project: Project) -> None:
+    """Where the project starts a round every N new labeled minutes: once this label is
+    committed, a default-queue worker checks (training.rounds.round_auto_start), off the
+    annotator's request. With Redis down no round starts now; the next label checks again."""
+    if not project.auto_round_minutes:
+        return
+    from celery import current_app
+
+    # by name: the task lives in the training app, which imports this one
+    task = current_app.signature("training.auto_round")
+    dispatch_on_commit(task, project.pk, on_unreachable=lambda why: None)
 
 
 def _second_listen(

@@ -377,20 +377,6 @@ def test_automatic_rounds_start_after_enough_new_minutes(labeled, owner):
     assert rounds.round_auto_start(project=labeled) is None  # no new minutes since
 
 
-def test_a_submit_through_the_page_starts_an_automatic_round(labeled, annotator, client_for):
-    from django.urls import reverse
-
-    labeled.auto_round_minutes = 0.1
-    labeled.test_minutes_target = labeled.dev_minutes_target = 0
-    labeled.save()
-    clip = queue.clip_lease_next(project=labeled, user=annotator)
-    client_for(annotator).post(
-        reverse("annotate_submit", args=[labeled.pk, clip.pk]),
-        {"lease_token": clip.lease_token, "text": "hello"},
-    )
-    assert TrainingRound.objects.get().status == "queued"
-
-
 def test_a_round_on_the_builtin_whisper_base(labeled, owner, settings):
     """The offline pretrained default: frozen Whisper-base encoder, a small CTC head."""
     labeled.base_model = "builtin:whisper-base"

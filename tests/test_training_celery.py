@@ -155,3 +155,22 @@ def test_the_beat_schedule_reaps_a_dead_workers_round_with_no_page_open(
     dead.refresh_from_db()
     assert "stopped answering several times" in dead.error
     assert "worker gone@localhost stopped answering; giving up." in dead.log
+
+
+def test_a_label_past_the_projects_auto_round_minutes_starts_a_round_after_it_commits(
+    labeled, annotator, client_for, celery_worker, settings
+):
+    settings.VERNACULAR_ROUND_CONFIG = {**settings.VERNACULAR_ROUND_CONFIG, "max_steps": 2}
+    labeled.auto_round_minutes = 0.01
+    labeled.save()
+    clip = queue.clip_lease_next(project=labeled, user=annotator)
+
+    client_for(annotator).post(
+        reverse("annotate_submit", args=[labeled.pk, clip.pk]),
+        {"lease_token": clip.lease_token, "text": "he was not an ill disposed young man"},
+        headers={"HX-Request": "true"},
+    )
+
+    started = wait_for(lambda: TrainingRound.objects.first(), 60, "the worker's auto round")
+    assert started.created_by is None  # nobody pressed a button: the worker started it
+    assert started.labeled_minutes > 0

@@ -31,6 +31,18 @@ def reap_stale_task() -> None:
     rounds_reap_all()
 
 
+@shared_task(name="training.auto_round", ignore_result=True)
+def round_auto_task(project_id: int) -> None:
+    """Sent on commit of a new label where the project starts rounds by itself; default
+    queue (no torch): it only decides and queues the round."""
+    from labeling.models import Project
+    from training.rounds import round_auto_start
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        round_auto_start(project=project)
+
+
 @shared_task(name="training.score_pool", ignore_result=True)
 def scoring_task(scoring_id: int) -> None:
     from training.scoring import scoring_run

@@ -1,5 +1,6 @@
 """Recordings, the transcription page, review and stats: the pages of a labeling afternoon."""
 
+import json
 import math
 import re
 import tempfile
@@ -248,7 +249,15 @@ def annotate_submit(request, project_id: int, clip_id: int):
     if not request.htmx:
         messages.success(request, saved)
         return redirect("annotate", project.pk)
-    return _workspace(request, project, membership, _next_clip(request, project), saved=saved)
+    response = _workspace(request, project, membership, _next_clip(request, project), saved=saved)
+    return saved_trigger(response, str(lease_token))
+
+
+def saved_trigger(response: HttpResponse, lease: str) -> HttpResponse:
+    """Tells the page (an HX-Trigger event) that the text typed under `lease` is stored: it
+    forgets its local copy then, and keeps it after any other answer."""
+    response["HX-Trigger"] = json.dumps({"transcript-saved": {"lease": lease}})
+    return response
 
 
 def _keys(user) -> dict:
@@ -347,7 +356,9 @@ def annotate_mine_edit(request, project_id: int, transcript_id: int):
         return redirect("annotate_mine_one", project.pk, shown.pk)
     if errors:
         return _history(request, project, membership, transcript, text=text, errors=errors)
-    return _history(request, project, membership, shown, saved=saved)
+    return saved_trigger(
+        _history(request, project, membership, shown, saved=saved), f"edit-{transcript.pk}"
+    )
 
 
 def _history(request, project, membership, transcript, text=None, errors=None, saved=None):

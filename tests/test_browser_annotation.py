@@ -123,3 +123,26 @@ def test_text_in_progress_survives_a_reload(page, live_server, english, make_cli
     expect(page.locator("#workspace")).to_have_attribute("data-clip", clip)
     expect(page.locator("#id_text")).to_have_value("half way through a long")
     expect(page.locator("#restored-note")).to_be_visible()
+
+
+def test_a_sent_text_is_forgotten_locally_once_the_server_says_it_is_stored(
+    page, live_server, english, make_clips
+):
+    make_clips(english, count=2)
+    page.goto(live_server.url + "/accounts/login/")
+    page.get_by_label("Username").fill("lead")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{live_server.url}/projects/{english.pk}/annotate/")
+    lease = page.locator("#workspace").get_attribute("data-lease")
+    page.keyboard.type("kept here until it is stored")
+    stored = f"() => localStorage.getItem('vernacular:text:{lease}')"
+    assert page.evaluate(stored) == "kept here until it is stored"
+
+    with page.expect_response(lambda r: "/submit" in r.url) as answer:
+        page.keyboard.press("Control+Enter")
+
+    assert "transcript-saved" in answer.value.headers.get("hx-trigger", "")
+    expect(page.locator(".saved-note")).to_contain_text("Saved.")
+    assert page.evaluate(stored) is None
+    assert Transcript.objects.get().text == "kept here until it is stored"

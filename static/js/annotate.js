@@ -507,15 +507,12 @@
     if (sending) afterSend = action; else action();
   });
 
-  // After a successful swap the server has the text: forget the local copy of that lease.
-  document.body.addEventListener("htmx:beforeSwap", (e) => {
-    const form = e.detail.requestConfig && e.detail.requestConfig.elt;
-    if (form && form.id === "transcript-form" && e.detail.xhr.status === 200 && ws) {
-      const lease = ws.root.dataset.lease;
-      const sent = e.detail.xhr.responseText;
-      // An answer that still shows this lease is a validation error: keep the text.
-      if (!sent.includes(`data-lease="${lease}"`)) localStorage.removeItem(textKey(lease));
-    }
+  // The server stored the text (its answer says so in an HX-Trigger header): forget the local
+  // copy of that lease. A refused text comes back without it, and the copy stays.
+  document.body.addEventListener("transcript-saved", (e) => {
+    if (e.detail && e.detail.lease) localStorage.removeItem(textKey(e.detail.lease));
+  });
+  document.body.addEventListener("htmx:beforeSwap", () => {
     if (ws && ws.audio) ws.audio.pause();
   });
   document.body.addEventListener("htmx:sendError", () => {

@@ -2,7 +2,7 @@
 
     python -m asr segment long.mp3 --out clips/          long audio -> clip wavs + manifest
     python -m asr transcribe clips/manifest.jsonl --model m/ --out drafts.jsonl
-    python -m asr finetune --train train.jsonl --dev dev.jsonl --model base/ --out run/
+    python -m asr finetune --train t.jsonl --dev d.jsonl --model builtin:whisper-base --out run/
     python -m asr evaluate --model run/model --manifest test.jsonl --out errors.jsonl
     python -m asr simulate corpus/manifest.jsonl --out sim/ --budgets 2,5,10
     python -m asr corpus --out demo/ --clips 400                 a synthetic demo corpus
@@ -137,6 +137,18 @@ def _load_model(directory: str):
     return load_ctc_model(path)
 
 
+def _check_base(spec: str) -> None:
+    """A base model spec the round can start from (asr.recipe.base_kind), or CliError."""
+    from asr.recipe import base_kind
+
+    try:
+        kind = base_kind(spec)
+    except ValueError as error:
+        raise CliError(str(error)) from error
+    if kind == "encoder" and not Path(spec).is_dir():
+        raise CliError(f"{spec}: no such model directory (or builtin:whisper-base, builtin:tiny)")
+
+
 def _quiet_transformers() -> None:
     # its own progress bars and load reports would scramble ours
     import transformers
@@ -244,8 +256,9 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
-        help="a saved CTC model to continue, or any waveform encoder checkpoint directory "
-        "(gets a fresh CTC head over the characters of the transcripts)",
+        help="a saved CTC model to continue; builtin:whisper-base (the app's default), "
+        "builtin:tiny, or any waveform encoder checkpoint directory, which get a fresh CTC "
+        "head over the characters of the transcripts",
     )
     parser.add_argument("--out", required=True, help="run directory: model/ and checkpoint.pt")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -283,12 +296,12 @@ def run_finetune(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()) and not args.resume:
         raise CliError(f"{out} is not empty: pass --resume to continue that run, or another --out")
     train_entries, dev_entries = _entries([args.train]), _entries([args.dev])
-    if not Path(args.model).is_dir():
-        raise CliError(f"{args.model}: no such model directory")
+    _check_base(args.model)
 
     _quiet_transformers()
     from asr.finetune import FinetuneConfig, Progress, TrainingCancelled, finetune
-    from asr.model import ctc_model_from_encoder
+    from asr.recipe import base_kind
+    from asr.round import ModelSource
     from asr.text import TextRules, normalize_text, vocabulary_from_texts
 
     overrides = {
@@ -307,11 +320,11 @@ def run_finetune(args: argparse.Namespace) -> int:
     bar.close()
     train, dev = labeled[: len(train_entries)], labeled[len(train_entries) :]
 
-    if (Path(args.model) / "vocab.json").is_file():
+    if base_kind(args.model) == "saved":
         model = _load_model(args.model)
-    else:
+    else:  # a new CTC head for these transcripts' letters, on the base the app would use
         vocabulary = vocabulary_from_texts([text for _, text in train + dev], as_given)
-        model = ctc_model_from_encoder(args.model, vocabulary)
+        model = ModelSource(args.model, vocabulary).fresh(config.seed)
 
     bar = ProgressBar("finetune", config.max_steps)
 
@@ -552,10 +565,7 @@ def _setting_value(name: str, text: str):
 
 def run_simulate(args: argparse.Namespace) -> int:
     base = args.base
-    if not base.startswith("builtin:") and not Path(base).is_dir():
-        raise CliError(f"{base}: no such model directory (or builtin:whisper-base, builtin:tiny)")
-    if base.startswith("builtin:") and base not in ("builtin:whisper-base", "builtin:tiny"):
-        raise CliError(f"{base}: the built-in bases are builtin:whisper-base and builtin:tiny")
+    _check_base(base)
     _entries([args.manifest])  # a missing manifest or audio file: one line, before torch loads
     _quiet_transformers()
     from asr.simulate import SimulationCancelled, SimulationConfig, simulate

@@ -9,9 +9,28 @@ became meanwhile.
 """
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Literal
 
 BUILTIN_TINY = "builtin:tiny"
 BUILTIN_WHISPER = "builtin:whisper-base"
+
+BaseKind = Literal["whisper-base", "tiny", "saved", "encoder"]
+
+
+def base_kind(spec: str) -> BaseKind:
+    """What a base model spec names, read once for the app, the simulation and the CLI:
+    the built-in Whisper-base encoder (a new CTC head on it), the tiny random model (tests),
+    a saved CTC model directory (its own head and vocabulary: `vocab.json`), or a checkpoint
+    whose encoder gets a new CTC head (a local directory, or a hub id with downloads on).
+    ValueError for a built-in name that is none of ours."""
+    if spec == BUILTIN_WHISPER:
+        return "whisper-base"
+    if spec == BUILTIN_TINY:
+        return "tiny"
+    if spec.startswith("builtin:"):
+        raise ValueError(f"{spec}: the built-in bases are {BUILTIN_WHISPER} and {BUILTIN_TINY}")
+    return "saved" if (Path(spec) / "vocab.json").is_file() else "encoder"
 
 
 @dataclass(frozen=True)

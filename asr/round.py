@@ -40,7 +40,7 @@ from asr.model import (
     build_tiny_ctc_model,
     ctc_model_from_encoder,
 )
-from asr.recipe import BUILTIN_TINY, BUILTIN_WHISPER, RoundConfig
+from asr.recipe import RoundConfig, base_kind
 from asr.text import Vocabulary
 
 
@@ -139,16 +139,17 @@ class ModelSource:
         return self._encoder
 
     def fresh(self, seed: int) -> CtcModel:
-        if self.base == BUILTIN_WHISPER:
+        kind = base_kind(self.base)
+        if kind == "whisper-base":
             from asr.whisper import WhisperCtcHeadConfig, whisper_ctc_model
 
             head = WhisperCtcHeadConfig(seed=seed)
             return self._cached(whisper_ctc_model(self.vocabulary, head, self.whisper_encoder()))
-        if self.base == BUILTIN_TINY:
+        if kind == "tiny":
             tiny = TinyModelConfig(hidden_size=64, intermediate_size=128, seed=seed)
             return build_tiny_ctc_model(self.vocabulary, tiny)
-        if (Path(self.base) / "vocab.json").is_file():
-            return self.load(Path(self.base))  # a saved CTC model: its own vocabulary and head
+        if kind == "saved":
+            return self.load(Path(self.base))  # its own vocabulary and head
         torch.manual_seed(seed)  # the new head's initialization
         return ctc_model_from_encoder(
             self.base, self.vocabulary, allow_download=self.allow_download

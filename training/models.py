@@ -36,6 +36,8 @@ class TrainingRound(models.Model):
     error = models.TextField(blank=True)
     log = models.TextField(blank=True)
     # The snapshot this round trains and is judged on.
+    # What it fine-tuned from: a base model spec (asr.recipe.base_kind), or "version:N", the
+    # promoted version of round N, continued (continues_round)
     base = models.CharField(max_length=500, help_text="What it fine-tuned from.")
     train_clip_ids = models.JSONField(default=list)
     dev_clip_ids = models.JSONField(default=list)
@@ -65,6 +67,17 @@ class TrainingRound(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} round {self.number}"
+
+    @staticmethod
+    def continuing(round_number: int) -> str:
+        """The `base` of a round that continues round `round_number`'s version."""
+        return f"version:{round_number}"
+
+    @property
+    def continues_round(self) -> int | None:
+        """The round whose version this one continues, or None: a new head on `base`."""
+        prefix, _, number = self.base.partition(":")
+        return int(number) if prefix == "version" and number.isdigit() else None
 
     def is_active(self) -> bool:
         return self.status in self.ACTIVE

@@ -52,7 +52,7 @@ def round_start(*, project: Project, user) -> TrainingRound:
     base = project_base(project)
     promoted = promoted_version(project)
     if project.train_from_promoted and promoted:
-        base = f"version:{promoted.round.number}"
+        base = TrainingRound.continuing(promoted.round.number)
     number = (project.rounds.aggregate(n=Max("number"))["n"] or 0) + 1
     try:
         with transaction.atomic():

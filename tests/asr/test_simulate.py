@@ -128,9 +128,9 @@ def test_labels_grow_by_rounds_and_never_include_test_or_dev_clips(finished):
 
 def six_one_second_clips(texts):
     """A corpus of six silent 1 s clips with these transcripts; clip 0 is held out."""
-    import asr.simulate
+    import asr.simulate.loop
 
-    return asr.simulate._Corpus(
+    return asr.simulate.loop._Corpus(
         clips=[np.zeros(16000, np.float32)] * 6,
         texts=texts,
         seconds=np.full(6, 1.0),
@@ -139,7 +139,7 @@ def six_one_second_clips(texts):
 
 
 def test_new_words_labels_the_clips_whose_drafts_hold_words_the_labels_lack(monkeypatch):
-    import asr.simulate
+    import asr.simulate.loop
 
     texts = ["mama ni", "mama ni mama", "shule leo", "mama ni", "watoto nje", "ni mama"]
     drafts = list(texts)
@@ -149,7 +149,7 @@ def test_new_words_labels_the_clips_whose_drafts_hold_words_the_labels_lack(monk
         assert len(clips) == 4  # the pool less what is labeled
         return [ClipTranscript(drafts[i], [], 0.0, 0.0, 0.0, np.zeros(2)) for i in [1, 2, 4, 5]]
 
-    monkeypatch.setattr(asr.simulate, "transcribe_clips", drafts_of)
+    monkeypatch.setattr(asr.simulate.loop, "transcribe_clips", drafts_of)
     picked = asr.simulate.select_clips(
         "new-words", corpus, [0, 3], 2.0, 0, 2, model=object(), inference=None
     )
@@ -157,7 +157,7 @@ def test_new_words_labels_the_clips_whose_drafts_hold_words_the_labels_lack(monk
 
 
 def test_oracle_words_picks_by_the_true_transcripts_without_the_model(monkeypatch):
-    import asr.simulate
+    import asr.simulate.loop
 
     # clip 4's transcript holds two new words, clip 2's one; the model is never asked
     corpus = six_one_second_clips(
@@ -167,7 +167,7 @@ def test_oracle_words_picks_by_the_true_transcripts_without_the_model(monkeypatc
     def no_drafts(model, clips, inference):
         raise AssertionError("oracle-words needs no drafts")
 
-    monkeypatch.setattr(asr.simulate, "transcribe_clips", no_drafts)
+    monkeypatch.setattr(asr.simulate.loop, "transcribe_clips", no_drafts)
     picked = asr.simulate.select_clips(
         "oracle-words", corpus, [0], 2.0, 0, 2, model=None, inference=None
     )
@@ -486,7 +486,7 @@ def test_later_rounds_read_the_promoted_models_drafts_and_start_from_it(
     manifest, tmp_path, monkeypatch
 ):
     pytest.importorskip("flashlight.lib.text.decoder")
-    import asr.simulate
+    import asr.simulate.loop
 
     drafted_by = []
 
@@ -494,7 +494,7 @@ def test_later_rounds_read_the_promoted_models_drafts_and_start_from_it(
         drafted_by.append((model_dir, sorted(labeled)))
         return ["zebu quokka", "quokka"], []
 
-    monkeypatch.setattr(asr.simulate, "pool_drafts", fake_drafts)
+    monkeypatch.setattr(asr.simulate.loop, "pool_drafts", fake_drafts)
     config = with_round(replace(TINY, strategies=("random",)), lm_order=2)
 
     rows = simulate(manifest, tmp_path, config)
@@ -513,10 +513,10 @@ def test_with_fresh_heads_every_round_starts_from_a_new_head(manifest, tmp_path)
 
 
 def test_pool_drafts_are_of_the_clips_not_labeled_in_pool_order(monkeypatch, tmp_path):
-    import asr.simulate
+    import asr.simulate.loop
 
     clips = [np.full(1600, i, np.float32) for i in range(5)]
-    corpus = asr.simulate._Corpus(clips, ["a"] * 5, np.full(5, 0.1), pool=[4, 1, 2, 3])
+    corpus = asr.simulate.loop._Corpus(clips, ["a"] * 5, np.full(5, 0.1), pool=[4, 1, 2, 3])
 
     def drafts_of(model, clips, inference, decode=None):
         return [
@@ -524,7 +524,7 @@ def test_pool_drafts_are_of_the_clips_not_labeled_in_pool_order(monkeypatch, tmp
             for c in clips
         ]
 
-    monkeypatch.setattr(asr.simulate, "transcribe_clips", drafts_of)
+    monkeypatch.setattr(asr.simulate.loop, "transcribe_clips", drafts_of)
     drafts, pool = asr.simulate.pool_drafts(None, tmp_path, corpus, [1, 3], None)
     assert (drafts, pool) == (["c4", "c2"], [])
     model = SimpleNamespace(vocabulary=None)  # no lm.arpa in tmp_path: greedy drafts shown

@@ -1,44 +1,13 @@
-"""Replay the active-learning loop with an oracle: learning curves per selection strategy.
+"""The simulation's loop: the test/dev split, the rounds of every strategy and seed (each
+the app's round, asr.round.run_round), the selection of clips to label. See asr.simulate."""
 
-Given a manifest whose transcripts are all known, the simulation hides them and replays what
-the app does, round after round:
-
-    fixed test and dev sets (random, spread over the manifest, never trained on)
-    round 1: label random clips up to the first budget (no model yet: the same for everyone,
-             so it is trained once per seed and copied to the other strategies)
-    round r: score the unlabeled pool with round r-1's model, label the clips the strategy
-             picks up to budget r (the oracle reveals their transcripts), fine-tune, test
-
-Every round is the app's round: asr.round.run_round with the settings of asr/recipe.py (one
-table for both). It starts from the promoted model (the app's default; `start_from_promoted`
-off: a new head each round), retries a collapsed run, lets the dev set choose between the LM
-of the labeled transcripts and the one that also reads the pool's drafts, and promotes only a
-model that beats the promoted one on dev; the promoted model scores the pool for the next
-pick, as the app's scoring run does. With `self_train` the promoted model's confident drafts
-train too. Every strategy gets the same seeds, budgets, test set, dev set and settings, so the
-curves differ only by which clips were labeled.
-
-Output directory:
-    results.json            {"config", "config_hash", "rows": [one per strategy, seed, round]}
-    split.json              the test and dev clips, as manifest line numbers from 0
-    learning_curves.svg     WER and CER against labeled minutes, one line per strategy
-    runs/<strategy>/seed<k>/round<r>/   labeled.json, model/ (asr.finetune's run directory)
-Rows are written as each round finishes; running again with the same settings skips them
-and picks an interrupted round up from its fine-tuning checkpoint.
-"""
-
-import contextlib
-import fcntl
 import hashlib
 import json
-import math
-import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import numpy as np
 
@@ -57,6 +26,13 @@ from asr.select import (
     pick_new_words,
     pick_random,
 )
+from asr.simulate.results import (
+    file_sha256,
+    previous_rows,
+    row_key,
+    write_atomically,
+    write_results,
+)
 from asr.text import normalize_text, vocabulary_from_texts
 
 STRATEGIES = (
@@ -70,10 +46,6 @@ STRATEGIES = (
     "oracle-words",
 )
 MAX_CLIP_SECONDS = 120.0
-
-
-class SimulationMismatch(ValueError):
-    """The output directory holds results of a simulation with other settings."""
 
 
 class SimulationCancelled(Exception):
@@ -184,10 +156,10 @@ def simulate(
     SimulationCancelled when should_cancel() turns true (asked at every training step)."""
     output_dir = Path(output_dir)
     manifest = Path(manifest)
-    settings = config.result_settings() | {"manifest_sha256": _file_sha256(manifest)}
+    settings = config.result_settings() | {"manifest_sha256": file_sha256(manifest)}
     config_hash = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     results_path = output_dir / "results.json"
-    rows = _previous_rows(results_path, settings, config_hash)
+    rows = previous_rows(results_path, settings, config_hash)
     device = pick_device(config.device)
 
     plan = [
@@ -196,7 +168,7 @@ def simulate(
         for strategy in config.strategies
         for number in range(1, len(config.budgets_minutes) + 1)
     ]
-    finished = {_row_key(row) for row in rows}
+    finished = {row_key(row) for row in rows}
     rows_done = sum(key in finished for key in plan)
     session_start, session_rows = time.monotonic(), 0
 
@@ -215,9 +187,9 @@ def simulate(
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     split = {"test": corpus.test, "dev": corpus.dev}  # manifest line numbers, from 0
-    _write_atomically(output_dir / "split.json", json.dumps(split))
+    write_atomically(output_dir / "split.json", json.dumps(split))
     inference = InferenceConfig(device=device)
-    finished_rows = {_row_key(row): row for row in rows}
+    finished_rows = {row_key(row): row for row in rows}
 
     for seed in config.seeds:  # in the plan's order: a partial run compares whole seeds
         for strategy in config.strategies:
@@ -244,7 +216,7 @@ def simulate(
                 )
                 if shared is not None:
                     rows.append(_copy_first_round(*shared, run_dir, strategy, started))
-                    _write_results(results_path, settings, config_hash, rows)
+                    write_results(results_path, settings, config_hash, rows)
                     labeled = json.loads(labeled_path.read_text())
                     if rows[-1]["promoted"]:
                         promoted_dir = output_dir / rows[-1]["model_dir"]
@@ -268,7 +240,7 @@ def simulate(
                         inference,
                     )
                     run_dir.mkdir(parents=True, exist_ok=True)
-                    _write_atomically(labeled_path, json.dumps(labeled))
+                    write_atomically(labeled_path, json.dumps(labeled))
                 minutes = float(corpus.seconds[labeled].sum()) / 60
                 recipe = config.round_config(minutes, seed)
                 drafts, pool = [], []
@@ -333,7 +305,7 @@ def simulate(
                         "wall_seconds": round(time.monotonic() - started, 2),
                     }
                 )
-                _write_results(results_path, settings, config_hash, rows)
+                write_results(results_path, settings, config_hash, rows)
                 for checkpoint in run_dir.rglob("checkpoint.pt"):  # 80+ MB each; the row stays
                     checkpoint.unlink()
                 if result.promote:
@@ -372,7 +344,7 @@ def _first_round_done(
     """A finished round 1 of this seed whose run directory holds its model: (row, run
     directory). results.json holds every finished row, this process's and other `--jobs`
     processes'."""
-    for row in _previous_rows(results_path, settings, config_hash):
+    for row in previous_rows(results_path, settings, config_hash):
         run_dir = output_dir / "runs" / row["strategy"] / f"seed{seed}" / "round1"
         if (row["seed"], row["round"]) == (seed, 1) and (run_dir / "model").is_dir():
             return row, run_dir
@@ -516,185 +488,3 @@ def read_clip(path: Path) -> np.ndarray:
     directly, anything else decoded by ffmpeg."""
     samples = read_wav16(path)
     return samples if samples is not None else decode_audio(path, max_seconds=MAX_CLIP_SECONDS)
-
-
-# --- results ----------------------------------------------------------------------------------
-
-
-def _previous_rows(path: Path, settings: dict, config_hash: str) -> list[dict]:
-    if not path.is_file():
-        return []
-    previous = json.loads(path.read_text())
-    if previous.get("config_hash") != config_hash:
-        old = previous.get("config", {})
-        changed = [
-            f"{name} {settings.get(name)!r} here, {old.get(name)!r} there"
-            for name in sorted(set(settings) | set(old))
-            if settings.get(name) != old.get(name)
-        ]
-        raise SimulationMismatch(
-            f"{path} holds a simulation with other settings ({'; '.join(changed)}): "
-            "use another output directory, or delete it to start over"
-        )
-    return previous["rows"]
-
-
-def _write_results(path: Path, settings: dict, config_hash: str, rows: list[dict]) -> list[dict]:
-    """Write this process's rows, keeping rows on disk that it does not hold, and the chart
-    of them all: several processes may share an output directory, each running other
-    strategies (`--jobs`). Returns every row."""
-    with _locked(path.with_name("results.lock")):
-        mine = {_row_key(row) for row in rows}
-        theirs = [
-            row for row in _previous_rows(path, settings, config_hash) if _row_key(row) not in mine
-        ]
-        every_row = rows + theirs
-        document = {"config_hash": config_hash, "config": settings, "rows": every_row}
-        _write_atomically(path, json.dumps(document, indent=1) + "\n")
-        _write_atomically(path.with_name("learning_curves.svg"), learning_curves_svg(every_row))
-    return every_row
-
-
-def _row_key(row: dict) -> tuple:
-    return row["strategy"], row["seed"], row["round"]
-
-
-@contextlib.contextmanager
-def _locked(path: Path):
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """A kill while writing leaves the previous file whole (one partial file per process)."""
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
-def _file_sha256(path: Path) -> str:
-    if not path.is_file():
-        raise ValueError(f"{path}: no such manifest")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-# --- the chart --------------------------------------------------------------------------------
-
-COLORS = {
-    "random": "#555555",
-    "least-confidence": "#1f77b4",
-    "entropy": "#d62728",
-    "margin": "#9467bd",
-    "diverse": "#2ca02c",
-    "new-words": "#ff7f0e",
-    "oracle-words": "#8c564b",
-}
-
-
-def learning_curves_svg(rows: Sequence[dict]) -> str:
-    """Panels of WER and CER (and WER with the LM, when every row has it) against labeled
-    minutes: per strategy, the mean over seeds as a line with dots and, with several seeds,
-    the min-max band. A plain SVG string."""
-    metrics = ["wer", "cer"]
-    if rows and all(row.get("wer_lm") is not None for row in rows):
-        metrics.append("wer_lm")
-    width, height = len(metrics) * PANEL_WIDTH + 40, PANEL_HEIGHT + 2 * MARGIN + 30
-    strategies = [name for name in STRATEGIES if any(row["strategy"] == name for row in rows)]
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-    ]
-    for panel, metric in enumerate(metrics):
-        parts += _panel(rows, strategies, metric, left=20 + panel * PANEL_WIDTH + MARGIN)
-    for number, strategy in enumerate(strategies):  # the legend, under the panels
-        legend_x, legend_y = 20 + MARGIN + 130 * number, height - 14
-        parts.append(
-            f'<line x1="{legend_x}" x2="{legend_x + 24}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
-            f'stroke="{COLORS[strategy]}" stroke-width="3"/>'
-            f'<text x="{legend_x + 30}" y="{legend_y}">{escape(strategy)}</text>'
-        )
-    parts.append("</svg>")
-    return "\n".join(parts) + "\n"
-
-
-PANEL_WIDTH, PANEL_HEIGHT, MARGIN = 420, 300, 56
-PANEL_TITLES = {"wer": "test WER", "cer": "test CER", "wer_lm": "test WER with the LM"}
-
-
-def _panel(rows: Sequence[dict], strategies: list[str], metric: str, left: float) -> list[str]:
-    top, plot_width, plot_height = MARGIN, PANEL_WIDTH - MARGIN - 10, PANEL_HEIGHT
-    max_minutes = max((row["labeled_minutes"] for row in rows), default=1.0)
-    max_rate = max((row[metric] for row in rows if math.isfinite(row[metric])), default=1.0)
-    x_ticks, y_ticks = _nice_ticks(max_minutes), _nice_ticks(max(max_rate, 0.1))
-
-    def x(minutes: float) -> float:
-        return left + plot_width * minutes / x_ticks[-1]
-
-    def y(rate: float) -> float:
-        return top + plot_height * (1 - min(rate, y_ticks[-1]) / y_ticks[-1])
-
-    parts = [
-        f'<text x="{left + plot_width / 2}" y="{top - 12}" text-anchor="middle" '
-        f'font-size="14" font-weight="bold">{PANEL_TITLES[metric]}</text>'
-    ]
-    for tick in y_ticks:
-        parts.append(
-            f'<line x1="{left}" x2="{left + plot_width}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-            f'stroke="#e5e5e5"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" '
-            f'text-anchor="end">{100 * tick:g}%</text>'
-        )
-    for tick in x_ticks:
-        parts.append(
-            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top + plot_height}" '
-            f'y2="{top + plot_height + 4}" stroke="black"/><text x="{x(tick):.1f}" '
-            f'y="{top + plot_height + 18}" text-anchor="middle">{tick:g}</text>'
-        )
-    parts.append(
-        f'<rect x="{left}" y="{top}" width="{plot_width}" height="{plot_height}" '
-        f'fill="none" stroke="black"/><text x="{left + plot_width / 2}" '
-        f'y="{top + plot_height + 36}" text-anchor="middle">labeled minutes</text>'
-    )
-    for strategy in strategies:
-        color = COLORS[strategy]
-        points = _curve(rows, strategy, metric)  # (minutes, mean, low, high) per round
-        if any(high > low for _, _, low, high in points):
-            band = [(x(m), y(h)) for m, _, _, h in points]
-            band += [(x(m), y(lo)) for m, _, lo, _ in reversed(points)]
-            parts.append(
-                f'<polygon points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in band)}" '
-                f'fill="{color}" fill-opacity="0.15" stroke="none"/>'
-            )
-        line = " ".join(f"{x(m):.1f},{y(mean):.1f}" for m, mean, _, _ in points)
-        parts.append(f'<polyline points="{line}" fill="none" stroke="{color}" stroke-width="2"/>')
-        for minutes, mean, _, _ in points:
-            parts.append(f'<circle cx="{x(minutes):.1f}" cy="{y(mean):.1f}" r="3" fill="{color}"/>')
-    return parts
-
-
-def _curve(
-    rows: Sequence[dict], strategy: str, metric: str
-) -> list[tuple[float, float, float, float]]:
-    by_round: dict[int, list[dict]] = {}
-    for row in rows:
-        if row["strategy"] == strategy and math.isfinite(row[metric]):
-            by_round.setdefault(row["round"], []).append(row)
-    points = []
-    for number in sorted(by_round):
-        minutes = [row["labeled_minutes"] for row in by_round[number]]
-        rates = [row[metric] for row in by_round[number]]
-        points.append((float(np.mean(minutes)), float(np.mean(rates)), min(rates), max(rates)))
-    return points
-
-
-def _nice_ticks(highest: float) -> list[float]:
-    """0, then round steps (1, 2, 2.5 or 5 x 10^k) up to the first at or above `highest`."""
-    highest = max(highest, 1e-9)
-    magnitude = 10 ** math.floor(math.log10(highest / 5))
-    step = next(s * magnitude for s in (1, 2, 2.5, 5, 10) if highest / (s * magnitude) <= 6)
-    count = math.ceil(highest / step - 1e-9)
-    return [round(step * i, 10) for i in range(count + 1)]

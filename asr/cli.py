@@ -57,7 +57,13 @@ class Subcommand:
 
 class ProgressBar:
     """`label [#####-----] 12/40 30% ETA 1:05` on one line of stderr, redrawn at most 10 times
-    a second; where stderr is not a terminal (logs), a plain line every 10 seconds."""
+    a second; where stderr is not a terminal (logs), a plain line every 10 seconds.
+
+    Not tqdm (which is installed): the loops give their own ETA (finetune's median pace of
+    the latest steps plus the dev evaluations to come; the simulation's rows left, none
+    before a row has run in this session, as a resumed run skips rows at no cost), where
+    tqdm computes one from the rate since the start, inflated by the slow first steps and
+    by skipped rows; and tqdm writes carriage returns into a log file."""
 
     def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
         self.label, self.total = label, max(total, 1)

@@ -1,4 +1,4 @@
-"""One training round, the recipe that a project's round (training/trainer.py) and `asr
+"""One training round, the recipe that a project's round (training/worker/trainer.py) and `asr
 simulate` both run:
 
     1. self-training (config.self_train): the pool's drafts by the promoted model, the ones

@@ -45,7 +45,7 @@ def read_tiers(path: Path, name: str) -> dict[str, list[Annotation]]:
     except Exception as error:  # the libraries raise what their parsers raise
         program = "an ELAN" if kind == EAF else "a Praat"
         raise AnnotationFileError(
-            f"{name}: not {program} file these tools can read ({type(error).__name__})"
+            f"{name}: not {program} file these tools can read; is it damaged or empty?"
         ) from error
     return {tier: sorted(rows, key=lambda a: a.start) for tier, rows in tiers.items() if rows}
 

@@ -311,7 +311,7 @@ def _untimed_lines(project: Project, transcript, seconds: float) -> list[str]:
     """The normalized utterances of an uploaded text (one a line, or whole paragraphs),
     checked against the alphabet and against what `seconds` of audio can hold; UploadRejected
     naming the file otherwise. Aligning needs a model's letters where there is one, else the
-    recording's pauses (training.aligner)."""
+    recording's pauses (training.worker.aligner)."""
     from asr.align import MAX_LETTERS_PER_SECOND, transcript_lines
 
     name = Path(transcript.name or "transcript.txt").name[:200]

@@ -250,7 +250,7 @@ class Recording(models.Model):
     # not cut into clips.
     fingerprint = models.BinaryField(blank=True, default=b"")
     # An untimed transcript uploaded with it (one utterance a line, normalized): a gpu worker
-    # aligns it with the promoted model (training/aligner.py) instead of cutting at pauses.
+    # aligns it with the promoted model (training/worker/aligner.py) instead of cutting at pauses.
     untimed_lines = models.JSONField(default=list, blank=True)
     repeats = models.JSONField(default=list, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -403,7 +403,7 @@ class Transcript(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUBMITTED)
     # Another submission for the same clip exists: a reviewer decides.
     conflict = models.BooleanField(default=False)
-    # Placed from an uploaded untimed text (training.aligner), not typed: while it waits for
+    # Placed from an uploaded untimed text (training.worker.aligner), not typed: while it waits for
     # review it never trains, whatever the project's setting, and its uploader may review it.
     aligned = models.BooleanField(default=False)
     seconds_spent = models.FloatField(default=0.0)

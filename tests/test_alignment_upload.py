@@ -17,9 +17,9 @@ from labeling import queue
 from labeling.models import Clip, Recording, Transcript
 from labeling.selectors import labeled_set, review_items
 from tests.conftest import REAL_SPEECH
-from training.aligner import recording_align
 from training.models import ModelVersion, TrainingRound
 from training.selectors import labeled_minutes
+from training.worker.aligner import recording_align
 
 ENGLISH = "abcdefghijklmnopqrstuvwxyz'"
 

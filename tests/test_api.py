@@ -9,10 +9,10 @@ from django.urls import reverse
 
 from asr.checkpoint import save_ctc_model
 from asr.model import build_tiny_ctc_model
-from training.base_models import project_vocabulary
 from training.models import ApiToken, ModelVersion, TrainingRound, TranscriptionJob
-from training.transcriber import transcription_run
 from training.transcription import api_token_create
+from training.worker.base_models import project_vocabulary
+from training.worker.transcriber import transcription_run
 
 pytestmark = pytest.mark.django_db
 

@@ -175,7 +175,7 @@ def test_the_same_model_scores_an_imported_export_as_it_scores_the_original(
     from asr.evaluate import evaluate_model
     from asr.text import normalize_text
     from labeling.selectors import labeled_set
-    from training.trainer import clip_samples
+    from training.worker.trainer import clip_samples
 
     model, _, _ = trained_whisper_model
     labeled_speech(english)  # ten real English clips: two test, two dev, six train

@@ -13,10 +13,10 @@ from django.urls import reverse
 
 from asr.audio import decode_audio
 from asr.model import transcribe_clips
-from training import base_models
-from training.exporter import offline_export_run
 from training.exports import MODEL_FILES_MISSING
 from training.models import ModelVersion, OfflineStatus, TrainingRound
+from training.worker import base_models
+from training.worker.exporter import offline_export_run
 
 pytest.importorskip("onnxruntime")
 

@@ -17,10 +17,11 @@ from asr.model import ModelNotAvailable
 from asr.round import LmScore, choose_language_model
 from labeling import queue
 from labeling.models import Clip, Transcript
-from training import rounds, trainer
+from training import rounds
 from training.models import ModelVersion, ScoringRun, TrainingRound
-from training.scoring import scoring_run
-from training.trainer import round_run
+from training.worker import trainer
+from training.worker.scoring import scoring_run
+from training.worker.trainer import round_run
 
 pytestmark = pytest.mark.django_db
 
@@ -167,7 +168,7 @@ def test_a_round_trains_tests_promotes_and_the_pool_is_rescored(labeled, owner, 
 def test_new_words_selection_queues_the_clip_whose_draft_the_labels_cannot_spell(
     labeled, owner, annotator, monkeypatch
 ):
-    import training.scoring
+    import training.worker.scoring
     from labeling.selectors import labeled_set
 
     started = rounds.round_start(project=labeled, user=owner)
@@ -180,7 +181,7 @@ def test_new_words_selection_queues_the_clip_whose_draft_the_labels_cannot_spell
     labeled.selection = "new-words"
     labeled.test_minutes_target = labeled.dev_minutes_target = 0
     labeled.save()
-    transcribe = training.scoring.transcribe_clips
+    transcribe = training.worker.scoring.transcribe_clips
     version = ModelVersion.objects.get()
 
     for target in (0, len(open_clips) - 1):  # whichever clip it is, uncertainty aside
@@ -194,7 +195,7 @@ def test_new_words_selection_queues_the_clip_whose_draft_the_labels_cannot_spell
                 for result, text in zip(real, texts, strict=True)
             ]
 
-        monkeypatch.setattr(training.scoring, "transcribe_clips", drafts_of)
+        monkeypatch.setattr(training.worker.scoring, "transcribe_clips", drafts_of)
         run = ScoringRun.objects.create(project=labeled, model_version=version)
         scoring_run(scoring_id=run.pk)
         first = Clip.objects.filter(status="unlabeled").order_by("-selection_score").first()
@@ -206,7 +207,7 @@ def test_new_words_selection_queues_the_clip_whose_draft_the_labels_cannot_spell
 def test_where_the_version_kept_its_lm_annotators_see_the_lm_draft_and_the_greedy_one_stays(
     labeled, owner, annotator, monkeypatch
 ):
-    import training.scoring
+    import training.worker.scoring
 
     started = rounds.round_start(project=labeled, user=owner)
     round_run(round_id=started.pk, worker="w")
@@ -218,13 +219,13 @@ def test_where_the_version_kept_its_lm_annotators_see_the_lm_draft_and_the_greed
         decoded_by.append(str(directory))
         return lambda log_probs: "habari za lm"
 
-    monkeypatch.setattr(training.scoring.base_models, "version_decoder", lambda m, d: None)
+    monkeypatch.setattr(training.worker.scoring.base_models, "version_decoder", lambda m, d: None)
     scoring_run(scoring_id=run.pk)  # as if the version kept no LM: greedy drafts
     greedy = dict(Clip.objects.filter(status="unlabeled").values_list("pk", "draft_text"))
     assert set(Clip.objects.filter(status="unlabeled").values_list("draft_with_lm", flat=True)) == {
         False
     }
-    monkeypatch.setattr(training.scoring.base_models, "version_decoder", version_decoder)
+    monkeypatch.setattr(training.worker.scoring.base_models, "version_decoder", version_decoder)
     run = ScoringRun.objects.create(project=labeled, model_version=version)
     scoring_run(scoring_id=run.pk)
 
@@ -243,7 +244,7 @@ def test_where_the_version_kept_its_lm_annotators_see_the_lm_draft_and_the_greed
 def test_new_words_knows_a_labeled_word_however_its_transcript_was_cased_or_punctuated(
     labeled, owner, monkeypatch
 ):
-    import training.scoring
+    import training.worker.scoring
 
     started = rounds.round_start(project=labeled, user=owner)
     round_run(round_id=started.pk, worker="w")
@@ -253,7 +254,7 @@ def test_new_words_knows_a_labeled_word_however_its_transcript_was_cased_or_punc
         clip__split__in=["test", "dev"]
     ).update(text="Kilimanjaro, Serengeti!")
     open_clips = list(Clip.objects.filter(project=labeled, status="unlabeled").order_by("pk"))
-    transcribe = training.scoring.transcribe_clips
+    transcribe = training.worker.scoring.transcribe_clips
 
     def drafts_of(model, clips, config, decode=None):
         texts = ["kilimanjaro serengeti"] * len(clips)
@@ -261,7 +262,7 @@ def test_new_words_knows_a_labeled_word_however_its_transcript_was_cased_or_punc
         real = transcribe(model, clips, config, decode)
         return [replace(r, text=t, greedy_text=t) for r, t in zip(real, texts, strict=True)]
 
-    monkeypatch.setattr(training.scoring, "transcribe_clips", drafts_of)
+    monkeypatch.setattr(training.worker.scoring, "transcribe_clips", drafts_of)
     labeled.selection = "new-words"
     labeled.save()
     scoring_run(scoring_id=ScoringRun.objects.get().pk)

@@ -1,5 +1,5 @@
 """A model version leaves the app: its own folder in a zip with a model card, and the offline
-export (ONNX files and a runner, built by a gpu worker: training/exporter.py) in another."""
+export (ONNX files and a runner, built by a gpu worker: training/worker/exporter.py) in another."""
 
 import zipfile
 from datetime import timedelta

@@ -1,7 +1,7 @@
 """Training rounds, the web side: start, cancel, and notice rounds whose worker died.
 
 No torch here: the web server and the ingest workers never load it. The gpu worker's side
-is training/trainer.py.
+is training/worker/trainer.py.
 """
 
 from datetime import timedelta

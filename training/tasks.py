@@ -18,7 +18,7 @@ def worker_echo(token: str) -> dict:
 # dispatch_on_commit cannot tell from a bug, instead of the quick OperationalError it handles.
 @shared_task(name="training.round_train", ignore_result=True)
 def round_train_task(round_id: int) -> None:
-    from training.trainer import round_run
+    from training.worker.trainer import round_run
 
     round_run(round_id=round_id, worker=round_train_task.request.hostname or "")
 
@@ -45,27 +45,27 @@ def round_auto_task(project_id: int) -> None:
 
 @shared_task(name="training.score_pool", ignore_result=True)
 def scoring_task(scoring_id: int) -> None:
-    from training.scoring import scoring_run
+    from training.worker.scoring import scoring_run
 
     scoring_run(scoring_id=scoring_id)
 
 
 @shared_task(name="training.transcribe", ignore_result=True)
 def transcription_task(job_id: int) -> None:
-    from training.transcriber import transcription_run
+    from training.worker.transcriber import transcription_run
 
     transcription_run(job_id=job_id)
 
 
 @shared_task(name="training.export_offline", ignore_result=True)
 def offline_export_task(version_id: int) -> None:
-    from training.exporter import offline_export_run
+    from training.worker.exporter import offline_export_run
 
     offline_export_run(version_id=version_id)
 
 
 @shared_task(name="training.align_recording", ignore_result=True)
 def recording_align_task(recording_id: int) -> None:
-    from training.aligner import recording_align
+    from training.worker.aligner import recording_align
 
     recording_align(recording_id=recording_id)

@@ -1,5 +1,5 @@
 """Transcript.aligned: a line placed from an uploaded untimed text, not typed. Existing ones
-(the clips of recordings uploaded with a text, as training.aligner wrote them) are marked
+(the clips of recordings uploaded with a text, as training.worker.aligner wrote them) are marked
 too, so those still waiting for review stop counting for training until someone accepts
 them; accepted ones train as before."""
 

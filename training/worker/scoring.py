@@ -13,9 +13,9 @@ from asr.select import pick_diverse_uncertain, pick_new_words
 from asr.text import normalize_text
 from labeling.models import Clip, Project
 from labeling.selectors import labeled_set
-from training import base_models
 from training.models import ScoringRun
-from training.trainer import Heartbeat, clip_samples
+from training.worker import base_models
+from training.worker.trainer import Heartbeat, clip_samples
 
 log = logging.getLogger(__name__)
 

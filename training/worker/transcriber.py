@@ -4,8 +4,8 @@ from django.utils import timezone
 
 from asr.model import InferenceConfig, pick_device, transcribe_recording
 from labeling.ingest import UploadLimits, decode_stored
-from training import base_models
 from training.models import TranscriptionJob
+from training.worker import base_models
 
 
 def transcription_run(*, job_id: int) -> None:

@@ -18,8 +18,8 @@ from labeling.ingest import (
     repeated_note,
 )
 from labeling.models import Recording
-from training import base_models
 from training.selectors import promoted_version
+from training.worker import base_models
 
 
 def recording_align(*, recording_id: int) -> None:

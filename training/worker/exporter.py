@@ -6,8 +6,9 @@ import uuid
 from django.utils import timezone
 
 from asr.export import export_offline
-from training import base_models, exports
+from training import exports
 from training.models import ModelVersion, OfflineStatus
+from training.worker import base_models
 
 
 def offline_export_run(*, version_id: int) -> None:

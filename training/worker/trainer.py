@@ -29,11 +29,11 @@ from asr.round import ModelSource, PoolDraft, RoundData
 from asr.text import normalize_text
 from labeling.models import Clip, Project
 from labeling.selectors import labeled_set, pool_confident_drafts, pool_drafts
-from training import base_models
 from training.models import ModelVersion, TrainingRound
 from training.rounds import round_log as _log
 from training.rounds import scoring_queue
 from training.selectors import project_base, promoted_version
+from training.worker import base_models
 
 log = logging.getLogger(__name__)
 

@@ -42,13 +42,3 @@ def ctc_greedy_decode(log_probs: torch.Tensor, blank_id: int = 0) -> CtcHypothes
         token_confidences=run_peak[emitted].exp().tolist(),
         token_frames=run_frame[emitted].tolist(),
     )
-
-
-def ctc_greedy_decode_batch(
-    log_probs: torch.Tensor, lengths: torch.Tensor, blank_id: int = 0
-) -> list[CtcHypothesis]:
-    """log_probs (B, T, V) padded, lengths (B,) valid frames per item -> one hypothesis each."""
-    return [
-        ctc_greedy_decode(log_probs[index, : int(length)], blank_id)
-        for index, length in enumerate(lengths)
-    ]

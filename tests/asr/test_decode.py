@@ -1,9 +1,7 @@
-import math
-
 import pytest
 import torch
 
-from asr.decode import ctc_greedy_decode, ctc_greedy_decode_batch
+from asr.decode import ctc_greedy_decode
 from asr.text import TextRules, vocabulary_from_texts
 
 BLANK, A, B = 0, 3, 4  # ids in a vocabulary of [PAD], [UNK], |, a, b
@@ -45,20 +43,6 @@ def test_all_blank_and_zero_frames_give_empty_hypotheses():
 def test_the_blank_id_is_configurable():
     log_probs = emissions((A, 0.9), (BLANK, 0.9), (A, 0.9))
     assert ctc_greedy_decode(log_probs, blank_id=A).token_ids == [BLANK]
-
-
-def test_batch_decoding_ignores_padding_frames():
-    short = emissions((A, 0.9), (BLANK, 0.9))
-    long = emissions((B, 0.9), (BLANK, 0.9), (A, 0.9), (B, 0.9))
-    padded = torch.full((2, 4, VOCAB_SIZE), math.log(1 / VOCAB_SIZE))
-    padded[0, :2, :] = short
-    padded[0, 2:, B] = 0.0  # padding that would decode as b if it were read
-    padded[1] = long
-
-    first, second = ctc_greedy_decode_batch(padded, torch.tensor([2, 4]))
-
-    assert first.token_ids == [A]
-    assert second.token_ids == [B, A, B]
 
 
 def test_decoded_ids_read_back_as_text_through_the_vocabulary():

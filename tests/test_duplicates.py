@@ -156,3 +156,5 @@ def test_an_upload_names_its_speaker_or_session_for_the_draw(
     )
     assert response.json()["results"][0]["ok"]
     assert Recording.objects.get().speaker == "elder amina"
+    page = client_for(owner).get(reverse("recording_list", args=[project.pk]))
+    assert "speaker or session: elder amina" in page.content.decode()

@@ -238,15 +238,19 @@ def _cut_between(
     leading or trailing quiet."""
     levels = frame_levels(samples)
     quiet = levels < np.percentile(levels, QUIET_PERCENTILE) + QUIET_DB
-    cuts = []
+    cuts: list[int] = []
     for (first, end, _), (next_first, next_end, _) in zip(spans, spans[1:], strict=False):
-        low = max(first + 1, end - SEARCH_FRAMES)
-        high = min(next_end - 1, next_first + SEARCH_FRAMES, len(quiet))
-        run = longest_quiet_run(quiet, low, high) if low < high else None
+        middle = (end + next_first) // 2
+        # never before the previous cut, nor past the middle of either line's letters: two
+        # cuts in one quiet stretch would leave a line an empty clip
+        floor = max(first + (end - first) // 2, cuts[-1] + MIN_PAUSE_FRAMES if cuts else 0)
+        low = max(floor, end - SEARCH_FRAMES)
+        high = min(next_first + (next_end - next_first) // 2, next_first + SEARCH_FRAMES)
+        run = longest_quiet_run(quiet, low, min(high, len(quiet))) if low < high else None
         if run is not None and run[1] - run[0] >= MIN_PAUSE_FRAMES:
             cuts.append((run[0] + run[1]) // 2)
         else:
-            cuts.append((end + next_first) // 2)
+            cuts.append(max(middle, floor))
     starts = [max(0, spans[0][0] - PAD_FRAMES), *cuts]
     ends = [*cuts, spans[-1][1] + PAD_FRAMES]
     return [
@@ -285,7 +289,9 @@ def align_by_pauses(samples: np.ndarray, lines: Sequence[str]) -> list[AlignedLi
         raise AlignmentError("the transcript has no text")
     samples = np.asarray(samples, np.float32)
     levels = frame_levels(samples)
-    quiet = levels < np.percentile(levels, QUIET_PERCENTILE) + QUIET_DB if len(levels) else levels
+    if len(levels) == 0:
+        raise AlignmentError("the recording is too short")
+    quiet = levels < np.percentile(levels, QUIET_PERCENTILE) + QUIET_DB
     loud = np.flatnonzero(~quiet)
     if len(loud) == 0:
         raise AlignmentError("the recording is silent")
@@ -295,14 +301,20 @@ def align_by_pauses(samples: np.ndarray, lines: Sequence[str]) -> list[AlignedLi
         for start, end in quiet_runs(quiet)
         if end - start >= MIN_PAUSE_FRAMES and start > first and end < last
     ]
-    letters = sum(len(line) for line in lines)
-    if letters > MAX_LETTERS_PER_SECOND * (last - first) / 50 or len(pauses) < len(lines) - 1:
+    letters = sum(len(line.replace(" ", "")) for line in lines)  # as the upload counts them
+    if letters > MAX_LETTERS_PER_SECOND * len(samples) / SAMPLE_RATE:
         raise AlignmentError(
-            f"{len(lines)} lines ({letters} letters) do not fit a recording with "
-            f"{len(pauses)} pauses in {(last - first) / 50:.1f} s of sound"
+            f"{letters} letters cannot be read in {len(samples) / SAMPLE_RATE:.0f} s of audio "
+            f"(at most {MAX_LETTERS_PER_SECOND} a second)"
         )
+    if len(pauses) < len(lines) - 1:
+        raise AlignmentError(
+            f"{len(lines)} lines need {len(lines) - 1} pauses between them, and the recording "
+            f"has {len(pauses)} in {(last - first) / 50:.1f} s of sound"
+        )
+    letters = sum(len(line) for line in lines)  # the shares count spaces: a word break is heard
     speech_before = np.concatenate([[0], np.cumsum(~quiet)])  # loud frames before a frame
-    middles = np.array([(start + end) // 2 for start, end in pauses])
+    middles = np.array([(start + end) // 2 for start, end in pauses], dtype=np.int64)
     spoken = speech_before[middles].astype(np.float64)  # speech before each candidate cut
     reward = PAUSE_REWARD * np.log([(end - start) / MIN_PAUSE_FRAMES for start, end in pauses])
     total = float(speech_before[last])

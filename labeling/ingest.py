@@ -186,11 +186,10 @@ def recording_upload(
             tier_name, rows = _transcript_rows(project, transcript, tier, name, decoded.seconds)
         with path.open("rb") as handle, transaction.atomic():
             if failed_twin is not None:  # the same file again, after it failed: it replaces it
+                _failed_twin_delete(failed_twin, name)
                 repeat_notes.append(
                     f"replaces the upload of “{failed_twin.original_name}” that failed"
                 )
-                failed_twin.audio.delete(save=False)
-                failed_twin.delete()
             recording = Recording(
                 project=project,
                 original_name=name,
@@ -216,6 +215,21 @@ def recording_upload(
 
 
 SAME_AUDIO_SHARE = 0.9  # of both recordings' length: the same audio, in another encoding
+
+
+def _failed_twin_delete(twin: Recording, name: str) -> None:
+    """Deletes a failed recording that an upload of the same file replaces, if it is still
+    failed and clipless now that its row is locked (a Retry may have started it meanwhile);
+    its file goes once the replacement is committed."""
+    locked = Recording.objects.select_for_update().filter(pk=twin.pk).first()
+    if locked is None or not _failed_empty(locked):
+        raise UploadRejected(
+            f"{name}: the same audio as “{twin.original_name}”, which is being retried; skipped."
+        )
+    stored = locked.audio.name
+    locked.delete()
+    if stored:
+        transaction.on_commit(lambda: locked.audio.storage.delete(stored))
 
 
 def _failed_empty(recording: Recording) -> bool:

@@ -54,9 +54,8 @@ def _target(project: Project, split: str) -> float:
 def _drawn_enough(project: Project, split: str) -> bool:
     """Drawn by recording: the recordings already drawn into `split` hold its minutes of
     clips (labeled or not), so it draws no more; their open clips are served first."""
-    return clip_minutes(Clip.objects.filter(project=project, split=split)) >= _target(
-        project, split
-    )
+    drawn = Clip.objects.filter(project=project, split=split).exclude(status=Clip.Status.FLAGGED)
+    return clip_minutes(drawn) >= _target(project, split)  # a flagged clip never counts
 
 
 def queue_candidates(
@@ -83,18 +82,17 @@ def queue_candidates(
         # Clips drawn for this split earlier but never labeled come first, then undrawn ones.
         if not draw.by_recording:
             return split, [drawn.order_by("random_key"), undrawn.order_by("random_key")]
+        # drawn by recording: with them, a later recording of a speaker already in this set
+        in_split = _speakers_in(project, [split])
+        drawn = drawn | undrawn.filter(recording__speaker__in=in_split)
         candidate_sets = [drawn.order_by("random_key")]
         if not _drawn_enough(project, split):
             # A recording nobody drew yet: one of the shortest, which the draw planned for;
             # where the test set took more of them than planned (whole recordings hold more
             # than its minutes), the shortest of the rest, so dev is never left without one.
-            trained_speakers = (
-                Recording.objects.filter(project=project, clips__split=Clip.Split.TRAIN)
-                .exclude(speaker="")
-                .values("speaker")
-            )
+            every_split = [Clip.Split.TEST, Clip.Split.DEV, Clip.Split.TRAIN]
             fresh = undrawn.exclude(recording_id__in=_drawn_recordings(project)).exclude(
-                recording__speaker__in=trained_speakers
+                recording__speaker__in=_speakers_in(project, every_split)
             )
             planned = fresh.filter(recording_id__in=draw.eligible)
             shortest = fresh.order_by("recording__duration_seconds", "recording_id", "random_key")
@@ -157,11 +155,12 @@ def clip_lease_next(*, project: Project, user) -> Clip | None:
     # batch is lost, read the next candidates fresh. Only empty reads mean an empty queue.
     for _ in range(CLAIM_BATCHES):
         batch = next_batch()
-        if not batch and not lost:
-            return None  # a read with no claim lost since: the queue is empty
+        if not batch and not lost and split == Clip.Split.TRAIN:
+            return None  # the last set, read with no claim lost since: the queue is empty
         if not batch:
-            # Claims were lost meanwhile, and another annotator's claim may have filled the
-            # split this read was for, or drawn a recording into another one: read again.
+            # Claims were lost meanwhile, or others leased this split's last free clips since
+            # it was chosen, or drew a recording into another set: read again from the top
+            # (a test or dev set with nothing free falls through to the next one).
             split, fresh = queue_candidates(project, user, now, draw)
             candidate_sets[:] = fresh
             lost.clear()
@@ -230,13 +229,19 @@ def clip_claim(
         if by_recording:
             if split in EVALUATION:  # one draw into test or dev at a time, project-wide
                 Project.objects.select_for_update().filter(pk=project.pk).first()
-            recording_id = Clip.objects.filter(pk=clip_id).values_list("recording_id", flat=True)
-            unit = _draw_unit_locked(project, recording_id[0])
+            read = Clip.objects.filter(pk=clip_id).values_list("recording_id", "split").first()
+            if read is None:
+                return False  # cut again (a boundary edit) since the read
+            recording_id, clip_split = read
+            if clip_split not in (Clip.Split.UNASSIGNED, split):
+                return False  # drawn into another set since the read
+            unit = _draw_unit_locked(project, recording_id)
             drawn = _unit_splits(unit)
-            if drawn - {split}:
-                return False
+            if clip_split == Clip.Split.UNASSIGNED and drawn - {split}:
+                return False  # its recording or speaker was drawn into another set
             if not drawn and split in EVALUATION and _drawn_enough(project, split):
                 return False  # others drew its recordings since this read: take theirs
+            claimable = claimable.filter(split__in=[Clip.Split.UNASSIGNED, split])
         claimed = claimable.update(
             lease_user=user,
             lease_token=uuid.uuid4(),
@@ -259,10 +264,40 @@ def clip_claim(
     return bool(claimed)
 
 
+def pool_clips_draw_for_training(*, project: Project, clip_ids: list[int]) -> set[int]:
+    """Self-training's pool clips join the training side. Drawn by recording, each recording
+    is locked as a claim locks it, and a clip whose recording (or speaker) was drawn into test
+    or dev meanwhile is left out. Returns the ids that are training clips now."""
+    rows = Clip.objects.filter(pk__in=clip_ids).values_list("pk", "recording_id")
+    if not split_draw(project).by_recording:
+        Clip.objects.filter(pk__in=clip_ids, split=Clip.Split.UNASSIGNED).update(
+            split=Clip.Split.TRAIN
+        )
+        ids = Clip.objects.filter(pk__in=clip_ids, split=Clip.Split.TRAIN)
+        return set(ids.values_list("pk", flat=True))
+    of_recording: dict[int, list[int]] = {}
+    for pk, recording_id in rows:
+        of_recording.setdefault(recording_id, []).append(pk)
+    kept: set[int] = set()
+    for recording_id, ids in sorted(of_recording.items()):
+        with transaction.atomic():
+            unit = _draw_unit_locked(project, recording_id)
+            if _unit_splits(unit) - {Clip.Split.TRAIN}:
+                continue
+            Clip.objects.filter(pk__in=ids, split=Clip.Split.UNASSIGNED).update(
+                split=Clip.Split.TRAIN
+            )
+            kept |= set(
+                Clip.objects.filter(pk__in=ids, split=Clip.Split.TRAIN).values_list("pk", flat=True)
+            )
+    return kept
+
+
 def _draw_unit_locked(project: Project, recording_id: int) -> list[int]:
     """A recording and those naming the same speaker or session: the unit the draw keeps
     together, its rows locked (in id order, so two claims never wait on each other)."""
-    speaker = Recording.objects.filter(pk=recording_id).values_list("speaker", flat=True)[0]
+    speaker = Recording.objects.filter(pk=recording_id).values_list("speaker", flat=True)
+    speaker = speaker.first() or ""
     unit = Recording.objects.filter(pk=recording_id)
     if speaker:
         unit = Recording.objects.filter(project=project, speaker=speaker)
@@ -283,6 +318,15 @@ def _unit_draw(project: Project, recording_id: int, split: str) -> str:
         return next(s for s in (Clip.Split.TEST, Clip.Split.DEV, Clip.Split.TRAIN) if s in drawn)
     Clip.objects.filter(recording_id__in=unit, split=Clip.Split.UNASSIGNED).update(split=split)
     return split
+
+
+def _speakers_in(project: Project, splits: list[str]) -> QuerySet:
+    """The speakers or sessions named by recordings with clips drawn into these sets."""
+    return (
+        Recording.objects.filter(project=project, clips__split__in=splits)
+        .exclude(speaker="")
+        .values("speaker")
+    )
 
 
 def _drawn_recordings(project: Project) -> QuerySet:
@@ -555,6 +599,14 @@ def transcript_review(
     the annotator's original stays, marked superseded. A rejected clip goes back to the
     queue unless another transcript of it is still standing.
     """
+    project_id, recording_id, split = Clip.objects.values_list(
+        "project_id", "recording_id", "split"
+    ).get(pk=transcript.clip_id)
+    if split == Clip.Split.UNASSIGNED:
+        # An accept may draw its recording into a set: lock as a claim does (the project, the
+        # recordings, then clips), so the two never wait on each other.
+        project = Project.objects.select_for_update().get(pk=project_id)
+        _draw_unit_locked(project, recording_id)
     # Clip first, then its transcripts: the same lock order as submit and undo.
     clip = Clip.objects.select_for_update().get(pk=transcript.clip_id)
     transcript = Transcript.objects.select_for_update().get(pk=transcript.pk)

@@ -490,6 +490,18 @@ def pool_confident_drafts(project: Project, max_seconds: float) -> list[Clip]:
         .exclude(draft_text="")
         .order_by("-draft_confidence", "pk")
     )
+    if split_draw(project).by_recording:  # nor a recording (or speaker) drawn into them
+        evaluation = Clip.objects.filter(
+            project=project, split__in=[Clip.Split.TEST, Clip.Split.DEV]
+        )
+        speakers = (
+            Recording.objects.filter(pk__in=evaluation.values("recording_id"))
+            .exclude(speaker="")
+            .values("speaker")
+        )
+        clips = clips.exclude(recording_id__in=evaluation.values("recording_id")).exclude(
+            recording__speaker__in=speakers
+        )
     picked, seconds = [], 0.0
     for clip in clips.iterator():
         if seconds + clip.duration_seconds > max_seconds:

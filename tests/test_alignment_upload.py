@@ -136,7 +136,7 @@ def test_more_lines_than_the_recording_has_pauses_fail_with_a_message_and_keep_n
     assert recording.error.startswith(
         f"Could not align the text with the recording: {len(words)} lines"
     )
-    assert "do not fit a recording with" in recording.error
+    assert f"need {len(words) - 1} pauses between them, and the recording has" in recording.error
     assert not recording.clips.exists()
 
 

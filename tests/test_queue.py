@@ -719,6 +719,31 @@ def test_a_later_recording_of_a_speaker_in_test_cannot_be_claimed_for_training(
     )
 
 
+def test_a_clip_already_in_test_is_still_served_when_its_speaker_also_trains_elsewhere(
+    project, make_clips, annotator
+):
+    from labeling.models import Recording
+
+    (tested,) = make_clips(project, count=1)
+    (trained,) = make_clips(project, count=1)
+    Recording.objects.update(speaker="amina")  # a mix from before draws were locked
+    Clip.objects.filter(pk=tested.pk).update(split="test")
+    Clip.objects.filter(pk=trained.pk).update(split="train")
+    now = timezone.now()
+
+    assert queue.clip_claim(
+        project=project, clip_id=tested.pk, user=annotator, split="test", now=now, by_recording=True
+    )
+    assert not queue.clip_claim(
+        project=project,
+        clip_id=tested.pk,
+        user=annotator,
+        split="train",
+        now=now,
+        by_recording=True,
+    )  # (leased already, and in test)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_twenty_annotators_at_once_never_split_a_recording_between_test_or_dev_and_train(
     project, make_clips, make_user

@@ -9,6 +9,7 @@ import torch
 from asr.align import (
     REVIEW_BELOW,
     AlignmentError,
+    align_by_pauses,
     align_transcript,
     ctc_forced_align,
     transcript_lines,
@@ -198,3 +199,14 @@ def test_with_no_model_the_cli_places_the_text_by_pauses_and_marks_every_clip_fo
     for row, end in zip(written, ends[:-1], strict=False):  # each cut in its 0.8 s pause
         assert end - GAP / SAMPLE_RATE <= row["offset"] + row["duration"] <= end
     assert "placed by the recording's pauses" in capsys.readouterr().out
+
+
+def test_by_pauses_one_line_needs_no_pause_and_too_short_audio_is_named():
+    speech = np.sin(np.arange(SAMPLE_RATE) * 0.3).astype(np.float32) * 0.5
+    samples = np.concatenate([np.zeros(3200, np.float32), speech, np.zeros(3200, np.float32)])
+
+    (line,) = align_by_pauses(samples, ["one line"])
+
+    assert line.text == "one line" and line.start_sample < 3200 < line.end_sample
+    with pytest.raises(AlignmentError, match="too short"):
+        align_by_pauses(np.zeros(100, np.float32), ["a"])

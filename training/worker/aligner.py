@@ -58,17 +58,20 @@ def recording_align(*, recording_id: int) -> None:
     except Exception as error:
         fail(f"Alignment crashed ({type(error).__name__}). Retry, or tell your admin.")
         raise
-    low = skipped = 0
+    low = skipped = stored = 0
     for line in aligned:
         if in_repeated_audio(recording, line.start_sample, line.end_sample):
             skipped += 1
             continue
         accepted = model is not None and line.score >= REVIEW_BELOW
-        low += not accepted
-        labeled_clip_store(
+        clip = labeled_clip_store(
             recording, samples, line.start_sample, line.end_sample, line.text, accepted, True
         )
-    note = f"aligned {len(aligned)} lines of its text {source}"
+        stored += clip is not None  # None: under 0.1 s, or there already (a retry)
+        low += clip is not None and not accepted
+    note = f"aligned {stored} of the {len(aligned)} lines of its text {source}"
+    if stored == len(aligned):
+        note = f"aligned {len(aligned)} lines of its text {source}"
     if model is None:
         note += " (no model knows the letters yet); all wait in Review: listen before they train"
     elif low:

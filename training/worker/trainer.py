@@ -28,6 +28,7 @@ from asr.recipe import round_config_from_stored
 from asr.round import ModelSource, PoolDraft, RoundData
 from asr.text import normalize_text
 from labeling.models import Clip, Project
+from labeling.queue import pool_clips_draw_for_training
 from labeling.selectors import labeled_set, pool_confident_drafts, pool_drafts
 from training.models import ModelVersion, TrainingRound
 from training.rounds import round_log as _log
@@ -267,15 +268,16 @@ def _pool_drafts(project: Project, config, train, output: Path) -> list[PoolDraf
         # the recipe's own cap (pseudo_max_ratio), applied here too: only that much is read
         train_seconds = sum(len(samples) for _, samples, _ in train) / SAMPLE_RATE
         clips = pool_confident_drafts(project, config.pseudo_max_ratio * train_seconds)
+        # they become training clips first: one whose recording was drawn into test or dev
+        # since the read is left out
+        kept = pool_clips_draw_for_training(project=project, clip_ids=[c.pk for c in clips])
         rows = [
             [c.pk, normalize_text(c.draft_text, rules), c.draft_confidence, c.draft_greedy]
             for c in clips
+            if c.pk in kept
         ]
         output.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(rows))
-        Clip.objects.filter(pk__in=[row[0] for row in rows], split=Clip.Split.UNASSIGNED).update(
-            split=Clip.Split.TRAIN
-        )
     clips = Clip.objects.in_bulk([row[0] for row in rows])
     return [
         PoolDraft(clip_samples(clips[pk]), text, confidence, normalize_text(greedy, rules))

@@ -210,17 +210,27 @@ def frame_levels(samples: np.ndarray) -> np.ndarray:
     return 10 * np.log10(power.reshape(frames, SAMPLES_PER_FRAME).mean(axis=1) + 1e-10)
 
 
+def quiet_frames(samples: np.ndarray) -> np.ndarray:
+    """(frames,) bool: within QUIET_DB of the recording's quiet floor (its QUIET_PERCENTILE)."""
+    levels = frame_levels(samples)
+    if len(levels) == 0:
+        return np.zeros(0, bool)
+    return levels < np.percentile(levels, QUIET_PERCENTILE) + QUIET_DB
+
+
+def quiet_runs(quiet: np.ndarray) -> list[tuple[int, int]]:
+    """Every run of quiet frames: (first, end)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
 def longest_quiet_run(quiet: np.ndarray, low: int, high: int) -> tuple[int, int] | None:
     """The longest run of quiet frames in [low, high): (first, end), or None."""
-    best, run_start = None, None
-    for frame in range(low, high + 1):
-        if frame < high and quiet[frame]:
-            run_start = frame if run_start is None else run_start
-            continue
-        if run_start is not None and (best is None or frame - run_start > best[1] - best[0]):
-            best = (run_start, frame)
-        run_start = None
-    return best
+    runs = quiet_runs(quiet[low:high])
+    if not runs:
+        return None
+    first, end = max(runs, key=lambda run: run[1] - run[0])
+    return low + first, low + end
 
 
 def _cut_between(
@@ -236,8 +246,7 @@ def _cut_between(
     where there is none (a reading with no audible pause). Cutting at the quietest 0.1 s
     instead was tried: on demo-corpus recordings it put 19 of 39 cuts inside a clip's own
     leading or trailing quiet."""
-    levels = frame_levels(samples)
-    quiet = levels < np.percentile(levels, QUIET_PERCENTILE) + QUIET_DB
+    quiet = quiet_frames(samples)
     cuts: list[int] = []
     for (first, end, _), (next_first, next_end, _) in zip(spans, spans[1:], strict=False):
         middle = (end + next_first) // 2
@@ -270,12 +279,6 @@ PAUSE_REWARD = 1.0  # per cut, times log(pause length): longer pauses are likeli
 BAND_SECONDS, BAND_SHARE = 10.0, 0.1  # a cut is looked for this far from where lengths put it
 
 
-def quiet_runs(quiet: np.ndarray) -> list[tuple[int, int]]:
-    """Every run of quiet frames: (first, end)."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-
-
 def align_by_pauses(samples: np.ndarray, lines: Sequence[str]) -> list[AlignedLine]:
     """Each line of an untimed transcript placed with no model at all: the recording is cut
     at n-1 of its pauses, chosen so that each line's share of the speech is closest to its
@@ -288,10 +291,9 @@ def align_by_pauses(samples: np.ndarray, lines: Sequence[str]) -> list[AlignedLi
     if not lines:
         raise AlignmentError("the transcript has no text")
     samples = np.asarray(samples, np.float32)
-    levels = frame_levels(samples)
-    if len(levels) == 0:
+    quiet = quiet_frames(samples)
+    if len(quiet) == 0:
         raise AlignmentError("the recording is too short")
-    quiet = levels < np.percentile(levels, QUIET_PERCENTILE) + QUIET_DB
     loud = np.flatnonzero(~quiet)
     if len(loud) == 0:
         raise AlignmentError("the recording is silent")
@@ -312,46 +314,20 @@ def align_by_pauses(samples: np.ndarray, lines: Sequence[str]) -> list[AlignedLi
             f"{len(lines)} lines need {len(lines) - 1} pauses between them, and the recording "
             f"has {len(pauses)} in {(last - first) / 50:.1f} s of sound"
         )
-    letters = sum(len(line) for line in lines)  # the shares count spaces: a word break is heard
+    characters = sum(len(line) for line in lines)  # the shares count spaces: breaks are heard
     speech_before = np.concatenate([[0], np.cumsum(~quiet)])  # loud frames before a frame
     middles = np.array([(start + end) // 2 for start, end in pauses], dtype=np.int64)
     spoken = speech_before[middles].astype(np.float64)  # speech before each candidate cut
     reward = PAUSE_REWARD * np.log([(end - start) / MIN_PAUSE_FRAMES for start, end in pauses])
     total = float(speech_before[last])
-    share = np.array([len(line) for line in lines], np.float64) / letters
+    share = np.array([len(line) for line in lines], np.float64) / characters
     expected = np.cumsum(share)[:-1] * total  # speech before each cut, by the lengths alone
     band = max(BAND_SECONDS * 50, BAND_SHARE * total)
 
     def misfit(actual: np.ndarray, line: int) -> np.ndarray:
         return np.log((np.maximum(actual, 0.0) + 1.0) / (share[line] * total + 1.0)) ** 2
 
-    # cost[k]: the best cost of lines 0..j with cut j at pause k; back[j][k]: cut j-1's pause
-    candidates = np.flatnonzero(np.abs(spoken - expected[0]) <= band) if len(expected) else []
-    cost = misfit(spoken[candidates], 0) - reward[candidates] if len(expected) else None
-    back, chosen = [], [candidates]
-    for cut in range(1, len(expected)):
-        here = np.flatnonzero(np.abs(spoken - expected[cut]) <= band)
-        previous = chosen[-1]
-        if len(here) == 0 or len(previous) == 0:
-            raise AlignmentError(f"line {cut + 1} could not be placed between the pauses")
-        total_cost = cost[:, None] + misfit(spoken[here][None, :] - spoken[previous][:, None], cut)
-        total_cost[previous[:, None] >= here[None, :]] = np.inf  # cuts in order
-        best = total_cost.argmin(axis=0)
-        cost = total_cost[best, np.arange(len(here))] - reward[here]
-        back.append(best)
-        chosen.append(here)
-    if len(expected):
-        final = cost + misfit(total - spoken[chosen[-1]], len(lines) - 1)
-        if not np.isfinite(final).any():
-            raise AlignmentError("the lines could not be placed between the pauses in order")
-        position = int(final.argmin())
-        cuts = [int(chosen[-1][position])]
-        for step in range(len(back) - 1, -1, -1):
-            position = int(back[step][position])
-            cuts.append(int(chosen[step][position]))
-        cuts.reverse()
-    else:
-        cuts = []
+    cuts = _pause_cuts(spoken, expected, reward, band, misfit, total) if len(lines) > 1 else []
     boundaries = [max(0, first - PAD_FRAMES), *middles[cuts].tolist(), last + PAD_FRAMES]
     speech = np.diff([speech_before[first], *spoken[cuts].tolist(), total])
     return [
@@ -365,3 +341,32 @@ def align_by_pauses(samples: np.ndarray, lines: Sequence[str]) -> list[AlignedLi
             zip(lines, boundaries[:-1], boundaries[1:], speech, strict=True)
         )
     ]
+
+
+def _pause_cuts(spoken, expected, reward, band, misfit, total) -> list[int]:
+    """The dynamic programme of align_by_pauses: the pause (an index) of each of the
+    len(expected) cuts. cost[k]: the best cost of the lines so far with the latest cut at
+    pause k; back[j][k]: where cut j-1 was then."""
+    candidates = np.flatnonzero(np.abs(spoken - expected[0]) <= band)
+    cost = misfit(spoken[candidates], 0) - reward[candidates]
+    back, chosen = [], [candidates]
+    for cut in range(1, len(expected)):
+        here = np.flatnonzero(np.abs(spoken - expected[cut]) <= band)
+        previous = chosen[-1]
+        if len(here) == 0 or len(previous) == 0:
+            raise AlignmentError(f"line {cut + 1} could not be placed between the pauses")
+        total_cost = cost[:, None] + misfit(spoken[here][None, :] - spoken[previous][:, None], cut)
+        total_cost[previous[:, None] >= here[None, :]] = np.inf  # cuts in order
+        best = total_cost.argmin(axis=0)
+        cost = total_cost[best, np.arange(len(here))] - reward[here]
+        back.append(best)
+        chosen.append(here)
+    final = cost + misfit(total - spoken[chosen[-1]], len(expected))
+    if len(final) == 0 or not np.isfinite(final).any():
+        raise AlignmentError("the lines could not be placed between the pauses in order")
+    position = int(final.argmin())
+    cuts = [int(chosen[-1][position])]
+    for step in range(len(back) - 1, -1, -1):
+        position = int(back[step][position])
+        cuts.append(int(chosen[step][position]))
+    return cuts[::-1]

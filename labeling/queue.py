@@ -21,7 +21,13 @@ from django.utils import timezone
 from asr.text import normalize_text
 from config.dispatch import dispatch_on_commit
 from labeling.models import UNSCORED_LAST, Clip, Project, Recording, Transcript
-from labeling.selectors import SplitDraw, clip_minutes, evaluation_minutes, split_draw
+from labeling.selectors import (
+    SplitDraw,
+    clip_minutes,
+    evaluation_minutes,
+    of_evaluation_units,
+    split_draw,
+)
 
 ACTIVE = (Transcript.Status.SUBMITTED, Transcript.Status.ACCEPTED)
 EVALUATION = (Clip.Split.TEST, Clip.Split.DEV)
@@ -102,15 +108,7 @@ def queue_candidates(
         # nothing of it is free now (its clips are leased) or left to draw: the next set
     pool = open_clips.filter(split__in=[Clip.Split.TRAIN, Clip.Split.UNASSIGNED])
     if draw.by_recording:  # never a clip of a test or dev recording
-        evaluation = Clip.objects.filter(
-            project=project, split__in=[Clip.Split.TEST, Clip.Split.DEV]
-        )
-        speakers = Recording.objects.filter(pk__in=evaluation.values("recording_id")).exclude(
-            speaker=""
-        )
-        pool = pool.exclude(
-            split=Clip.Split.UNASSIGNED, recording_id__in=evaluation.values("recording_id")
-        ).exclude(split=Clip.Split.UNASSIGNED, recording__speaker__in=speakers.values("speaker"))
+        pool = pool.exclude(Q(split=Clip.Split.UNASSIGNED) & of_evaluation_units(project))
     return Clip.Split.TRAIN, [
         pool.order_by(UNSCORED_LAST, F("selection_score").desc(), "random_key")
     ]
@@ -268,20 +266,14 @@ def pool_clips_draw_for_training(*, project: Project, clip_ids: list[int]) -> se
     """Self-training's pool clips join the training side. Drawn by recording, each recording
     is locked as a claim locks it, and a clip whose recording (or speaker) was drawn into test
     or dev meanwhile is left out. Returns the ids that are training clips now."""
-    rows = Clip.objects.filter(pk__in=clip_ids).values_list("pk", "recording_id")
-    if not split_draw(project).by_recording:
-        Clip.objects.filter(pk__in=clip_ids, split=Clip.Split.UNASSIGNED).update(
-            split=Clip.Split.TRAIN
-        )
-        ids = Clip.objects.filter(pk__in=clip_ids, split=Clip.Split.TRAIN)
-        return set(ids.values_list("pk", flat=True))
+    by_recording = split_draw(project).by_recording
     of_recording: dict[int, list[int]] = {}
-    for pk, recording_id in rows:
+    for pk, recording_id in Clip.objects.filter(pk__in=clip_ids).values_list("pk", "recording_id"):
         of_recording.setdefault(recording_id, []).append(pk)
     kept: set[int] = set()
     for recording_id, ids in sorted(of_recording.items()):
         with transaction.atomic():
-            unit = _draw_unit_locked(project, recording_id)
+            unit = _draw_unit_locked(project, recording_id) if by_recording else []
             if _unit_splits(unit) - {Clip.Split.TRAIN}:
                 continue
             Clip.objects.filter(pk__in=ids, split=Clip.Split.UNASSIGNED).update(

@@ -480,6 +480,20 @@ def pool_drafts(project: Project) -> list[str]:
     return [text for text in (normalize_text(draft, rules) for draft in drafts) if text]
 
 
+def of_evaluation_units(project: Project) -> Q:
+    """Clips of a recording with clips in test or dev, or of one naming the same speaker or
+    session: drawn by recording, these never train."""
+    evaluation = Clip.objects.filter(project=project, split__in=[Clip.Split.TEST, Clip.Split.DEV])
+    speakers = (
+        Recording.objects.filter(pk__in=evaluation.values("recording_id"))
+        .exclude(speaker="")
+        .values("speaker")
+    )
+    return Q(recording_id__in=evaluation.values("recording_id")) | Q(
+        recording__speaker__in=speakers
+    )
+
+
 def pool_confident_drafts(project: Project, max_seconds: float) -> list[Clip]:
     """Unlabeled clips with a scored draft, most confident first, up to `max_seconds` of audio:
     what self-training may take. As in pool_drafts, clips set aside for test or dev never
@@ -491,17 +505,7 @@ def pool_confident_drafts(project: Project, max_seconds: float) -> list[Clip]:
         .order_by("-draft_confidence", "pk")
     )
     if split_draw(project).by_recording:  # nor a recording (or speaker) drawn into them
-        evaluation = Clip.objects.filter(
-            project=project, split__in=[Clip.Split.TEST, Clip.Split.DEV]
-        )
-        speakers = (
-            Recording.objects.filter(pk__in=evaluation.values("recording_id"))
-            .exclude(speaker="")
-            .values("speaker")
-        )
-        clips = clips.exclude(recording_id__in=evaluation.values("recording_id")).exclude(
-            recording__speaker__in=speakers
-        )
+        clips = clips.exclude(of_evaluation_units(project))
     picked, seconds = [], 0.0
     for clip in clips.iterator():
         if seconds + clip.duration_seconds > max_seconds:

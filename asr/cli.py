@@ -851,10 +851,8 @@ def run_align(args: argparse.Namespace) -> int:
     if args.model:
         _quiet_transformers()
         model = _load_model(args.model)
-        known = set(model.vocabulary.tokens[3:])
         for number, line in enumerate(lines, start=1):
-            unknown = sorted(set(line.replace(" ", "")) - known)
-            if unknown:
+            if unknown := model.vocabulary.unknown_letters(line):
                 raise CliError(
                     f"{transcript}: utterance {number} has letters the model does not know: "
                     + " ".join(unknown)

@@ -104,6 +104,10 @@ class Vocabulary:
             for character in normalized_text
         ]
 
+    def unknown_letters(self, normalized_text: str) -> list[str]:
+        """The characters of a text (spaces aside) that no token writes, sorted."""
+        return sorted(set(normalized_text.replace(" ", "")) - set(self.tokens[3:]))
+
     def decode(self, token_ids: Iterable[int]) -> str:
         """Token ids (already CTC-collapsed) -> text; [PAD] dropped, `|` read as a space."""
         pieces = []

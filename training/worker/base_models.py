@@ -30,8 +30,7 @@ def base_with_letters(project: Project, lines: list[str]) -> CtcModel | None:
     if not (directory / "vocab.json").is_file():
         return None
     model = load_ctc_model(directory)
-    known = set(model.vocabulary.tokens[3:])
-    if any(set(line.replace(" ", "")) - known for line in lines):
+    if any(model.vocabulary.unknown_letters(line) for line in lines):
         return None
     return model
 

@@ -28,6 +28,13 @@ def english(django_user_model):
     return project
 
 
+def log_in(page, live_server) -> None:
+    page.goto(live_server.url + "/accounts/login/")
+    page.get_by_label("Username").fill("lead")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
 def shot(page, name):
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"annotation-{name}.png"), full_page=True)
@@ -43,10 +50,7 @@ def test_upload_ingest_transcribe_flag_review(
     notes = tmp_path / "notes.wav"
     notes.write_text("not audio at all, just a text file with a .wav name\n" * 20)
 
-    page.goto(live_server.url + "/accounts/login/")
-    page.get_by_label("Username").fill("lead")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_server)
     page.get_by_role("link", name="English test").click()
     page.get_by_role("link", name="Recordings", exact=True).click()
     page.wait_for_url("**/recordings/")  # and its script has run, before files are chosen
@@ -112,10 +116,7 @@ def test_upload_ingest_transcribe_flag_review(
 
 def test_text_in_progress_survives_a_reload(page, live_server, english, make_clips):
     make_clips(english, count=2)
-    page.goto(live_server.url + "/accounts/login/")
-    page.get_by_label("Username").fill("lead")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_server)
     page.goto(f"{live_server.url}/projects/{english.pk}/annotate/")
     page.keyboard.type("half way through a long")
     clip = page.locator("#workspace").get_attribute("data-clip")
@@ -129,10 +130,7 @@ def test_a_sent_text_is_forgotten_locally_once_the_server_says_it_is_stored(
     page, live_server, english, make_clips
 ):
     make_clips(english, count=2)
-    page.goto(live_server.url + "/accounts/login/")
-    page.get_by_label("Username").fill("lead")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, live_server)
     page.goto(f"{live_server.url}/projects/{english.pk}/annotate/")
     lease = page.locator("#workspace").get_attribute("data-lease")
     page.keyboard.type("kept here until it is stored")

@@ -31,6 +31,20 @@ def english(project):
     return project
 
 
+def export_then_import(client_for, owner, source, target):
+    """Project `source`'s manifest zip, exported by its owner and imported into `target` (an
+    English project) by target's own member."""
+    exported = b"".join(
+        client_for(owner).get(reverse("export_manifest", args=[source.pk])).streaming_content
+    )
+    target.alphabet = ENGLISH
+    target.save()
+    client_for(target.memberships.get().user).post(
+        reverse("import_manifest", args=[target.pk]),
+        {"archive": SimpleUploadedFile("export.zip", exported)},
+    )
+
+
 def label(project, user, texts):
     for text in texts:
         clip = queue.clip_lease_next(project=project, user=user)
@@ -179,15 +193,7 @@ def test_the_same_model_scores_an_imported_export_as_it_scores_the_original(
 
     model, _, _ = trained_whisper_model
     labeled_speech(english)  # ten real English clips: two test, two dev, six train
-    exported = b"".join(
-        client_for(owner).get(reverse("export_manifest", args=[english.pk])).streaming_content
-    )
-    other_project.alphabet = ENGLISH
-    other_project.save()
-    client_for(other_project.memberships.get().user).post(
-        reverse("import_manifest", args=[other_project.pk]),
-        {"archive": SimpleUploadedFile("english.zip", exported)},
-    )
+    export_then_import(client_for, owner, english, other_project)
 
     def test_figures(project):
         rules = project.text_rules()
@@ -215,16 +221,8 @@ def test_imported_clips_of_one_recording_stay_one_unit_in_the_draw(
         recording.original_name = f"session-{number}.wav"
         recording.save()
     label(english, annotator, ["one", "two", "three", "four", "five"])
-    exported = b"".join(
-        client_for(owner).get(reverse("export_manifest", args=[english.pk])).streaming_content
-    )
-    other_project.alphabet = ENGLISH
-    other_project.save()
 
-    client_for(other_project.memberships.get().user).post(
-        reverse("import_manifest", args=[other_project.pk]),
-        {"archive": SimpleUploadedFile("x.zip", exported)},
-    )
+    export_then_import(client_for, owner, english, other_project)
 
     sessions = sorted(other_project.recordings.values_list("speaker", flat=True))
     assert len(sessions) == 5 and len(set(sessions)) == 2  # a clip a recording, two units

@@ -96,39 +96,49 @@ def test_racing_for_the_last_clip_gives_it_to_one(project, make_clips, annotator
     assert Clip.objects.get().lease_user.username == winners[0]
 
 
+def at_once(project, make_user, work, count: int = 20, timeout: float = 180) -> None:
+    """`count` annotators of the project run work(user) in threads released together; any
+    error in one of them fails the test (it is not lost in its thread)."""
+    users = [make_user(f"annotator{i}") for i in range(count)]
+    for user in users:
+        project.memberships.create(user=user, role="annotator")
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(len(users))
+
+    def run(user):
+        try:
+            barrier.wait()
+            work(user)
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert failures == []
+
+
 @pytest.mark.django_db(transaction=True)
 def test_twenty_annotators_at_once_never_hear_nothing_to_transcribe_while_clips_are_open(
     project, make_clips, make_user
 ):
     make_clips(project, count=150)
-    users = [make_user(f"annotator{i}") for i in range(20)]
-    for user in users:
-        project.memberships.create(user=user, role="annotator")
     empty: list[str] = []
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(len(users))
 
     def work(user):
-        try:
-            barrier.wait()
-            for _ in range(5):
-                clip = queue.clip_lease_next(project=project, user=user)
-                if clip is None:
-                    empty.append(user.username)
-                    continue
-                submit(clip, user, "sawa")
-        except BaseException as error:  # seen by the assertions below, not lost in the thread
-            failures.append(error)
-        finally:
-            connection.close()
+        for _ in range(5):
+            clip = queue.clip_lease_next(project=project, user=user)
+            if clip is None:
+                empty.append(user.username)
+                continue
+            submit(clip, user, "sawa")
 
-    threads = [threading.Thread(target=work, args=(user,)) for user in users]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    at_once(project, make_user, work, timeout=120)
 
-    assert failures == []
     assert empty == []  # 100 leases from 150 open clips: an empty queue would be false
     assert Transcript.objects.count() == 100
 
@@ -751,29 +761,13 @@ def test_twenty_annotators_at_once_never_split_a_recording_between_test_or_dev_a
     project.test_minutes_target, project.dev_minutes_target = 1.0, 0.5
     project.save()
     many_recordings(project, make_clips, count=12, clips=10)
-    users = [make_user(f"annotator{i}") for i in range(20)]
-    for user in users:
-        project.memberships.create(user=user, role="annotator")
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(len(users))
 
     def work(user):
-        try:
-            barrier.wait()
-            while (clip := queue.clip_lease_next(project=project, user=user)) is not None:
-                submit(clip, user, "sawa")
-        except BaseException as error:
-            failures.append(error)
-        finally:
-            connection.close()
+        while (clip := queue.clip_lease_next(project=project, user=user)) is not None:
+            submit(clip, user, "sawa")
 
-    threads = [threading.Thread(target=work, args=(user,)) for user in users]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
+    at_once(project, make_user, work)
 
-    assert failures == []
     splits_by_recording: dict[int, set[str]] = {}
     for recording_id, split in Clip.objects.values_list("recording_id", "split"):
         splits_by_recording.setdefault(recording_id, set()).add(split)

@@ -42,10 +42,8 @@ def recording_align(*, recording_id: int) -> None:
         )
         version = promoted_version(project)
         if version is not None:
-            model, source = (
-                base_models.load_version(version.directory),
-                (f"with model {version.round.number}"),
-            )
+            model = base_models.load_version(version.directory)
+            source = f"with model {version.round.number}"
         else:
             model, source = base_models.base_with_letters(project, lines), "with the base model"
         if model is None:
@@ -69,9 +67,8 @@ def recording_align(*, recording_id: int) -> None:
         )
         stored += clip is not None  # None: under 0.1 s, or there already (a retry)
         low += clip is not None and not accepted
-    note = f"aligned {stored} of the {len(aligned)} lines of its text {source}"
-    if stored == len(aligned):
-        note = f"aligned {len(aligned)} lines of its text {source}"
+    counted = f"{len(aligned)}" if stored == len(aligned) else f"{stored} of the {len(aligned)}"
+    note = f"aligned {counted} lines of its text {source}"
     if model is None:
         note += " (no model knows the letters yet); all wait in Review: listen before they train"
     elif low:

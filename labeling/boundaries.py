@@ -17,7 +17,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from asr.audio import AudioError, read_window, wav_bytes
-from labeling.ingest import stored_audio_path
+from labeling.ingest import clip_seconds_add, stored_audio_path
 from labeling.models import SAMPLE_RATE, Clip, ClipEdit, Recording, Transcript
 
 MIN_SECONDS = 0.3
@@ -128,6 +128,8 @@ def _replace(
     Transcript.objects.filter(clip__in=old).update(clip=new[0])
     stored = [c.audio.name for c in old]
     Clip.objects.filter(pk__in=[c.pk for c in old]).delete()
+    cut = sum(end - start for start, end in spans) - sum(c.end_sample - c.start_sample for c in old)
+    clip_seconds_add(first.recording_id, cut)
     edit.new_clip_ids = [c.pk for c in new]
     edit.save(update_fields=["new_clip_ids"])
     transaction.on_commit(lambda: [default_storage.delete(name) for name in stored])

@@ -34,6 +34,7 @@ from asr.text import normalize_text, text_problem
 from labeling.annotations import DEFAULT_TIER, Annotation, eaf_bytes, textgrid_bytes
 from labeling.ingest import (
     UploadLimits,
+    clip_seconds_add,
     file_sha256,
     in_users_words,
     project_fingerprints,
@@ -338,6 +339,7 @@ def _import_one(
             f"clips/{project.pk}/{recording.pk}/0.wav", ContentFile(wav_bytes(samples)), save=False
         )
         clip.save()
+        clip_seconds_add(recording.pk, len(samples))
         accepted = status == Transcript.Status.ACCEPTED
         Transcript.objects.create(
             clip=clip,

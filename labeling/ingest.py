@@ -590,9 +590,18 @@ def _clip_store(
     try:
         with transaction.atomic():
             clip.save()
+            clip_seconds_add(recording.pk, end - start)
     except IntegrityError:  # the same start, stored since the check above
         return None
     return clip
+
+
+def clip_seconds_add(recording_id: int, samples: int) -> None:
+    """Count `samples` more (or, negative, fewer) of clips on their recording's row, in the
+    transaction that cuts them: every writer of clips calls this (Recording.clip_seconds)."""
+    Recording.objects.filter(pk=recording_id).update(
+        clip_seconds=F("clip_seconds") + samples / SAMPLE_RATE
+    )
 
 
 def _fail(recording_id: int, message: str) -> None:

@@ -235,6 +235,10 @@ class Recording(models.Model):
     sha256 = models.CharField(max_length=64)
     size_bytes = models.BigIntegerField()
     duration_seconds = models.FloatField()
+    # Seconds of clips cut from it (fewer than it lasts: pauses are not cut), kept by every
+    # writer of clips (labeling.ingest.clip_seconds_add): the test and dev draw plans with
+    # these at every lease, which cannot afford to sum the clips of every recording.
+    clip_seconds = models.FloatField(default=0.0)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
@@ -340,6 +344,8 @@ class Clip(models.Model):
         ]
         indexes = [
             models.Index(fields=["project", "status", "split"]),
+            # Whether a recording has clips in a set, one probe each (selectors.split_draw).
+            models.Index(fields=["recording", "split"], name="clip_recording_split"),
             # The minutes in test and dev (labeling.selectors.evaluation_minutes), read at every lease.
             models.Index(fields=["project", "split", "status"], name="clip_split_minutes"),
             # The queue's two orders (labeling.queue.queue_candidates): a lease reads the

@@ -2,7 +2,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from asr.metrics import clip_errors
@@ -54,34 +54,28 @@ def split_draw(project: Project) -> SplitDraw:
     if project.split_by != Project.SplitBy.RECORDING:
         return SplitDraw(False)
     # The targets are minutes of clips, and a recording holds fewer minutes of clips than it
-    # lasts (pauses are not cut): the draw plans with its clips' minutes. Recordings that
-    # name the same speaker or session are one unit: they join a set together.
-    ready = project.recordings.filter(status="ready").annotate(
-        clip_samples=Sum(F("clips__end_sample") - F("clips__start_sample"))
-    )
-    on_train_side = set(
-        Clip.objects.filter(project=project, split=Clip.Split.TRAIN).values_list(
-            "recording_id", flat=True
-        )
-    )
+    # lasts (pauses are not cut): the draw plans with its clips' minutes, kept on its row so
+    # that a lease reads recordings, not clips. Recordings that name the same speaker or
+    # session are one unit: they join a set together.
+    on_train_side = Exists(Clip.objects.filter(recording=OuterRef("pk"), split=Clip.Split.TRAIN))
+    recordings = project.recordings.annotate(on_train_side=on_train_side)
     train_speakers = set(
-        Recording.objects.filter(pk__in=on_train_side)
-        .exclude(speaker="")
-        .values_list("speaker", flat=True)
+        recordings.filter(on_train_side=True).exclude(speaker="").values_list("speaker", flat=True)
+    )
+    rows = list(
+        recordings.filter(status="ready")
+        .order_by("duration_seconds", "pk")
+        .values_list("pk", "clip_seconds", "speaker", "on_train_side")
     )
     units: dict[str, list] = {}  # speaker (or the recording itself) -> [pks, clip seconds]
-    for pk, samples, speaker in ready.order_by("duration_seconds", "pk").values_list(
-        "pk", "clip_samples", "speaker"
-    ):
-        if pk in on_train_side or (speaker and speaker in train_speakers):
+    for pk, clip_seconds, speaker, on_train in rows:
+        if on_train or (speaker and speaker in train_speakers):
             continue
         unit = units.setdefault(speaker or f"#{pk}", [[], 0.0])
         unit[0].append(pk)
-        unit[1] += (samples or 0) / SAMPLE_RATE
-    total = 60 * clip_minutes(
-        Clip.objects.filter(recording__project=project, recording__status="ready")
-    )
-    count = project.recordings.filter(status="ready").count()
+        unit[1] += clip_seconds
+    total = sum(clip_seconds for _, clip_seconds, _, _ in rows)
+    count = len(rows)
     if count < MIN_RECORDINGS_FOR_RECORDING_SPLITS:
         return SplitDraw(
             False,

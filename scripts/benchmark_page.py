@@ -75,6 +75,7 @@ def make_project(clips: int):
         sha256="benchmark",
         size_bytes=2 * whole.size,
         duration_seconds=whole.size / SAMPLE_RATE,
+        clip_seconds=clips * CLIP_SECONDS,
         status=Recording.Status.READY,
     )
     recording.audio.save("benchmark.wav", ContentFile(wav_bytes(whole)), save=True)

@@ -84,6 +84,7 @@ def make_project(name: str, clips: int, *, scored: bool, test_minutes: float = 0
             sha256=f"{project.pk}-{first}",
             size_bytes=1,
             duration_seconds=per_recording * 4.0,
+            clip_seconds=min(per_recording, clips - first) * 3.0,
             status=Recording.Status.READY,
         )
         Clip.objects.bulk_create(

@@ -109,6 +109,15 @@ def speech_recording(tmp_path_factory) -> Path:
     )
 
 
+def clip_seconds_kept(recording) -> bool:
+    """The seconds of clips its row keeps (Recording.clip_seconds) are its clips' seconds."""
+    from labeling.models import Recording
+
+    recording = Recording.objects.get(pk=recording.pk)
+    cut = sum(clip.duration_seconds for clip in recording.clips.all())
+    return abs(recording.clip_seconds - cut) < 1e-6 and cut > 0
+
+
 @pytest.fixture
 def make_clips(tmp_path):
     """Clips made directly (no ingest), each a short tone: for queue and page tests."""
@@ -123,6 +132,7 @@ def make_clips(tmp_path):
             sha256=f"{project.pk}-{Recording.objects.count()}",
             size_bytes=1,
             duration_seconds=count * seconds,
+            clip_seconds=count * seconds,
         )
         length = int(seconds * 16_000)
         clips, tones = [], []

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from labeling import boundaries, queue
 from labeling.models import Clip, ClipEdit, Transcript
+from tests.conftest import clip_seconds_kept
 
 pytestmark = pytest.mark.django_db
 
@@ -69,6 +70,7 @@ def test_moving_the_end_cuts_the_clip_again_from_the_recording(leased, annotator
     )
     assert edit.old_spans == [[leased.start_sample, leased.end_sample]]
     assert edit.user == annotator
+    assert clip_seconds_kept(edited.recording)
 
 
 def test_an_edit_that_would_overlap_the_next_clip_is_refused_and_changes_nothing(leased, annotator):
@@ -123,6 +125,7 @@ def test_a_split_keeps_the_first_part_and_sends_the_second_to_the_queue(
     assert {first.split, second.split} == {leased.split}
     whole = recording_samples(first)
     assert np.array_equal(samples_of(second), whole[at : leased.end_sample])
+    assert clip_seconds_kept(first.recording)
     served = [queue.clip_lease_next(project=leased.project, user=reviewer) for _ in range(3)]
     assert second.pk in [clip.pk for clip in served if clip]
 
@@ -143,6 +146,7 @@ def test_a_merge_joins_the_next_clip_and_keeps_the_transcript_rows_of_both(
     assert undone.clip == merged  # never lost
     assert len(samples_of(merged)) == following.end_sample - leased.start_sample
     assert ClipEdit.objects.get().old_clip_ids == [leased.pk, following.pk]
+    assert clip_seconds_kept(merged.recording)
 
 
 def test_a_merge_never_joins_a_labeled_clip_another_set_or_someone_elses_clip(

@@ -17,7 +17,7 @@ from django.urls import reverse
 from labeling import exchange, queue
 from labeling.ingest import UploadLimits
 from labeling.models import Clip, Recording, Transcript
-from tests.conftest import real_speech_dir
+from tests.conftest import clip_seconds_kept, real_speech_dir
 
 pytestmark = pytest.mark.django_db
 
@@ -120,6 +120,7 @@ def test_importing_a_zip_keeps_good_rows_and_names_the_bad_ones(
     assert clips.count() == 3
     assert set(clips.values_list("split", "status")) == {("train", "accepted")}
     assert Transcript.objects.filter(status="accepted").count() == 3
+    assert all(clip_seconds_kept(clip.recording) for clip in clips)
 
 
 def test_importing_something_that_is_not_a_zip(client_for, owner, english):

@@ -14,6 +14,7 @@ from django.urls import reverse
 from asr.audio import AudioError, ffmpeg_executable
 from labeling import ingest
 from labeling.models import Clip, Recording
+from tests.conftest import clip_seconds_kept
 
 pytestmark = pytest.mark.django_db
 
@@ -178,6 +179,7 @@ def test_ingest_cuts_clips_at_pauses_and_a_rerun_adds_none(
     Recording.objects.filter(pk=recording.pk).update(status="queued")
     ingest.recording_ingest(recording_id=recording.pk)
     assert recording.clips.count() == len(clips)
+    assert clip_seconds_kept(recording)  # counted once, though cut twice
 
 
 def test_ingest_does_nothing_for_a_recording_that_is_not_queued(owner, project, make_clips):

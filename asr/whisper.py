@@ -45,7 +45,7 @@ from transformers.audio_utils import mel_filter_bank
 from transformers.modeling_outputs import CausalLMOutput
 
 from asr.audio import SAMPLE_RATE
-from asr.model import CtcModel, length_buckets
+from asr.model import CtcModel
 from asr.text import Vocabulary
 
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -471,9 +471,9 @@ class WhisperCtcHeadConfig:
 class WhisperCtcNetwork(nn.Module):
     """Waveform -> log-mel -> Whisper encoder -> head -> CTC logits.
 
-    Called like transformers' Wav2Vec2ForCTC (input_values, attention_mask, labels padded with
-    -100 -> output.loss, .logits, .hidden_states), so asr.model.transcribe_clips runs it as is.
-    `head_forward` starts from cached encoder outputs.
+    Called like transformers' Wav2Vec2ForCTC for inference (input_values, attention_mask ->
+    output.logits, .hidden_states), so asr.model.transcribe_clips runs it as is; training's
+    loss is asr.finetune.ctc_loss, on the logits. `head_forward` starts from encoder outputs.
     """
 
     main_input_name = "input_values"
@@ -511,7 +511,6 @@ class WhisperCtcNetwork(nn.Module):
             enable_nested_tensor=False,
         )
         self.lm_head = nn.Linear(config.width, vocabulary_size)
-        self.blank_id = 0  # asr.text.Vocabulary's [PAD]
         self.freeze_encoder(config.unfreeze_top_layers)
 
     def freeze_encoder(self, unfreeze_top_layers: int = 0) -> None:
@@ -562,14 +561,12 @@ class WhisperCtcNetwork(nn.Module):
         self,
         hidden: torch.Tensor,
         frame_lengths: torch.Tensor,
-        labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         noisy_rows: torch.Tensor | None = None,
         mask_prob: float = 0.0,
     ) -> CausalLMOutput:
-        """Encoder outputs (B, T, 512) or (B, T, L, 512), frame_lengths (B,), labels (B, N)
-        padded with -100 -> logits (B, T, V) and, with labels, the CTC loss (mean over the batch
-        of loss / label length). In training, rows where `noisy_rows` (B,) is true get spans of
+        """Encoder outputs (B, T, 512) or (B, T, L, 512), frame_lengths (B,) -> logits
+        (B, T, V). In training, rows where `noisy_rows` (B,) is true get spans of
         their encoder frames zeroed, `mask_prob` of them in all: the noise of a noisy student,
         on outputs that a cache keeps fixed."""
         hidden = hidden.float()  # a cache may hold float16
@@ -580,36 +577,20 @@ class WhisperCtcNetwork(nn.Module):
         padding = ~_row_mask(frame_lengths, hidden.shape[1])  # (B, T) true on padding
         head_hidden = self.head(self.head_in(hidden), src_key_padding_mask=padding)  # (B, T, W)
         logits = self.lm_head(head_hidden)  # (B, T, V)
-        loss = None
-        if labels is not None:
-            label_mask = labels >= 0
-            log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
-            loss = F.ctc_loss(
-                log_probs,
-                labels[label_mask],
-                frame_lengths,
-                label_mask.sum(dim=1),
-                blank=self.blank_id,
-                reduction="mean",
-                zero_infinity=True,  # a clip shorter than its label would otherwise give inf
-            )
         hidden_states = (hidden, head_hidden) if output_hidden_states else None
-        return CausalLMOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+        return CausalLMOutput(logits=logits, hidden_states=hidden_states)
 
     def forward(
         self,
         input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         noisy_rows: torch.Tensor | None = None,
         mask_prob: float = 0.0,
     ) -> CausalLMOutput:
         """input_values (B, n) -> logits (B, T, V) at 50 frames/s; see head_forward."""
         hidden, frame_lengths = self.encode(input_values, attention_mask)
-        return self.head_forward(
-            hidden, frame_lengths, labels, output_hidden_states, noisy_rows, mask_prob
-        )
+        return self.head_forward(hidden, frame_lengths, output_hidden_states, noisy_rows, mask_prob)
 
 
 MASK_SPAN_FRAMES = 5  # 100 ms at 50 frames/s
@@ -725,36 +706,6 @@ def _encoder_parameter_fine_tuned(network: WhisperCtcNetwork, name: str) -> bool
     return any(
         name.startswith(f"encoder.layers.{k}.") for k in range(first, network.encoder.config.layers)
     )
-
-
-@torch.no_grad()
-def encode_clips(
-    network: WhisperCtcNetwork,
-    clips: Sequence[np.ndarray],
-    max_batch_seconds: float = 60.0,
-    max_batch_size: int = 16,
-) -> list[torch.Tensor]:
-    """Clips (n_i,) at 16 kHz -> encoder outputs (T_i, 512) or (T_i, L, 512) each, in order.
-
-    With a frozen encoder these never change, so early rounds can cache them and train only
-    the head (`network.head_forward`)."""
-    network.eval()
-    outputs: list[torch.Tensor | None] = [None] * len(clips)
-    batches = length_buckets(
-        [len(clip) for clip in clips], int(max_batch_seconds * SAMPLE_RATE), max_batch_size
-    )
-    for batch in batches:
-        longest = max(len(clips[index]) for index in batch)
-        samples = torch.zeros(len(batch), longest)
-        for row, index in enumerate(batch):
-            samples[row, : len(clips[index])] = torch.from_numpy(
-                np.asarray(clips[index], np.float32)
-            )
-        lengths = torch.tensor([len(clips[index]) for index in batch])
-        hidden, frame_lengths = network.encode(samples, _row_mask(lengths, longest).long())
-        for row, index in enumerate(batch):
-            outputs[index] = hidden[row, : frame_lengths[row]].clone()
-    return outputs  # type: ignore[return-value]
 
 
 def cache_encoder_outputs(network, cache: dict) -> None:

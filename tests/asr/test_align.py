@@ -18,6 +18,7 @@ from asr.audio import SAMPLE_RATE, decode_audio, write_wav
 from asr.cli import main
 from asr.text import TextRules, normalize_text, vocabulary_from_texts
 from tests.asr.conftest import REPO_ROOT
+from tests.conftest import head_trained
 
 GAP = 12_800  # 0.8 s of quiet between utterances
 RULES = TextRules(strip_characters=",.?!;:\"'")
@@ -77,7 +78,6 @@ def aligner(tmp_path_factory):
     from asr.whisper import (
         WhisperCtcHeadConfig,
         WhisperWeightsMissing,
-        encode_clips,
         whisper_ctc_model,
     )
 
@@ -93,22 +93,7 @@ def aligner(tmp_path_factory):
     clips = [decode_audio(path) for path, _ in pairs]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    cached = encode_clips(model.network, clips)
-    frames = torch.tensor([len(hidden) for hidden in cached])
-    hidden = torch.nn.utils.rnn.pad_sequence(cached, batch_first=True)
-    labels = torch.nn.utils.rnn.pad_sequence(
-        [torch.tensor(vocabulary.encode(t)) for _, t in pairs], batch_first=True, padding_value=-100
-    )
-    network = model.network
-    optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=3e-3)
-    network.train()
-    torch.manual_seed(0)
-    for _ in range(200):  # about 40 s on one core
-        loss = network.head_forward(hidden, frames, labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    network.eval()
+    head_trained(model, clips, [t for _, t in pairs], 200, 3e-3)  # about 40 s on one core
     torch.set_num_threads(threads)
     pieces, speech, at = [], [], 0
     for clip in clips:

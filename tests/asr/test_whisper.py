@@ -10,6 +10,7 @@ import torch
 from transformers import WhisperFeatureExtractor
 
 from asr.audio import SAMPLE_RATE, decode_audio
+from asr.finetune import get_batch
 from asr.model import transcribe_clips
 from asr.text import TextRules, normalize_text, vocabulary_from_texts
 from asr.whisper import (
@@ -22,7 +23,6 @@ from asr.whisper import (
     WhisperWeightsInvalid,
     WhisperWeightsMissing,
     ctranslate2_encoder_names,
-    encode_clips,
     load_whisper_base_encoder,
     load_whisper_ctc_model,
     parse_ctranslate2_model,
@@ -33,6 +33,7 @@ from asr.whisper import (
     whisper_frame_count,
     write_ctranslate2_model,
 )
+from tests.conftest import head_trained
 
 TINY = WhisperEncoderConfig(width=32, layers=2, heads=2, ffn_width=64)
 TINY_HEAD = WhisperCtcHeadConfig(
@@ -55,6 +56,15 @@ def tiny_encoder(seed: int = 0) -> WhisperEncoder:
     with torch.no_grad():
         encoder.positions.normal_(std=0.1)
     return encoder.requires_grad_(False).eval()
+
+
+@torch.no_grad()
+def encoder_outputs(model, clips) -> list[torch.Tensor]:
+    """Each clip's encoder outputs (T_i, 512) or (T_i, L, 512), from one zero-padded batch as
+    training and scoring pad them (asr.finetune.get_batch)."""
+    batch = get_batch(model, clips, [[]] * len(clips), range(len(clips)), torch.device("cpu"))
+    hidden, frames = model.network.encode(batch.input_values, batch.attention_mask)
+    return [hidden[row, : frames[row]] for row in range(len(clips))]
 
 
 def ctranslate2_file_from(encoder: WhisperEncoder) -> Ctranslate2Model:
@@ -163,7 +173,7 @@ def test_the_encoder_gives_50_frames_per_second_at_any_length(sample_count: int)
     network = whisper_ctc_model(vocabulary_from_texts(["ab"], RULES), TINY_HEAD, tiny_encoder())
     samples = np.random.default_rng(0).normal(0, 0.1, sample_count).astype(np.float32)
 
-    (hidden,) = encode_clips(network.network, [samples])
+    (hidden,) = encoder_outputs(network, [samples])
 
     assert hidden.shape == (whisper_frame_count(sample_count), 32)
     assert network.network._get_feat_extract_output_lengths(torch.tensor(sample_count)) == len(
@@ -176,8 +186,8 @@ def test_a_clip_encodes_the_same_alone_and_in_a_padded_batch():
     rng = np.random.default_rng(1)
     clips = [rng.normal(0, 0.1, n).astype(np.float32) for n in (8000, 20000, 3300)]
 
-    batched = encode_clips(model.network, clips)
-    alone = [encode_clips(model.network, [clip])[0] for clip in clips]
+    batched = encoder_outputs(model, clips)
+    alone = [encoder_outputs(model, [clip])[0] for clip in clips]
 
     for one, other in zip(batched, alone, strict=True):
         torch.testing.assert_close(one, other, atol=1e-4, rtol=1e-4)
@@ -196,7 +206,7 @@ def test_the_real_encoder_separates_speech_from_silence(base_encoder, real_speec
     top_layer = replace(TINY_HEAD, encoder_layers=(6,))
     model = whisper_ctc_model(vocabulary_from_texts(["ab"], RULES), top_layer, base_encoder)
 
-    (hidden,) = encode_clips(model.network, [np.concatenate([silence, speech, silence])])
+    (hidden,) = encoder_outputs(model, [np.concatenate([silence, speech, silence])])
 
     total = 2 * SAMPLE_RATE + len(speech)
     assert hidden.shape == (whisper_frame_count(total), 512)
@@ -290,27 +300,9 @@ def test_the_ctc_head_on_whisper_learns_three_real_clips(real_speech, request):
     layers = (2, 3, 4, 5, 6) if encoder.config.layers == 6 else (1, 2)
     head = WhisperCtcHeadConfig(encoder_layers=layers, dropout=0.0)
     model = whisper_ctc_model(vocabulary, head, encoder)
-    network = model.network
-    cached = encode_clips(network, clips)  # the encoder is frozen: encode once
-    frames = torch.tensor([len(hidden) for hidden in cached])
-    hidden = torch.nn.utils.rnn.pad_sequence(cached, batch_first=True)  # (3, T, 5, 512)
-    labels = torch.nn.utils.rnn.pad_sequence(
-        [torch.tensor(vocabulary.encode(text)) for text in texts],
-        batch_first=True,
-        padding_value=-100,
-    )
-    trainable = [p for p in network.parameters() if p.requires_grad]
-    assert all(not p.requires_grad for p in network.encoder.parameters())
-    optimizer = torch.optim.AdamW(trainable, lr=1e-3)
-    network.train()
+    assert all(not p.requires_grad for p in model.network.encoder.parameters())
 
-    losses = []
-    for _ in range(40):
-        loss = network.head_forward(hidden, frames, labels).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = head_trained(model, clips, texts, 40, 1e-3)  # the encoder is frozen: encode once
 
     assert losses[-1] < 0.5 * losses[0]
 
@@ -324,14 +316,14 @@ def test_a_mixed_head_reads_the_listed_layers_and_runs_no_layer_above_them():
     model = whisper_ctc_model(vocabulary_from_texts(["ab"], RULES), head, encoder)
     samples = np.random.default_rng(0).normal(0, 0.1, 8000).astype(np.float32)
 
-    (first_layer,) = encode_clips(model.network, [samples])
+    (first_layer,) = encoder_outputs(model, [samples])
     assert ran == [1] and first_layer.shape == (whisper_frame_count(8000), 32)
 
     ran.clear()
     mixed = whisper_ctc_model(
         vocabulary_from_texts(["ab"], RULES), replace(TINY_HEAD, encoder_layers=(1, 2)), encoder
     )
-    (both,) = encode_clips(mixed.network, [samples])
+    (both,) = encoder_outputs(mixed, [samples])
     assert ran == [1, 2] and both.shape == (whisper_frame_count(8000), 2, 32)
     torch.testing.assert_close(both[:, 0], first_layer)
     logits = mixed.network(torch.from_numpy(samples)[None]).logits

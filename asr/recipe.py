@@ -71,9 +71,10 @@ class RoundConfig:
     # The pseudo-label is the greedy draft rather than the one annotators see (LM-decoded
     # where the version kept its LM): the LM's forced words may not be what the audio says.
     pseudo_from_greedy: bool = False
-    # On CUDA, a Whisper-based round may also train the encoder's top layers, at a tenth of
-    # the learning rate (bf16 autocast, as all CUDA training). On the CPU this is too slow to
-    # be worth it (every step runs the encoder again): the encoder stays frozen there.
+    # A Whisper-based round may also train the encoder's top layers, at a tenth of the
+    # learning rate (bf16 autocast on CUDA, as all CUDA training). The layers below stay
+    # frozen and cached, so each step reruns only the top ones: on the CPU a step with the
+    # top layer training takes about 2.6x one of the head alone (docs/benchmarks.md).
     unfreeze_top_layers: int = 0
     encoder_learning_rate_factor: float = 0.1
 

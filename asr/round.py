@@ -163,7 +163,7 @@ class ModelSource:
         return load_ctc_model(directory)
 
     def _cached(self, model: CtcModel) -> CtcModel:
-        if self.encoder_cache is not None and model.network.encoder_frozen:
+        if self.encoder_cache is not None:
             from asr.whisper import cache_encoder_outputs
 
             cache_encoder_outputs(model.network, self.encoder_cache)
@@ -239,7 +239,7 @@ def run_round(
         recovery_plan(config, promoted_dir is not None, start_from_promoted), start=1
     ):
         model = models.load(promoted_dir) if start == "promoted" else models.fresh(seed)
-        model = _unfrozen(model, config, device, say if number == 1 else lambda line: None)
+        model = _unfrozen(model, config, say if number == 1 else lambda line: None)
         run_dir = output_dir if number == 1 else output_dir / f"retry-{number - 1}"
         run = finetune(
             model,
@@ -502,17 +502,14 @@ def _incumbent_cer(promoted: CtcModel | None, data: RoundData, inference) -> flo
     return evaluate_model(promoted, *_split(clips), inference_config=inference).cer
 
 
-def _unfrozen(model: CtcModel, config: RoundConfig, device: str, say) -> CtcModel:
-    """The model with its encoder's top `config.unfreeze_top_layers` layers set to train where
-    a GPU is there, none on the CPU. A model whose layers were fine-tuned before keeps them
-    (they are saved with it) and trains only as many as asked now."""
+def _unfrozen(model: CtcModel, config: RoundConfig, say) -> CtcModel:
+    """The model with its encoder's top `config.unfreeze_top_layers` layers set to train. A
+    model whose layers were fine-tuned before keeps them (they are saved with it) and trains
+    only as many as asked now."""
     network = model.network
     if not hasattr(network, "head_config"):  # not Whisper-based
         return model
-    layers = config.unfreeze_top_layers
-    if layers and not device.startswith("cuda"):
-        say(f"the encoder stays frozen: training its top {layers} layers needs CUDA")
-    wanted = layers if device.startswith("cuda") else 0
+    wanted = config.unfreeze_top_layers
     fine_tuned = network.head_config.unfreeze_top_layers
     if wanted > fine_tuned:
         from asr.whisper import unfreeze_top_layers

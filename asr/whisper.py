@@ -330,20 +330,12 @@ class WhisperEncoder(nn.Module):
         """log_mel (B, 80, M) with zeros past each clip's end, mel_lengths (B,) ->
         hidden (B, T, 512), frame_lengths (B,). Frames past a clip's end are not attended to.
 
-        With `output_layers` (1-based), hidden is (B, T, L, 512): the residual stream after each
-        listed layer (the last layer's through the final norm, as Whisper's decoder reads it),
-        and layers above the highest listed one are not run."""
-        frame_lengths = (mel_lengths + 1) // 2
-        frames = log_mel.shape[-1] // 2 + log_mel.shape[-1] % 2
-        if frames > self.config.max_frames:
-            raise ValueError(f"{frames / 50:.1f} s of audio; the encoder reads at most 30 s")
-        mel_valid = torch.arange(log_mel.shape[-1], device=log_mel.device) < mel_lengths[:, None]
-        # zeroing conv1's output past the end makes a padded clip see what it sees alone
-        x = F.gelu(self.conv1(log_mel)) * mel_valid[:, None, :]  # (B, 512, M)
-        x = F.gelu(self.conv2(x)).transpose(1, 2)  # (B, T, 512)
-        x = x + self.positions[:frames]
-        valid = torch.arange(frames, device=x.device)[None, :] < frame_lengths[:, None]  # (B, T)
-        attention_mask = None if bool(valid.all()) else valid[:, None, None, :]
+        With `output_layers` (1-based; 0: the stream entering layer 1), hidden is
+        (B, T, L, 512): the residual stream after each listed layer (the last layer's through
+        the final norm, as Whisper's decoder reads it), and layers above the highest listed one
+        are not run."""
+        x, frame_lengths = self.embed(log_mel, mel_lengths)
+        attention_mask = frame_attention_mask(frame_lengths, x.shape[1])
         if output_layers is None:
             for layer in self.layers:
                 x = layer(x, attention_mask)
@@ -352,17 +344,42 @@ class WhisperEncoder(nn.Module):
             self.layer_outputs(x, attention_mask, output_layers), dim=2
         ), frame_lengths
 
+    def embed(self, log_mel: torch.Tensor, mel_lengths: torch.Tensor):
+        """log_mel (B, 80, M), mel_lengths (B,) -> the stream entering layer 1 (B, T, 512) and
+        frame lengths (B,)."""
+        frame_lengths = (mel_lengths + 1) // 2
+        frames = log_mel.shape[-1] // 2 + log_mel.shape[-1] % 2
+        if frames > self.config.max_frames:
+            raise ValueError(f"{frames / 50:.1f} s of audio; the encoder reads at most 30 s")
+        mel_valid = torch.arange(log_mel.shape[-1], device=log_mel.device) < mel_lengths[:, None]
+        # zeroing conv1's output past the end makes a padded clip see what it sees alone
+        x = F.gelu(self.conv1(log_mel)) * mel_valid[:, None, :]  # (B, 512, M)
+        x = F.gelu(self.conv2(x)).transpose(1, 2)  # (B, T, 512)
+        return x + self.positions[:frames], frame_lengths
+
     def layer_outputs(
-        self, x: torch.Tensor, attention_mask: torch.Tensor | None, output_layers: Sequence[int]
+        self,
+        x: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        output_layers: Sequence[int],
+        start: int = 0,
     ) -> list[torch.Tensor]:
         """The residual stream (B, T, 512) after each listed layer (1-based; the last layer's
-        through the final norm); layers above the highest listed one are not run."""
-        outputs = []
-        for number, layer in enumerate(self.layers[: max(output_layers)], start=1):
+        through the final norm; `start` itself is `x`), running the layers above `start` on
+        `x`, the stream after layer `start`, up to the highest listed one."""
+        outputs = [x] if start in output_layers else []
+        for number, layer in enumerate(self.layers[start : max(output_layers)], start=start + 1):
             x = layer(x, attention_mask)
             if number in output_layers:
                 outputs.append(self.final_norm(x) if number == len(self.layers) else x)
         return outputs
+
+
+def frame_attention_mask(frame_lengths: torch.Tensor, frames: int) -> torch.Tensor | None:
+    """(B, 1, 1, T), true on each clip's frames, for the encoder's attention; None when no
+    clip is padded."""
+    valid = torch.arange(frames, device=frame_lengths.device)[None, :] < frame_lengths[:, None]
+    return None if bool(valid.all()) else valid[:, None, None, :]
 
 
 def ctranslate2_encoder_names(config: WhisperEncoderConfig) -> dict[str, str]:
@@ -535,21 +552,52 @@ class WhisperCtcNetwork(nn.Module):
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """input_values (B, n) zero-padded, attention_mask (B, n) -> hidden (B, T, 512), or
-        (B, T, L, 512) when the head reads L encoder layers, and frame lengths (B,)."""
+        (B, T, L, 512) when the head reads L encoder layers, and frame lengths (B,).
+
+        The frozen layers run in `encode_frozen`, which a cache may stand in for
+        (cache_encoder_outputs); the top `unfreeze_top_layers` ones, which train, run here on
+        its last output, so that training them reruns only them."""
+        frozen, frame_lengths = self.encode_frozen(input_values, attention_mask)
+        layers = self.head_config.encoder_layers
+        last_frozen = self.encoder.config.layers - self.head_config.unfreeze_top_layers
+        if any(number > last_frozen for number in layers):
+            frozen = frozen.float()  # a cache may hold float16
+            trained = self.encoder.layer_outputs(
+                frozen[:, :, -1],
+                frame_attention_mask(frame_lengths, frozen.shape[1]),
+                [number for number in layers if number > last_frozen],
+                start=last_frozen,
+            )
+            kept = sum(number <= last_frozen for number in layers)
+            frozen = torch.stack([frozen[:, :, k] for k in range(kept)] + trained, dim=2)
+        return (frozen[:, :, 0] if len(layers) == 1 else frozen), frame_lengths
+
+    def frozen_outputs(self) -> list[int]:
+        """The layers after which `encode_frozen` gives the residual stream: those the head
+        reads among the frozen ones, then the last frozen one where the head reads a layer
+        above it (0: the stream entering layer 1)."""
+        last_frozen = self.encoder.config.layers - self.head_config.unfreeze_top_layers
+        listed = [number for number in self.head_config.encoder_layers if number <= last_frozen]
+        if len(listed) < len(self.head_config.encoder_layers) and last_frozen not in listed:
+            listed.append(last_frozen)
+        return listed
+
+    def encode_frozen(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's frozen part: input_values (B, n) zero-padded, attention_mask (B, n) ->
+        (B, T, F, 512), the streams after `frozen_outputs()`, and frame lengths (B,). These
+        never change while the model trains: what cache_encoder_outputs keeps per clip."""
         if attention_mask is None:
             sample_lengths = torch.full((input_values.shape[0],), input_values.shape[1])
         else:
             sample_lengths = attention_mask.sum(dim=1)
         sample_lengths = sample_lengths.to(input_values.device)
-        log_mel, mel_lengths = self.log_mel(
-            input_values * _row_mask(sample_lengths, input_values.shape[1]), sample_lengths
-        )
-        layers = self.head_config.encoder_layers
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_frozen):
-            if layers == (self.encoder.config.layers,):
-                return self.encoder(log_mel, mel_lengths)
-            hidden, frame_lengths = self.encoder(log_mel, mel_lengths, output_layers=layers)
-            return (hidden[:, :, 0] if len(layers) == 1 else hidden), frame_lengths
+        with torch.no_grad():
+            log_mel, mel_lengths = self.log_mel(
+                input_values * _row_mask(sample_lengths, input_values.shape[1]), sample_lengths
+            )
+            return self.encoder(log_mel, mel_lengths, output_layers=self.frozen_outputs())
 
     def mix_layers(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, T, L, 512) from L encoder layers -> (B, T, 512): each layer normalized, then
@@ -685,9 +733,9 @@ def load_whisper_ctc_model(
 
 def unfreeze_top_layers(model: CtcModel, layers: int) -> CtcModel:
     """Let the top `layers` encoder layers of a Whisper CTC model train (on a copy of the
-    encoder, which other models may share), with no encoder cache: outputs now change."""
+    encoder, which other models may share). An encoder cache stays: it keeps the outputs of
+    the layers below, which do not change."""
     network: WhisperCtcNetwork = model.network  # type: ignore[assignment]
-    vars(network).pop("encode", None)
     network.encoder = copy.deepcopy(network.encoder)
     network.head_config = replace(network.head_config, unfreeze_top_layers=layers)
     network.freeze_encoder(layers)
@@ -709,19 +757,21 @@ def _encoder_parameter_fine_tuned(network: WhisperCtcNetwork, name: str) -> bool
 
 
 def cache_encoder_outputs(network, cache: dict) -> None:
-    """Make a WhisperCtcNetwork with a frozen encoder encode each distinct clip only once.
+    """Make a WhisperCtcNetwork run its encoder's frozen layers only once per distinct clip.
 
-    `network.encode` is replaced (on this instance) by a lookup keyed by a hash of the clip's
-    samples and the encoder layers the head reads (so networks with other heads can share one
-    `cache`); clips not in `cache` are encoded together and stored. Training, scoring and
-    evaluation then run the encoder once per clip for the whole simulation, instead of at
-    every step. Outputs equal the uncached ones to float16 precision (they are stored so, on
+    `network.encode_frozen` is replaced (on this instance) by a lookup keyed by a hash of the
+    clip's samples and the layers whose outputs it gives (so networks with other heads, or
+    other layers training, can share one `cache`); clips not in `cache` are encoded together
+    and stored. Training, scoring and evaluation then run the frozen layers once per clip for
+    the whole simulation, instead of at every step; only the top layers that train (if any)
+    run again. Outputs equal the uncached ones to float16 precision (they are stored so, on
     the CPU): a clip encodes the same alone and in a padded batch (tested). `del
-    network.encode` ends the caching and frees the cache's last reference from the network."""
-    encode = network.encode
-    layers = repr(tuple(network.head_config.encoder_layers)).encode()
+    network.encode_frozen` ends the caching and frees the cache's last reference from the
+    network."""
+    encode = network.encode_frozen
 
     def cached_encode(input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        layers = repr(tuple(network.frozen_outputs())).encode()
         if attention_mask is None:
             lengths = [input_values.shape[1]] * input_values.shape[0]
         else:
@@ -736,15 +786,15 @@ def cache_encoder_outputs(network, cache: dict) -> None:
             longest = max(lengths[row] for row in missing)
             samples = input_values[missing, :longest]
             mask = None if attention_mask is None else attention_mask[missing, :longest]
-            hidden, frame_lengths = encode(samples, mask)  # (M, T, 512), (M,)
+            hidden, frame_lengths = encode(samples, mask)  # (M, T, F, 512), (M,)
             for position, row in enumerate(missing):
                 # float16 on the CPU: half the memory (a mixed-layer head caches several layers
                 # per frame), and none of a GPU's
                 output = hidden[position, : frame_lengths[position]]
                 cache[keys[row]] = output.detach().to("cpu", torch.float16, copy=True)
         outputs = [cache[key] for key in keys]
-        hidden = torch.nn.utils.rnn.pad_sequence(outputs, batch_first=True)  # (B, T, 512)
+        hidden = torch.nn.utils.rnn.pad_sequence(outputs, batch_first=True)  # (B, T, F, 512)
         frame_lengths = torch.tensor([len(output) for output in outputs])
         return hidden.to(input_values.device), frame_lengths.to(input_values.device)
 
-    network.encode = cached_encode
+    network.encode_frozen = cached_encode

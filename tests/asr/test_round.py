@@ -292,27 +292,25 @@ def tiny_whisper():
     return whisper_ctc_model(VOCABULARY, head, encoder.requires_grad_(False))
 
 
-def test_on_cuda_the_encoders_top_layers_train_on_a_copy_at_a_lower_rate(tmp_path):
+def test_the_encoders_top_layers_train_on_a_copy_at_a_lower_rate_with_the_rest_cached(tmp_path):
     from asr.round import _unfrozen
     from asr.whisper import cache_encoder_outputs
 
     model = tiny_whisper()
     shared = model.network.encoder
-    cache_encoder_outputs(model.network, {})
+    cache = {}
+    cache_encoder_outputs(model.network, cache)
     config = RoundConfig(unfreeze_top_layers=1, encoder_learning_rate_factor=0.1)
     lines = []
 
-    assert _unfrozen(model, config, "cpu", lines.append) is model  # CPU: stays frozen
-    assert model.network.encoder_frozen
-    assert lines == ["the encoder stays frozen: training its top 1 layers needs CUDA"]
-    model = _unfrozen(model, config, "cuda", lines.append)
+    model = _unfrozen(model, config, lines.append)
     network = model.network
+    assert lines == ["the encoder's top 1 layers train too, at 0.1 of the learning rate"]
     assert [layer.attention_norm.weight.requires_grad for layer in network.encoder.layers] == [
         False,
         True,
     ]
     assert network.head_config.unfreeze_top_layers == 1  # saved with the model
-    assert "encode" not in vars(network)  # no cache: the outputs now change
     assert not any(p.requires_grad for p in shared.parameters())  # other models' encoder
 
     # the loop itself runs anywhere: the encoder's group learns at a tenth of the rate
@@ -328,6 +326,8 @@ def test_on_cuda_the_encoders_top_layers_train_on_a_copy_at_a_lower_rate(tmp_pat
         ),
     )  # fmt: skip
     assert not torch.equal(before, network.encoder.layers[1].ffn_out.weight)
+    # the cache kept layer 1's outputs, which do not change: the layer that trains ran again
+    assert cache and all(hidden.shape[1:] == (1, 32) for hidden in cache.values())
     groups = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
     assert [group["lr_factor"] for group in groups] == [1.0, 0.1]
     assert groups[1]["lr"] == pytest.approx(0.1 * groups[0]["lr"])
@@ -384,16 +384,16 @@ def test_fine_tuned_encoder_layers_are_kept_when_a_later_round_freezes_them(tmp_
 
     model = tiny_whisper()
     base = model.network.encoder
-    model = _unfrozen(model, RoundConfig(unfreeze_top_layers=1), "cuda", lambda line: None)
+    model = _unfrozen(model, RoundConfig(unfreeze_top_layers=1), lambda line: None)
     with torch.no_grad():
         model.network.encoder.layers[1].ffn_out.bias.fill_(0.5)  # what training changed
-    save_whisper_ctc_model(model, tmp_path / "gpu-round")
+    save_whisper_ctc_model(model, tmp_path / "unfrozen-round")
 
-    # a CPU worker continues from it: nothing trains in the encoder, its changes stay
-    again = load_whisper_ctc_model(tmp_path / "gpu-round", base)
-    again = _unfrozen(again, RoundConfig(unfreeze_top_layers=1), "cpu", lambda line: None)
+    # a later round with the encoder frozen continues from it: its changes stay
+    again = load_whisper_ctc_model(tmp_path / "unfrozen-round", base)
+    again = _unfrozen(again, RoundConfig(unfreeze_top_layers=0), lambda line: None)
     assert again.network.encoder_frozen
-    save_whisper_ctc_model(again, tmp_path / "cpu-round")
-    last = load_whisper_ctc_model(tmp_path / "cpu-round", base)
+    save_whisper_ctc_model(again, tmp_path / "frozen-round")
+    last = load_whisper_ctc_model(tmp_path / "frozen-round", base)
     assert torch.all(last.network.encoder.layers[1].ffn_out.bias == 0.5)
     assert not torch.all(base.layers[1].ffn_out.bias == 0.5)  # the base encoder is untouched

@@ -275,6 +275,38 @@ def test_save_and_load_round_trip_the_head_and_unfrozen_layers(tmp_path: Path):
         )
 
 
+def test_with_its_top_layer_training_a_cached_network_reruns_only_that_layer():
+    from asr.whisper import cache_encoder_outputs, unfreeze_top_layers
+
+    vocabulary = vocabulary_from_texts(["ab"], RULES)
+    encoder = WhisperEncoder(replace(TINY, layers=3))
+    head = replace(TINY_HEAD, encoder_layers=(1, 3))
+    rng = np.random.default_rng(2)
+    clips = [rng.normal(0, 0.1, n).astype(np.float32) for n in (8000, 20000)]
+    plain = unfreeze_top_layers(whisper_ctc_model(vocabulary, head, encoder), 1)
+    cached = unfreeze_top_layers(whisper_ctc_model(vocabulary, head, encoder), 1)
+    cache = {}
+    cache_encoder_outputs(cached.network, cache)
+    ran = []
+    for number, layer in enumerate(cached.network.encoder.layers, start=1):
+        layer.register_forward_hook(lambda *_, number=number: ran.append(number))
+
+    for _ in range(2):
+        expected, got = encoder_outputs(plain, clips), encoder_outputs(cached, clips)
+        for one, other in zip(expected, got, strict=True):
+            assert one.shape[1:] == (2, 32)  # layers 1 and 3, as the head reads them
+            torch.testing.assert_close(one, other, atol=2e-3, rtol=2e-3)  # float16 in the cache
+    assert ran == [1, 2, 3, 3]  # the frozen layers once, the one that trains at every call
+    # the cache holds layer 1 (read by the head) and layer 2 (the trained layer's input)
+    assert {hidden.shape[1:] for hidden in cache.values()} == {(2, 32)}
+
+    batch = get_batch(cached, clips, [[1], [2]], [0, 1], torch.device("cpu"))
+    cached.network(batch.input_values, batch.attention_mask).logits.sum().backward()
+    layers = cached.network.encoder.layers
+    assert layers[2].ffn_out.weight.grad is not None
+    assert layers[0].ffn_out.weight.grad is None and layers[1].ffn_out.weight.grad is None
+
+
 def test_transcribe_clips_runs_a_whisper_ctc_model():
     vocabulary = vocabulary_from_texts(["hello world"], RULES)
     model = whisper_ctc_model(vocabulary, TINY_HEAD, tiny_encoder())

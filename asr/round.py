@@ -113,8 +113,8 @@ class RoundResult:
 class ModelSource:
     """A round's models: fresh ones of the base (a new head, seeded) and saved ones, sharing
     what can be shared. Whisper's frozen encoder is loaded once; with `encoder_cache` (a dict,
-    which may outlive the round: the simulation keeps one for all its rounds) each clip is
-    encoded once for every model that reads it.
+    which may outlive the round: the simulation keeps one for all its rounds) its frozen
+    layers run once per clip for every model that reads it.
 
     base: builtin:whisper-base, builtin:tiny, a saved CTC model directory, or a checkpoint
     (local, or a hub id with allow_download) whose encoder gets a new CTC head."""

@@ -31,6 +31,7 @@ import json
 import math
 import re
 import struct
+import types
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -736,6 +737,12 @@ def unfreeze_top_layers(model: CtcModel, layers: int) -> CtcModel:
     encoder, which other models may share). An encoder cache stays: it keeps the outputs of
     the layers below, which do not change."""
     network: WhisperCtcNetwork = model.network  # type: ignore[assignment]
+    first_trained = network.encoder.config.layers - layers + 1
+    if max(network.head_config.encoder_layers) < first_trained:
+        raise ValueError(
+            f"the head reads no encoder layer from {first_trained} up: training the top "
+            f"{layers} layers would change nothing"
+        )
     network.encoder = copy.deepcopy(network.encoder)
     network.head_config = replace(network.head_config, unfreeze_top_layers=layers)
     network.freeze_encoder(layers)
@@ -765,13 +772,17 @@ def cache_encoder_outputs(network, cache: dict) -> None:
     and stored. Training, scoring and evaluation then run the frozen layers once per clip for
     the whole simulation, instead of at every step; only the top layers that train (if any)
     run again. Outputs equal the uncached ones to float16 precision (they are stored so, on
-    the CPU): a clip encodes the same alone and in a padded batch (tested). `del
+    the CPU): a clip encodes the same alone and in a padded batch (tested). A copy of the
+    network (copy.deepcopy) reads its own layers and shares the cache. `del
     network.encode_frozen` ends the caching and frees the cache's last reference from the
     network."""
-    encode = network.encode_frozen
 
-    def cached_encode(input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        layers = repr(tuple(network.frozen_outputs())).encode()
+    def cached_encode(
+        self: WhisperCtcNetwork,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+    ):
+        layers = repr(tuple(self.frozen_outputs())).encode()
         if attention_mask is None:
             lengths = [input_values.shape[1]] * input_values.shape[0]
         else:
@@ -786,7 +797,8 @@ def cache_encoder_outputs(network, cache: dict) -> None:
             longest = max(lengths[row] for row in missing)
             samples = input_values[missing, :longest]
             mask = None if attention_mask is None else attention_mask[missing, :longest]
-            hidden, frame_lengths = encode(samples, mask)  # (M, T, F, 512), (M,)
+            # (M, T, F, 512), (M,)
+            hidden, frame_lengths = WhisperCtcNetwork.encode_frozen(self, samples, mask)
             for position, row in enumerate(missing):
                 # float16 on the CPU: half the memory (a mixed-layer head caches several layers
                 # per frame), and none of a GPU's
@@ -797,4 +809,5 @@ def cache_encoder_outputs(network, cache: dict) -> None:
         frame_lengths = torch.tensor([len(output) for output in outputs])
         return hidden.to(input_values.device), frame_lengths.to(input_values.device)
 
-    network.encode_frozen = cached_encode
+    # bound to the instance, so that a deep copy binds it to the copy
+    network.encode_frozen = types.MethodType(cached_encode, network)

@@ -66,7 +66,7 @@ class SimulationConfig:
     round_overrides: dict = field(default_factory=dict)
     start_from_promoted: bool = True  # the app's default; off: each round a new head
     device: str = "auto"
-    cache_encoder: bool = True  # builtin:whisper-base: encode each clip once (frozen encoder)
+    cache_encoder: bool = True  # builtin:whisper-base: run the frozen layers once per clip
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.strategies if name not in STRATEGIES]

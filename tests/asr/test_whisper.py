@@ -307,6 +307,84 @@ def test_with_its_top_layer_training_a_cached_network_reruns_only_that_layer():
     assert layers[0].ffn_out.weight.grad is None and layers[1].ffn_out.weight.grad is None
 
 
+@pytest.mark.parametrize(
+    ("layers", "trained"),
+    [((3,), 0), ((3,), 1), ((3,), 3), ((1, 3), 1), ((2, 3), 1), ((1, 2, 3), 2), ((1, 2), 2)],
+)
+def test_encode_gives_the_layers_the_head_reads_whichever_train_cached_or_not(layers, trained):
+    import copy
+
+    from asr.whisper import cache_encoder_outputs, unfreeze_top_layers
+
+    torch.manual_seed(3)
+    encoder = WhisperEncoder(replace(TINY, layers=3))
+    with torch.no_grad():
+        encoder.positions.normal_(std=0.1)
+    model = whisper_ctc_model(
+        vocabulary_from_texts(["ab"], RULES), replace(TINY_HEAD, encoder_layers=layers), encoder
+    )
+    if trained:
+        unfreeze_top_layers(model, trained)
+    rng = np.random.default_rng(4)
+    clips = [rng.normal(0, 0.1, n).astype(np.float32) for n in (8000, 20000)]
+    batch = get_batch(model, clips, [[1], [2]], [0, 1], torch.device("cpu"))
+    network = model.network.eval()
+    with torch.no_grad():  # the encoder's own forward, every layer run from the log-mel
+        lengths = batch.attention_mask.sum(dim=1)
+        log_mel, mel_lengths = network.log_mel(batch.input_values, lengths)
+        expected, frames = network.encoder(log_mel, mel_lengths, output_layers=layers)
+    expected = expected[:, :, 0] if len(layers) == 1 else expected
+    cached = copy.deepcopy(model)
+    cache_encoder_outputs(cached.network, {})
+
+    for each in (model, cached, cached):  # the cached one twice: filled, then read
+        with torch.no_grad():
+            got, got_frames = each.network.encode(batch.input_values, batch.attention_mask)
+        assert torch.equal(got_frames, frames) and got.shape == expected.shape
+        got = got.float()  # an all-frozen cached network gives float16, which the head reads
+        for row, count in enumerate(frames.tolist()):
+            atol = 1e-5 if each is model else 5e-3  # the cache keeps float16
+            torch.testing.assert_close(got[row, :count], expected[row, :count], atol=atol, rtol=0)
+
+
+def test_a_copy_of_a_cached_network_reads_its_own_layers():
+    import copy
+
+    from asr.whisper import cache_encoder_outputs, unfreeze_top_layers
+
+    model = whisper_ctc_model(
+        vocabulary_from_texts(["ab"], RULES),
+        replace(TINY_HEAD, encoder_layers=(2,)),
+        tiny_encoder(),
+    )
+    cache_encoder_outputs(model.network, {})
+    copied = unfreeze_top_layers(copy.deepcopy(model), 1)
+    with torch.no_grad():
+        copied.network.encoder.layers[1].ffn_out.bias.add_(torch.linspace(-1, 1, 32))  # trained
+    samples = torch.from_numpy(np.random.default_rng(5).normal(0, 0.1, (1, 8000)).astype("f4"))
+    uncached = copy.deepcopy(copied)
+    del uncached.network.encode_frozen
+
+    with torch.no_grad():
+        torch.testing.assert_close(
+            copied.network.encode(samples)[0],
+            uncached.network.encode(samples)[0],
+            atol=5e-3,
+            rtol=0,
+        )
+        original = model.network.encode(samples)[0].float()  # its cache keeps float16
+        assert not torch.allclose(original, copied.network.encode(samples)[0], atol=0.1)
+    with pytest.raises(ValueError, match="the head reads no encoder layer from 2 up"):
+        unfreeze_top_layers(
+            whisper_ctc_model(
+                vocabulary_from_texts(["ab"], RULES),
+                replace(TINY_HEAD, encoder_layers=(1,)),
+                tiny_encoder(),
+            ),
+            1,
+        )
+
+
 def test_transcribe_clips_runs_a_whisper_ctc_model():
     vocabulary = vocabulary_from_texts(["hello world"], RULES)
     model = whisper_ctc_model(vocabulary, TINY_HEAD, tiny_encoder())

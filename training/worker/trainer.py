@@ -289,7 +289,9 @@ def _pool_drafts(project: Project, config, train, output: Path) -> list[PoolDraf
 def _encoder_outputs_fit(clips: list[np.ndarray]) -> bool:
     """Whether a frozen Whisper encoder's outputs of these clips fit in
     VERNACULAR_ENCODER_CACHE_MB (float16, every layer the default head reads): then each clip
-    is encoded once for the whole round rather than at every step."""
+    is encoded once for the whole round rather than at every step. A round whose models
+    differ in how many top layers train (a promoted model that trained some, a fresh retry
+    that trains none) caches each set of frozen layers, up to twice this."""
     from asr.whisper import SAMPLES_PER_FRAME, WhisperCtcHeadConfig, WhisperEncoderConfig
 
     frames = sum(len(samples) for samples in clips) / SAMPLES_PER_FRAME

@@ -560,24 +560,29 @@ class WhisperCtcNetwork(nn.Module):
         its last output, so that training them reruns only them."""
         frozen, frame_lengths = self.encode_frozen(input_values, attention_mask)
         layers = self.head_config.encoder_layers
-        last_frozen = self.encoder.config.layers - self.head_config.unfreeze_top_layers
-        if any(number > last_frozen for number in layers):
+        last_frozen = self.last_frozen_layer
+        if trained_layers := [number for number in layers if number > last_frozen]:
             frozen = frozen.float()  # a cache may hold float16
             trained = self.encoder.layer_outputs(
                 frozen[:, :, -1],
                 frame_attention_mask(frame_lengths, frozen.shape[1]),
-                [number for number in layers if number > last_frozen],
+                trained_layers,
                 start=last_frozen,
             )
-            kept = sum(number <= last_frozen for number in layers)
-            frozen = torch.stack([frozen[:, :, k] for k in range(kept)] + trained, dim=2)
+            kept = len(layers) - len(trained_layers)  # the frozen ones the head reads
+            frozen = torch.cat([frozen[:, :, :kept], torch.stack(trained, dim=2)], dim=2)
         return (frozen[:, :, 0] if len(layers) == 1 else frozen), frame_lengths
+
+    @property
+    def last_frozen_layer(self) -> int:
+        """The highest encoder layer that does not train (0: all of them train)."""
+        return self.encoder.config.layers - self.head_config.unfreeze_top_layers
 
     def frozen_outputs(self) -> list[int]:
         """The layers after which `encode_frozen` gives the residual stream: those the head
         reads among the frozen ones, then the last frozen one where the head reads a layer
         above it (0: the stream entering layer 1)."""
-        last_frozen = self.encoder.config.layers - self.head_config.unfreeze_top_layers
+        last_frozen = self.last_frozen_layer
         listed = [number for number in self.head_config.encoder_layers if number <= last_frozen]
         if len(listed) < len(self.head_config.encoder_layers) and last_frozen not in listed:
             listed.append(last_frozen)
